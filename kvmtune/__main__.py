@@ -1,0 +1,3 @@
+from kvmtune.entry import main
+
+raise SystemExit(main())

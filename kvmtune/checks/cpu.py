@@ -1,0 +1,98 @@
+"""cpu.virt and cpu.vulnerabilities: CPU flags are evidence, never the verdict alone."""
+
+from __future__ import annotations
+
+from kvmtune.checks.facts import Facts
+from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check, unknown
+
+INTEL_CAPS = ("ept", "vpid", "flexpriority", "tpr_shadow", "vnmi", "unrestricted_guest")
+AMD_CAPS = ("npt", "avic", "x2avic", "nrip_save", "decodeassists", "vgif")
+VMX_VENDORS = ("GenuineIntel", "CentaurHauls")
+SVM_VENDORS = ("AuthenticAMD", "HygonGenuine")
+
+
+def check_cpu_virt(facts: Facts) -> Check:
+    title = "Hardware virtualization (VT-x / AMD-V)"
+    cpu = facts.cpu
+    if not cpu.flags:
+        return unknown("cpu.virt", title, cpu.problems or ["/proc/cpuinfo has no flags"])
+    features = set(cpu.flags) | set(cpu.vmx_flags or ())
+    if cpu.has("vmx") or cpu.vendor in VMX_VENDORS:
+        ext, caps, paging = "vmx", INTEL_CAPS, "ept"
+    else:
+        ext, caps, paging = "svm", AMD_CAPS, "npt"
+    if ext == "vmx" and cpu.vmx_flags is None:
+        # Only the "vmx flags" line (Linux >= 5.8) shows unrestricted_guest.
+        caps = tuple(c for c in caps if c != "unrestricted_guest")
+    present = [c for c in caps if c in features]
+    data = {
+        "vendor": cpu.vendor, "model_name": cpu.model_name, "extension": ext,
+        "present": cpu.has(ext), "capabilities": {c: c in features for c in caps},
+        "vmx_flags": list(cpu.vmx_flags) if cpu.vmx_flags is not None else None,
+        "hypervisor": cpu.hypervisor,
+    }
+    where = " (running under a hypervisor)" if cpu.hypervisor else ""
+    name = "VT-x" if ext == "vmx" else "AMD-V"
+    if cpu.has(ext):
+        caps_text = ", ".join(present) or "none of the capability flags"
+        if paging not in features:
+            return Check("cpu.virt", WARN, title,
+                         f"{name} present{where} but no {paging.upper()}: KVM falls back to shadow paging ({caps_text})",
+                         "Shadow paging makes every guest page-table change exit to the host. "
+                         + ("Expose the host CPU to this guest (libvirt <cpu mode='host-passthrough'/>)."
+                            if cpu.hypervisor else "Only a newer CPU generation provides it."),
+                         data)
+        return Check("cpu.virt", PASS, title, f"{name} present{where}: {caps_text}", None, data)
+    probe = facts.kvm_probe if facts.host.live else None
+    if probe is not None and probe.guest_ran:
+        backends = ", ".join(m.name for m in facts.modules.backends) or "unknown backend"
+        return Check("cpu.virt", INFO, title,
+                     f"no {ext} flag{where}, yet KVM runs guests here (backend: {backends})",
+                     None, data)
+    if cpu.hypervisor:
+        return Check("cpu.virt", WARN, title,
+                     f"no {ext} flag: this is a guest whose hypervisor does not expose {name}",
+                     "Enable nested virtualization on the outer host (kvm_intel nested=1 or "
+                     "kvm_amd nested=1) and give this guest the host CPU (host-passthrough).", data)
+    return Check("cpu.virt", WARN, title,
+                 f"no {ext} flag: the CPU lacks {name}, or firmware disabled it "
+                 "(Linux >= 5.6 hides the flag when firmware locks it off)",
+                 f"Enable {name} ('Intel Virtualization Technology' / 'SVM Mode') in the firmware "
+                 "setup, then power the machine off and on (reboot needed).", data)
+
+
+# Vulnerabilities that matter where guests run: guest-to-host or guest-to-guest leaks.
+HYPERVISOR_VULNS = ("l1tf", "mds", "itlb_multihit", "retbleed", "mmio_stale_data", "tsx_async_abort",
+                    "srbds", "spec_rstack_overflow", "gather_data_sampling",
+                    "reg_file_data_sampling", "spectre_v2", "vmscape", "indirect_target_selection",
+                    "tsa", "spec_store_bypass")
+
+
+def check_cpu_vulnerabilities(facts: Facts) -> Check:
+    title = "CPU vulnerabilities that reach across guests"
+    vulns = facts.vulns
+    if not vulns.states:
+        if vulns.problems:
+            return unknown("cpu.vulnerabilities", title, vulns.problems)
+        return Check("cpu.vulnerabilities", UNKNOWN, title,
+                     "no /sys/devices/system/cpu/vulnerabilities (kernel older than 4.15, or not captured)")
+    relevant = {k: v for k, v in vulns.states.items() if k in HYPERVISOR_VULNS}
+    vulnerable = sorted(k for k, v in relevant.items() if v.startswith("Vulnerable"))
+    smt_exposed = sorted(k for k, v in relevant.items()
+                         if "SMT vulnerable" in v and vulns.smt_active is not False)
+    data = {"states": relevant, "vulnerable": vulnerable, "smt_exposed": smt_exposed,
+            "smt_control": vulns.smt_control, "smt_active": vulns.smt_active}
+    if vulnerable:
+        return Check("cpu.vulnerabilities", WARN, title,
+                     f"vulnerable: {', '.join(vulnerable)}",
+                     "Update the CPU microcode and the kernel; check that 'mitigations=off' is "
+                     "not on the kernel command line (reboot needed).", data)
+    if smt_exposed:
+        return Check("cpu.vulnerabilities", WARN, title,
+                     f"mitigated, but SMT still exposes: {', '.join(smt_exposed)}",
+                     "If guests do not trust each other, turn SMT off: 'echo off > "
+                     "/sys/devices/system/cpu/smt/control' now, 'nosmt' on the kernel command "
+                     "line to keep it (reboot needed); or pin guests to whole cores.", data)
+    return Check("cpu.vulnerabilities", PASS, title,
+                 f"{len(relevant)} checked, none vulnerable", None, data)
+

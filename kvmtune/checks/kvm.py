@@ -1,0 +1,182 @@
+"""kvm.device, kvm.access, kvm.functional, kvm.modules.
+
+kvm.functional decides whether KVM is usable: it runs a guest. The others
+explain why not, and what KVM's configuration costs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from kvmtune.checks.facts import Facts
+from kvmtune.checks.model import FAIL, PASS, SKIP, SNAPSHOT, UNKNOWN, WARN, Check
+from kvmtune.errors import UsageError
+from kvmtune.probe.devices import can_read_write
+from kvmtune.probe.users import group_id, group_name, read_user
+
+ACCESS_HINT = ("Give the user the device's group ('usermod -aG kvm USER', then log in again), or "
+               "set it with a udev rule: KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\" in "
+               "/etc/udev/rules.d/65-kvm.rules, then 'udevadm trigger /dev/kvm'. No reboot needed.")
+
+
+def check_device(facts: Facts) -> Check:
+    title = "/dev/kvm exists"
+    node = facts.node("kvm")
+    data = node.to_json()
+    if node.problem:
+        return Check("kvm.device", UNKNOWN, title, f"/dev/kvm: {node.problem}", None, data)
+    if not facts.dev_captured:
+        return Check("kvm.device", UNKNOWN, title, "no /dev in this snapshot", None, data)
+    if node.exists:
+        if facts.host.live and not node.stat.is_char_device:
+            return Check("kvm.device", FAIL, title, "/dev/kvm exists but is not a character device",
+                         "Remove it and let udev recreate it: 'rm /dev/kvm && udevadm trigger'.", data)
+        return Check("kvm.device", PASS, title, "/dev/kvm is present", None, data)
+    backends = facts.modules.backends
+    if backends:
+        hint = ("KVM is loaded but the node is missing: run 'udevadm trigger', check that /dev is a "
+                "devtmpfs; in a container, pass the device in (docker --device /dev/kvm).")
+    else:
+        module = "kvm_amd" if facts.cpu.vendor in ("AuthenticAMD", "HygonGenuine") else "kvm_intel"
+        hint = (f"Load KVM: 'modprobe {module}' (to keep it: 'echo {module} > "
+                f"/etc/modules-load.d/kvm.conf'); if it refuses, enable virtualization in the "
+                "firmware setup and power-cycle (reboot needed).")
+    return Check("kvm.device", FAIL, title, "/dev/kvm does not exist", hint, data)
+
+
+def check_access(facts: Facts) -> Check:
+    title = "/dev/kvm is usable by the invoking user" + (f" and {facts.as_user}" if facts.as_user else "")
+    node = facts.node("kvm")
+    if not facts.host.live:
+        return Check("kvm.access", SKIP, title, SNAPSHOT)
+    if not node.exists:
+        return Check("kvm.access", SKIP, title, "no /dev/kvm (see kvm.device)")
+    st = node.stat
+    owner_group = group_name(facts.host, st.gid) or str(st.gid)
+    data = {"mode": f"{st.perm:04o}", "uid": st.uid, "group": owner_group, "acl": bool(node.acl)}
+    problems = []
+    me = facts.host.access(node.path, os.R_OK | os.W_OK)
+    data["invoking_user"] = {"uid": os.getuid(), "read_write": me}
+    if not me:
+        problems.append(f"uid {os.getuid()} cannot open /dev/kvm read-write")
+    if facts.as_user:
+        user = read_user(facts.host, facts.as_user)
+        if user is None:
+            raise UsageError(f"--as-user: no user named {facts.as_user!r} on this host")
+        ok = can_read_write(node, user.uid, set(user.groups))
+        data["as_user"] = {"name": user.name, "uid": user.uid, "read_write": ok}
+        if not ok:
+            problems.append(f"user {user.name} cannot open /dev/kvm read-write")
+    where = f"mode {st.perm:04o}, group {owner_group}" + (", with ACL" if node.acl else "")
+    if problems:
+        hint = ACCESS_HINT
+        if group_id(facts.host, "kvm") is None:
+            hint = "There is no 'kvm' group: 'groupadd -r kvm' first. " + hint
+        return Check("kvm.access", FAIL, title, f"{'; '.join(problems)} ({where})", hint, data)
+    who = "invoking user" + (f" and {facts.as_user}" if facts.as_user else "")
+    return Check("kvm.access", PASS, title, f"{who} can read and write /dev/kvm ({where})", None, data)
+
+
+def check_functional(facts: Facts) -> Check:
+    title = "KVM runs a guest"
+    if not facts.host.live:
+        return Check("kvm.functional", SKIP, title, SNAPSHOT)
+    if not facts.node("kvm").exists:
+        return Check("kvm.functional", SKIP, title, "no /dev/kvm (see kvm.device)")
+    probe = facts.kvm_probe
+    data = probe.to_json()
+    if probe.guest_ran:
+        return Check("kvm.functional", PASS, title,
+                     f"created a VM and a vCPU and ran guest code to its HLT "
+                     f"({len(probe.exits)} exits, {probe.elapsed_ms:.1f} ms, API {probe.api_version})",
+                     None, data)
+    stage, err = probe.failed_stage, probe.errno
+    if stage == "open" and err in (errno.EACCES, errno.EPERM):
+        return Check("kvm.functional", FAIL, title,
+                     f"permission denied opening /dev/kvm as uid {os.getuid()}", ACCESS_HINT, data)
+    if stage == "create_vm" and err == errno.EBUSY:
+        return Check("kvm.functional", FAIL, title,
+                     "KVM_CREATE_VM: device busy: another hypervisor holds VT-x/AMD-V",
+                     "Stop the other hypervisor (VirtualBox, VMware) and its kernel modules; "
+                     "kvm.enable_virt_at_load=1 makes KVM claim the extensions at load instead.",
+                     data)
+    if stage == "open" and err in (errno.ENXIO, errno.ENODEV):
+        return Check("kvm.functional", FAIL, title,
+                     "/dev/kvm has no driver behind it (module not loaded or failed to set up)",
+                     "Load the vendor module (modprobe kvm_intel / kvm_amd) and read its refusal "
+                     "in the kernel log ('journalctl -k | grep -i kvm').", data)
+    what = f"{stage}: {probe.error}" + (f" ({errno.errorcode.get(err, err)})" if err else "")
+    return Check("kvm.functional", FAIL, title, f"KVM refused: {what}",
+                 "Read the kernel log ('journalctl -k | grep -i kvm') for the reason.", data)
+
+
+# Per-backend parameters: (name, meaning when off, warn when off?)
+INTEL_PARAMS = {
+    "ept": ("shadow paging: every guest page-table change exits to the host", True),
+    "vpid": ("TLB flushed on every VM entry and exit", True),
+    "unrestricted_guest": ("real-mode guest code (firmware, boot) is emulated", True),
+    "enable_apicv": ("interrupts and EOIs exit to the host", True),
+    "pml": ("dirty logging for live migration uses write-protect faults", False),
+    "nested": ("guests cannot run their own hypervisor", False),
+}
+AMD_PARAMS = {
+    "npt": ("shadow paging: every guest page-table change exits to the host", True),
+    "avic": ("interrupts to guests exit to the host (AVIC off)", False),
+    "nested": ("guests cannot run their own hypervisor", False),
+    "sev": ("no SEV guests", False),
+    "sev_es": ("no SEV-ES guests", False),
+    "sev_snp": ("no SEV-SNP guests", False),
+}
+KVM_PARAMS = ("nx_huge_pages", "halt_poll_ns", "tdp_mmu", "enable_virt_at_load")
+
+
+def _off(value: str | None) -> bool:
+    return value is not None and value.strip().upper() in ("N", "0")
+
+
+def check_modules(facts: Facts) -> Check:
+    title = "KVM modules and their effective parameters"
+    mods = facts.modules
+    if not facts.host.is_dir("sys/module"):
+        return Check("kvm.modules", UNKNOWN, title, "no /sys/module to read (not captured in this snapshot)")
+    data = mods.to_json()
+    if not mods.modules:
+        return Check("kvm.modules", FAIL if facts.host.live else WARN, title,
+                     "no kvm module is built in or loaded",
+                     "Load it: 'modprobe kvm_intel' or 'modprobe kvm_amd'.", data)
+    warns, notes = [], []
+    for module, table in (("kvm_intel", INTEL_PARAMS), ("kvm_amd", AMD_PARAMS)):
+        m = mods.get(module)
+        if m is None:
+            continue
+        requested = mods.requested.get(module, {})
+        for param, (cost, warn) in table.items():
+            value = m.params.get(param)
+            if not _off(value):
+                continue
+            text = f"{module}.{param}={value} ({cost})"
+            if param in requested and not _off(requested[param]):
+                text += f"; requested {requested[param]} but the kernel turned it off (no hardware support)"
+            (warns if warn else notes).append(text)
+    kvm = mods.get("kvm")
+    if kvm:
+        if kvm.params.get("nx_huge_pages", "").upper() in ("Y", "FORCE"):
+            notes.append("kvm.nx_huge_pages=Y (iTLB-multihit mitigation: executable guest huge pages are split)")
+        if _off(kvm.params.get("tdp_mmu")):
+            notes.append("kvm.tdp_mmu=N")
+    backends = ", ".join(f"{m.name} ({'built-in' if m.builtin else 'loaded'})" for m in mods.backends)
+    summary = f"backend: {backends or 'none'}"
+    if mods.problems:
+        notes.append(f"unreadable: {len(mods.problems)} parameters")
+    if warns:
+        return Check("kvm.modules", WARN, title, f"{summary}; " + "; ".join(warns),
+                     "Remove the override from /etc/modprobe.d and the kernel command line, "
+                     "then reload the module ('modprobe -r kvm_intel && modprobe kvm_intel' with "
+                     "no guests running) or reboot.", data)
+    if not mods.backends:
+        return Check("kvm.modules", WARN, title, "kvm is present but no vendor backend (kvm_intel, kvm_amd)",
+                     "Load the backend: 'modprobe kvm_intel' or 'modprobe kvm_amd'.", data)
+    return Check("kvm.modules", PASS, title, summary + ("; " + "; ".join(notes) if notes else ""),
+                 None, data)
+

@@ -1,0 +1,56 @@
+"""``kvmtune check``: read the host, judge it, print the report, return the exit code."""
+
+from __future__ import annotations
+
+from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
+
+FORMATS = ("text", "json")
+
+
+class CheckOptions:
+    """What ``kvmtune check`` was asked to do; built by the typer command or the fast path."""
+
+    def __init__(self, root: str = "/", format: str = "text", quiet: bool = False,
+                 strict: bool = False, only: list[str] | None = None, skip: list[str] | None = None,
+                 as_user: str | None = None, output: str | None = None):
+        self.root = root
+        self.format = format
+        self.quiet = quiet
+        self.strict = strict
+        self.only = list(only or [])
+        self.skip = list(skip or [])
+        self.as_user = as_user
+        self.output = output
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CheckOptions) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"CheckOptions({vars(self)})"
+
+
+def split_selectors(values: list[str] | None) -> list[str]:
+    """``--only kvm,cpu --only ksm`` -> [kvm, cpu, ksm]."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def run_check(opts: CheckOptions) -> int:
+    import os
+
+    from kvmtune.checks import run_checks
+    from kvmtune.checks.facts import Facts
+    from kvmtune.host import Host
+
+    if opts.format not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {opts.format!r}")
+    if not os.path.isdir(opts.root):
+        raise UsageError(f"--root: {opts.root} is not a directory")
+    facts = Facts(Host(opts.root), as_user=opts.as_user)
+    report = run_checks(facts, split_selectors(opts.only), split_selectors(opts.skip), opts.strict)
+    if opts.format == "json":
+        from kvmtune.render.json_out import write_json
+        write_json(report.to_json())
+    else:
+        from kvmtune.render.check_text import render_check_text
+        render_check_text(report, quiet=opts.quiet)
+    return EXIT_OK if report.ready else EXIT_NOT_READY

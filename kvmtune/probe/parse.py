@@ -1,0 +1,103 @@
+"""Parsers of the kernel's text formats (cpu lists, masks, key: value files)."""
+
+from __future__ import annotations
+
+
+class ParseError(ValueError):
+    """Text that does not have the kernel's format."""
+
+
+def cpulist(text: str) -> list[int]:
+    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11]; empty text -> []."""
+    out: list[int] = []
+    text = text.strip()
+    if not text:
+        return out
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            if sep:
+                start, end = int(lo), int(hi)
+                if end < start:
+                    raise ParseError(f"bad cpu range {part!r}")
+                out.extend(range(start, end + 1))
+            else:
+                out.append(int(lo))
+        except ValueError:
+            raise ParseError(f"bad cpu list {text!r}") from None
+    return out
+
+
+def cpumask(text: str) -> list[int]:
+    """A hex mask in 32-bit words, most significant first (``0000ffff,00000001``)."""
+    digits = text.strip().replace(",", "")
+    if not digits:
+        return []
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        raise ParseError(f"bad cpu mask {text!r}") from None
+    return [bit for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def format_cpulist(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> ``0-2,5``."""
+    parts: list[str] = []
+    run: list[int] = []
+    for cpu in sorted(cpus):
+        if run and cpu == run[-1] + 1:
+            run.append(cpu)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [cpu]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
+
+
+def kv_kb(text: str) -> dict[str, int]:
+    """``/proc/meminfo``-style ``Key:   123 kB`` lines -> {Key: 123}.
+
+    Node meminfo lines carry a ``Node N`` prefix, which is dropped. Lines that do
+    not parse are skipped: a truncated file gives fewer keys, never an exception.
+    """
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        key = key.split()[-1] if key.startswith("Node ") else key.strip()
+        fields = rest.split()
+        if fields and fields[0].isdigit():
+            out[key] = int(fields[0])
+    return out
+
+
+def bracketed(text: str) -> str | None:
+    """The active choice of a sysfs selector: ``always [madvise] never`` -> madvise."""
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    stripped = text.strip()
+    return stripped if stripped and " " not in stripped else None
+
+
+def cmdline(text: str) -> list[tuple[str, str | None]]:
+    """Kernel command line words as (key, value) pairs, in order; stops at ``--``."""
+    out: list[tuple[str, str | None]] = []
+    for word in text.split():
+        if word == "--":
+            break
+        key, sep, value = word.partition("=")
+        out.append((key, value if sep else None))
+    return out
+
+
+def int_or_none(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Renderers only format: they never read the host."""

@@ -1,0 +1,203 @@
+"""Verdicts an operator would check, on synthetic hosts and captured real machines."""
+
+import pytest
+
+from tests.conftest import by_id
+from tests.fixtures.synthetic import write_tree, host as synthetic_host
+
+
+def report_of(check_json, root, *extra):
+    code, report = check_json(root, *extra)
+    return code, report, by_id(report)
+
+
+def test_healthy_intel_host_is_ready(host_roots, check_json):
+    code, report, c = report_of(check_json, host_roots["synthetic-intel-vtx"])
+    assert code == 0 and report["ready"] is True
+    assert c["cpu.virt"]["status"] == "pass"
+    assert c["cpu.virt"]["data"]["capabilities"] == {
+        "ept": True, "vpid": True, "flexpriority": True, "tpr_shadow": True, "vnmi": True,
+        "unrestricted_guest": True}
+    assert c["kvm.modules"]["status"] == "pass"
+    assert "kvm_intel (loaded)" in c["kvm.modules"]["detail"]
+    assert c["iommu"]["status"] == "pass" and "48 IOMMU groups" in c["iommu"]["detail"]
+    # cgroup v2: no v1 names (cpuacct, devices, blkio) may be demanded.
+    assert c["cgroups"]["status"] == "pass"
+    assert c["kvm.access"]["status"] == "skip"
+
+
+def test_shadow_paging_warns_and_explains_the_override(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["synthetic-intel-shadow-paging"])
+    mods = c["kvm.modules"]
+    assert mods["status"] == "warn"
+    assert "kvm_intel.ept=N (shadow paging" in mods["detail"]
+    assert "requested 1 but the kernel turned it off" in mods["detail"]
+    assert "unrestricted_guest=N" in mods["detail"]
+    assert report["ready"] is True  # slower, not broken
+    _, strict = check_json(host_roots["synthetic-intel-shadow-paging"], "--strict")
+    assert strict["ready"] is False
+
+
+def test_amd_sev_host_reports_generations(host_roots, check_json):
+    _, _, c = report_of(check_json, host_roots["synthetic-amd-sev"])
+    assert c["cpu.virt"]["status"] == "pass"
+    assert c["cpu.virt"]["data"]["extension"] == "svm"
+    assert c["cpu.virt"]["data"]["capabilities"]["npt"] is True
+    assert c["secure_guest"]["status"] == "pass"
+    assert c["secure_guest"]["detail"] == "enabled: SEV, SEV-ES"
+    assert c["iommu"]["status"] == "pass"
+
+
+def test_vtx_disabled_in_firmware_is_diagnosed_not_denied(host_roots, check_json):
+    code, report, c = report_of(check_json, host_roots["synthetic-vtx-disabled-in-firmware"])
+    assert code == 1 and report["ready"] is False
+    assert c["cpu.virt"]["status"] == "warn"  # a flag alone is never the verdict
+    assert "firmware disabled it" in c["cpu.virt"]["detail"]
+    assert "firmware setup" in c["cpu.virt"]["hint"]
+    assert c["kvm.device"]["status"] == "fail"
+    assert "modprobe kvm_intel" in c["kvm.device"]["hint"]
+    assert "kvm.device fail" in c["ready"]["detail"]
+    assert c["iommu"]["status"] == "warn"
+    assert "intel_iommu=on" in c["iommu"]["hint"] and "iommu=1" not in c["iommu"]["hint"]
+
+
+def test_nested_guest_with_vmx(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["synthetic-nested-guest"])
+    assert report["host"]["cpu"]["hypervisor"] is True
+    assert c["cpu.virt"]["status"] == "pass"
+    assert "running under a hypervisor" in c["cpu.virt"]["detail"]
+    assert c["kvm.modules"]["status"] == "warn"
+    assert "enable_apicv=N" in c["kvm.modules"]["detail"]
+    assert c["iommu"]["detail"].startswith("no ACPI DMAR table: this guest has no virtual IOMMU")
+
+
+def test_missing_dev_kvm_with_module_loaded_points_at_udev(host_roots, check_json):
+    code, _, c = report_of(check_json, host_roots["synthetic-no-dev-kvm"])
+    assert code == 1
+    assert c["kvm.device"]["status"] == "fail"
+    assert "udevadm trigger" in c["kvm.device"]["hint"]
+
+
+def test_ksm_savings_and_cross_node_merging(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["synthetic-ksm-running"])
+    ksm = report["host"]["ksm"]
+    assert ksm["run"] == 1 and ksm["state"] == "running"
+    assert ksm["saved_bytes"] == 65280 * 4096
+    assert c["ksm"]["status"] == "warn"
+    assert "merge_across_nodes=0" in c["ksm"]["hint"]
+    assert "255.0 MiB" in c["ksm"]["detail"]
+
+
+def test_hugepage_pools_per_size_and_node(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["synthetic-hugepage-pools"])
+    nodes = report["host"]["numa"]["nodes"]
+    assert nodes["0"]["hugepages"]["2048"] == {"total": 1024, "free": 768, "surplus": 0}
+    assert nodes["1"]["hugepages"]["1048576"]["total"] == 4
+    pools = report["host"]["memory"]["hugepages"]["pools"]
+    assert pools["1048576"]["total"] == 8 and pools["2048"]["free"] == 1536
+    assert c["memory.hugepages"]["status"] == "warn"
+    assert "no hugetlbfs mount serves 1G" in c["memory.hugepages"]["detail"]
+    assert "pagesize=1G" in c["memory.hugepages"]["hint"]
+
+
+def test_1024_cpu_16_node_host(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["synthetic-1024cpu-16node"])
+    cpu, numa = report["host"]["cpu"], report["host"]["numa"]
+    assert cpu["sockets"] == 16 and len(cpu["online"]) == 1024
+    assert len(numa["nodes"]) == 16
+    assert numa["nodes"]["15"]["cpus"] == list(range(960, 1024))
+    assert numa["distances"]["3"]["3"] == 10 and numa["distances"]["3"]["4"] == 21
+    assert c["numa"]["status"] == "info" and "16 nodes" in c["numa"]["detail"]
+
+
+# Real machines, captured by other projects (tests/fixtures/hosts/SOURCES.md).
+
+def test_gold6230_sub_numa_clustering(host_roots, check_json):
+    _, report, c = report_of(check_json, host_roots["intel-gold6230-80c-4n-snc"])
+    numa = report["host"]["numa"]
+    assert report["host"]["cpu"]["sockets"] == 2
+    assert sorted(numa["nodes"]) == ["0", "1", "2", "3"]
+    assert sorted(set(numa["distances"]["0"].values())) == [10, 11, 21]
+    assert c["cpu.virt"]["status"] == "pass"
+    # The dump holds no /dev: absence proves nothing, so it is unknown and blocks "ready".
+    assert c["kvm.device"]["status"] == "unknown"
+    assert report["ready"] is False
+
+
+def test_offline_cpus_and_node_zero(host_roots, check_json):
+    _, report, _ = report_of(check_json, host_roots["intel-e5v3-offline-cpu0-node0"])
+    numa = report["host"]["numa"]
+    assert list(numa["nodes"]) == ["1"]
+    # node1/cpulist still lists offline CPUs 1,3,21,23; only online ones count.
+    assert numa["nodes"]["1"]["cpus"] == [c for c in range(4, 21) if c % 2 == 1]
+    assert report["host"]["cpu"]["online"] == list(range(4, 21))
+    assert numa["distances"]["1"] == {"0": 21, "1": 10}
+
+
+def test_sparse_nodes_from_cpumap(host_roots, check_json):
+    _, report, _ = report_of(check_json, host_roots["intel-x7550-64c-3n"])
+    nodes = report["host"]["numa"]["nodes"]
+    assert sorted(nodes) == ["0", "2", "3"]
+    assert len(nodes["0"]["cpus"]) == 32
+
+
+@pytest.mark.parametrize("name, paging", [("amd-opteron6134-32c-8n", "NPT"),
+                                          ("intel-x3950m2-96c-4n", "EPT")])
+def test_old_cpus_without_second_level_paging_warn(name, paging, host_roots, check_json):
+    _, _, c = report_of(check_json, host_roots[name])
+    assert c["cpu.virt"]["status"] == "warn"
+    assert f"no {paging}: KVM falls back to shadow paging" in c["cpu.virt"]["detail"]
+
+
+def test_guest_without_vmx_is_explained(host_roots, check_json):
+    _, _, c = report_of(check_json, host_roots["kvm-skylake-2c"])
+    assert c["cpu.virt"]["status"] == "warn"
+    assert "hypervisor does not expose VT-x" in c["cpu.virt"]["detail"]
+    assert "nested" in c["cpu.virt"]["hint"]
+
+
+def test_hugepages_reserved_on_real_dump(host_roots, check_json):
+    _, report, _ = report_of(check_json, host_roots["intel-silver4108-32c-2n"])
+    nodes = report["host"]["numa"]["nodes"]
+    assert nodes["0"]["hugepages"]["2048"]["total"] == 2048
+    assert nodes["1"]["hugepages"]["2048"]["total"] == 2048
+
+
+# Bad input: unknown with a reason, documented exit code, never a traceback.
+
+def test_truncated_cpuinfo(tmp_path, check_json):
+    files = synthetic_host()
+    files["proc/cpuinfo"] = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel na"
+    code, _, c = report_of(check_json, write_tree(str(tmp_path), files))
+    assert c["cpu.virt"]["status"] == "unknown"
+    assert "truncated" in c["cpu.virt"]["detail"]
+    assert code == 0  # KVM's own checks still pass in the snapshot
+
+
+def test_garbage_in_sysfs(tmp_path, check_json):
+    files = synthetic_host()
+    files["sys/devices/system/node/online"] = "zz-top\n"
+    files["sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"] = "lots\n"
+    files["sys/devices/system/cpu/online"] = "0-\n"
+    _, report, c = report_of(check_json, write_tree(str(tmp_path), files))
+    assert c["memory.hugepages"]["status"] == "unknown"
+    assert "nr_hugepages" in c["memory.hugepages"]["detail"]
+    # Garbage node list: the node directories are listed instead, and the problem recorded.
+    assert sorted(report["host"]["numa"]["nodes"]) == ["0", "1"]
+
+
+def test_missing_sys(tmp_path, check_json):
+    files = {k: v for k, v in synthetic_host().items() if not k.startswith("sys/")}
+    code, report, c = report_of(check_json, write_tree(str(tmp_path), files))
+    for check_id in ("numa", "memory.hugepages", "memory.thp", "ksm", "kvm.modules", "cpu.vulnerabilities"):
+        assert c[check_id]["status"] == "unknown", check_id
+    assert code in (0, 1)
+
+
+def test_unreadable_file(tmp_path, check_json):
+    files = synthetic_host()
+    root = write_tree(str(tmp_path), {k: v for k, v in files.items() if k != "proc/meminfo"})
+    (tmp_path / "proc" / "meminfo").mkdir()  # reading it fails with EISDIR, even as root
+    code, report, c = report_of(check_json, root)
+    assert "Is a directory" in report["host"]["memory"]["problem"]
+    assert code == 0
