@@ -67,28 +67,32 @@ class CpuInfoText:
 def parse_cpuinfo(text: str) -> CpuInfoText:
     """Parse cpuinfo text; a truncated file yields what it holds and complete=False."""
     first: dict[str, str] = {}
-    processors: list[int] = []
-    physical: set[str] = set()
-    in_first = True
-    for line in text.splitlines():
-        if not line.strip():
-            if first:
-                in_first = False
-            continue
+    head, _, _ = text.partition("\n\n")
+    for line in head.splitlines():
         key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = key.strip()
-        value = value.strip()
-        if key == "processor":
-            if value.isdigit():
-                processors.append(int(value))
-        elif key == "physical id":
-            physical.add(value)
-        if in_first:
-            first.setdefault(key, value)
+        if sep:
+            first.setdefault(key.strip(), value.strip())
+    # Only the ids are needed from the other blocks (1.3 MB on a 1024-CPU host).
+    processors = tuple(int(v) for v in _values(text, "processor") if v.isdigit())
+    physical = frozenset(_values(text, "physical id"))
     complete = bool(first.get("flags")) and text.endswith("\n")
-    return CpuInfoText(first, tuple(processors), frozenset(physical), complete)
+    return CpuInfoText(first, processors, physical, complete)
+
+
+def _values(text: str, key: str) -> list[str]:
+    """Every value of ``key`` at a line start; str.find is far faster than a regex here."""
+    out = []
+    needle = "\n" + key
+    pos = 0 if text.startswith(key) else text.find(needle)
+    while pos != -1:
+        colon = text.find(":", pos)
+        end = text.find("\n", colon)
+        if colon == -1:
+            break
+        if text[pos:colon].strip() == key:
+            out.append(text[colon + 1:end if end != -1 else None].strip())
+        pos = text.find(needle, colon)
+    return out
 
 
 def _int(value: str | None) -> int | None:
