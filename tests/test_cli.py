@@ -126,3 +126,19 @@ def test_end_to_end_subprocess(host_roots):
 def test_check_options_equality_is_by_value():
     assert CheckOptions(only=["kvm"]) == CheckOptions(only=["kvm"])
     assert CheckOptions(only=["kvm"]) != CheckOptions(only=["cpu"])
+
+
+def test_output_is_written_atomically_and_stdout_stays_empty(host_roots, run_cli, tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    code, out, _ = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check", "--json",
+                           "-o", str(target))
+    assert code == 0 and out == ""
+    assert json.loads(target.read_text())["ready"] is True
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temp file left
+
+
+def test_output_to_a_missing_directory_is_an_error(host_roots, run_cli, tmp_path):
+    code, _, err = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check",
+                           "-o", str(tmp_path / "no" / "such" / "dir.txt"))
+    assert code == 2 and "--output" in err and "Traceback" not in err

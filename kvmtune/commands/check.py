@@ -35,7 +35,9 @@ def split_selectors(values: list[str] | None) -> list[str]:
 
 
 def run_check(opts: CheckOptions) -> int:
+    import io
     import os
+    import sys
 
     from kvmtune.checks import run_checks
     from kvmtune.checks.facts import Facts
@@ -47,10 +49,23 @@ def run_check(opts: CheckOptions) -> int:
         raise UsageError(f"--root: {opts.root} is not a directory")
     facts = Facts(Host(opts.root), as_user=opts.as_user)
     report = run_checks(facts, split_selectors(opts.only), split_selectors(opts.skip), opts.strict)
+    stream = sys.stdout if opts.output is None else io.StringIO()
     if opts.format == "json":
         from kvmtune.render.json_out import write_json
-        write_json(report.to_json())
+        write_json(report.to_json(), stream)
     else:
         from kvmtune.render.check_text import render_check_text
-        render_check_text(report, quiet=opts.quiet)
+        render_check_text(report, quiet=opts.quiet, stream=stream)
+    if opts.output is not None:
+        write_output(opts.output, stream.getvalue())
     return EXIT_OK if report.ready else EXIT_NOT_READY
+
+
+def write_output(path: str, text: str) -> None:
+    """--output: replace the file atomically, so a collector never reads half a report."""
+    from kvmtune.files import atomic_write
+
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: {exc.strerror or exc}") from None
