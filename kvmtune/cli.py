@@ -48,3 +48,95 @@ def check(
                         strict=strict, only=list(only or []), skip=list(skip or []),
                         as_user=as_user, output=output)
     raise typer.Exit(guarded(run_check, opts))
+
+
+PROFILE_ARG = typer.Argument(..., metavar="PROFILE", help="A shipped profile name (see 'kvmtune profiles') or a path to a YAML file.")
+JSON_OPT = typer.Option(False, "--json", help="Exactly one JSON object on stdout (logs go to stderr).")
+DIFF_OPT = typer.Option(False, "--diff", help="Show before/after of every value and persisted file.")
+WAIT_OPT = typer.Option(False, "--wait", help="Wait for another apply/rollback to finish instead of failing.")
+
+
+def _apply_opts(ctx, root, **kw):
+    from kvmtune.commands.apply import ApplyOptions
+
+    return ApplyOptions(root=_root(ctx, root), **kw)
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    profile: str = PROFILE_ARG,
+    check: bool = typer.Option(False, "--check", help="Plan only: print what would change and write nothing."),
+    diff: bool = DIFF_OPT,
+    json_: bool = JSON_OPT,
+    no_persist: bool = typer.Option(False, "--no-persist", help="Change the running kernel only; write no boot-time files."),
+    force: bool = typer.Option(False, "--force", help="Allow huge pages to eat into the safe memory reserve."),
+    keep_partial: bool = typer.Option(False, "--keep-partial", help="If a change fails, keep the changes made before it."),
+    wait: bool = WAIT_OPT,
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
+) -> None:
+    """Make this host match a profile, now and after reboot. Exit 0 success, 1 failed (undone), 2 invalid profile."""
+    from kvmtune.commands.apply import run_apply
+
+    opts = _apply_opts(ctx, root, profile=profile, check=check, diff=diff, json=json_, persist=not no_persist,
+                       force=force, keep_partial=keep_partial, wait=wait)
+    raise typer.Exit(guarded(run_apply, opts))
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    profile: str = PROFILE_ARG,
+    diff: bool = DIFF_OPT,
+    json_: bool = JSON_OPT,
+    no_persist: bool = typer.Option(False, "--no-persist", help="Plan runtime changes only."),
+    force: bool = typer.Option(False, "--force", help="Allow huge pages to eat into the safe memory reserve."),
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
+) -> None:
+    """Show what 'apply' would change (the same as 'apply --check'); writes nothing."""
+    from kvmtune.commands.apply import run_apply
+
+    opts = _apply_opts(ctx, root, profile=profile, check=True, diff=diff, json=json_, persist=not no_persist,
+                       force=force)
+    raise typer.Exit(guarded(run_apply, opts))
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    profile: str = PROFILE_ARG,
+    diff: bool = DIFF_OPT,
+    json_: bool = JSON_OPT,
+    no_persist: bool = typer.Option(False, "--no-persist", help="Verify the running kernel only."),
+    force: bool = typer.Option(False, "--force", help="Accept a profile that was applied with --force."),
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
+) -> None:
+    """Report every setting of a profile that drifted, live and persisted. Exit 1 on drift."""
+    from kvmtune.commands.apply import run_verify
+
+    opts = _apply_opts(ctx, root, profile=profile, diff=diff, json=json_, persist=not no_persist, force=force)
+    raise typer.Exit(guarded(run_verify, opts))
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    check: bool = typer.Option(False, "--check", help="Show what would be restored; write nothing."),
+    diff: bool = DIFF_OPT,
+    json_: bool = JSON_OPT,
+    wait: bool = WAIT_OPT,
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
+) -> None:
+    """Restore every value and file kvmtune changed to what was there before kvmtune."""
+    from kvmtune.commands.apply import run_rollback
+
+    opts = _apply_opts(ctx, root, check=check, diff=diff, json=json_, wait=wait)
+    raise typer.Exit(guarded(run_rollback, opts))
+
+
+@app.command()
+def profiles(json_: bool = JSON_OPT) -> None:
+    """List the shipped profiles."""
+    from kvmtune.commands.apply import run_profiles
+
+    raise typer.Exit(guarded(run_profiles, json_))

@@ -123,3 +123,95 @@ def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
         boot={k: v for k, v in boot.items() if v},
         problems=tuple(problems),
     )
+
+
+# -- planning -----------------------------------------------------------------
+
+RESERVE_FRACTION = 0.10
+RESERVE_MIN_KB = 2 << 20  # 2 GiB: boot and host daemons need it whatever the machine's size
+NODE_POOL = "sys/devices/system/node/node{node}/hugepages/hugepages-{size}kB/nr_hugepages"
+
+
+def pool_rel(size_kb: int, node: int | None = None) -> str:
+    if node is None:
+        return f"{POOL_DIR}/hugepages-{size_kb}kB/nr_hugepages"
+    return NODE_POOL.format(node=node, size=size_kb)
+
+
+def plan_hugepages(profile, host: Host, facts, force: bool = False) -> list:
+    """Pool changes: larger page sizes first (they need the most contiguous memory),
+    and within a size, per-node pools before a total."""
+    from kvmtune.plan import NOW, OK, PENDING, Change
+
+    if not profile.hugepages:
+        return []
+    hp, numa = facts.hugepages, facts.numa
+    mem_kb = facts.meminfo[0].get("MemTotal")
+    changes = []
+    wanted_kb = {p.size_kb: (p.total or 0) * p.size_kb for p in hp.pools}
+    for size in sorted(profile.hugepages, reverse=True):
+        req = profile.hugepages[size]
+        label = size_label(size)
+        if hp.pool(size) is None:
+            sizes = ", ".join(size_label(p.size_kb) for p in hp.pools) or "none"
+            raise req.src.error(f"this host has no {label} huge page pool (it has: {sizes})")
+        per_node = _per_node_pages(req, size, numa, mem_kb)
+        targets = [(n, pages) for n, pages in sorted(per_node.items())] if per_node else \
+            [(None, req.total.pages(size, mem_kb))]
+        for node, pages in targets:
+            rel = pool_rel(size, node)
+            current = parse.int_or_none(host.read_optional(rel))
+            if node is not None and current is None:
+                raise req.src.error(f"node {node} has no {label} pool (/{rel} does not exist)")
+            where = f" node{node}" if node is not None else ""
+            changes.append(Change(f"hugepages {label}{where}", "pool", rel, current, str(pages), NOW,
+                                  OK if current == pages else PENDING,
+                                  meta={"size_kb": size, "node": node, "boot": req.boot,
+                                        "pages": pages}))
+        wanted_kb[size] = sum(p for _, p in targets) * size
+    _check_reserve(profile, mem_kb, sum(wanted_kb.values()), force)
+    return changes
+
+
+def _per_node_pages(req, size: int, numa, mem_kb) -> dict[int, int]:
+    if req.per_node:
+        out = {}
+        for node_id, amount in req.per_node.items():
+            node = numa.node(node_id)
+            if node is None:
+                have = ", ".join(str(n.id) for n in numa.nodes) or "none"
+                raise amount.src.key_error(f"node {node_id} does not exist on this host (nodes: {have})")
+            out[node_id] = amount.pages(size, node.mem_total_kb)
+        return out
+    if req.spread:
+        nodes = [n for n in numa.nodes if n.mem_total_kb]
+        if not nodes:
+            raise req.src.error("spread needs NUMA nodes with memory, and this host shows none")
+        if req.total.kind == "percent":  # that share of each node's own memory
+            return {n.id: req.total.pages(size, n.mem_total_kb) for n in nodes}
+        total = req.total.pages(size, mem_kb)
+        base, extra = divmod(total, len(nodes))
+        return {n.id: base + (1 if i < extra else 0) for i, n in enumerate(nodes)}
+    return {}
+
+
+def _check_reserve(profile, mem_kb: int | None, hugepage_kb: int, force: bool) -> None:
+    if mem_kb is None or force:
+        return
+    reserve = max(int(mem_kb * RESERVE_FRACTION), RESERVE_MIN_KB)
+    left = mem_kb - hugepage_kb
+    if left < reserve:
+        src = next(iter(profile.hugepages.values())).src
+        raise src.error(f"huge pages would take {hugepage_kb >> 20} GiB of {mem_kb >> 20} GiB, leaving "
+                        f"{max(left, 0) >> 20} GiB for the host, below the safe reserve of "
+                        f"{reserve >> 20} GiB (10% or 2 GiB, whichever is larger); --force to override")
+
+
+def shortfall(change, host: Host) -> str | None:
+    """After a pool write: None if the kernel granted it, else what it granted."""
+    got = parse.int_or_none(host.read_optional(change.rel))
+    want = change.meta["pages"]
+    if got == want:
+        return None
+    where = f" on node {change.meta['node']}" if change.meta.get("node") is not None else ""
+    return f"got {got} of {want} {size_label(change.meta['size_kb'])} pages{where}"

@@ -1,0 +1,164 @@
+"""``kvmtune apply | plan | verify | rollback | profiles``: profile in, result out."""
+
+from __future__ import annotations
+
+from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
+
+CHANGED_STATES = ("changed", "pending-reboot", "pending-restart")
+
+
+class ApplyOptions:
+    """What apply/plan/verify/rollback were asked to do."""
+
+    def __init__(self, profile: str | None = None, root: str = "/", check: bool = False,
+                 diff: bool = False, json: bool = False, persist: bool = True, force: bool = False,
+                 keep_partial: bool = False, wait: bool = False, profile_text: str | None = None):
+        self.profile = profile
+        self.root = root
+        self.check = check
+        self.diff = diff
+        self.json = json
+        self.persist = persist
+        self.force = force
+        self.keep_partial = keep_partial
+        self.wait = wait
+        self.profile_text = profile_text
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ApplyOptions) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"ApplyOptions({vars(self)})"
+
+
+def _host(opts: ApplyOptions):
+    import os
+
+    from kvmtune.host import Host
+
+    if not os.path.isdir(opts.root):
+        raise UsageError(f"--root: {opts.root} is not a directory")
+    return Host(opts.root)
+
+
+def load(opts: ApplyOptions):
+    from kvmtune.profile import load_profile, load_profile_text
+
+    if opts.profile_text is not None:
+        return load_profile_text(opts.profile_text)
+    if not opts.profile:
+        raise UsageError("name a profile (see 'kvmtune profiles') or give a path to one")
+    return load_profile(opts.profile)
+
+
+def make_plan(opts: ApplyOptions):
+    """Validate the profile against this host and plan; ProfileError (exit 2) on bad input."""
+    from kvmtune.checks.facts import Facts
+    from kvmtune.plan import build_plan
+
+    host = _host(opts)
+    profile = load(opts)
+    return host, build_plan(profile, host, Facts(host), persist=opts.persist, force=opts.force)
+
+
+def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
+    """The JSON contract shared by apply, plan, verify, rollback and the Ansible module."""
+    from kvmtune.render.diff import plan_diff
+
+    if mode == "check":
+        changed = bool(plan.pending)
+    else:
+        changed = any(c.status in CHANGED_STATES for c in plan.changes)
+    return {
+        "changed": changed,
+        "failed": failed,
+        "msg": msg,
+        "changes": [c.to_json() for c in plan.changes],
+        "warnings": list(plan.warnings),
+        "reboot_required": plan.reboot_required,
+        "restart_required": plan.restart_required,
+        "diff": plan_diff(plan),
+    }
+
+
+def run_apply(opts: ApplyOptions) -> int:
+    from kvmtune.apply import apply_plan
+
+    host, plan = make_plan(opts)
+    if opts.check:
+        out = result(plan, mode="check", msg=_summary(plan, "would change"))
+        return _emit(out, opts, EXIT_OK)
+    compact = bool(getattr(plan.profile, "compact", False))
+    apply_plan(plan, host, keep_partial=opts.keep_partial, wait=opts.wait, compact=compact)
+    failed = [c for c in plan.changes if c.status == "failed"]
+    if failed:
+        undone = any(c.status == "undone" for c in plan.changes)
+        msg = f"failed: {failed[0].target}: {failed[0].detail}" + \
+            ("; this run's changes were undone" if undone else "; earlier changes were kept (--keep-partial)"
+             if opts.keep_partial else "")
+        return _emit(result(plan, mode="apply", failed=True, msg=msg), opts, EXIT_NOT_READY)
+    return _emit(result(plan, mode="apply", msg=_summary(plan, "changed")), opts, EXIT_OK)
+
+
+def run_verify(opts: ApplyOptions) -> int:
+    _, plan = make_plan(opts)
+    drift = [c for c in plan.changes if c.status != "ok"]
+    out = result(plan, mode="check", msg=f"{len(drift)} settings drifted" if drift else "in place")
+    out["drift"] = [c.to_json() for c in drift]
+    return _emit(out, opts, EXIT_NOT_READY if drift else EXIT_OK)
+
+
+def run_rollback(opts: ApplyOptions) -> int:
+    from kvmtune.rollback import rollback
+
+    host = _host(opts)
+    plan = rollback(host, wait=opts.wait, check=opts.check)
+    if plan is None:
+        from kvmtune.plan import Plan
+
+        out = result(Plan(None, [], []), mode="apply", msg="nothing to roll back: kvmtune changed nothing here")
+        return _emit(out, opts, EXIT_OK)
+    failed = [c for c in plan.changes if c.status == "failed"]
+    mode = "check" if opts.check else "apply"
+    msg = (f"failed: {failed[0].target}: {failed[0].detail}" if failed
+           else _summary(plan, "would restore" if opts.check else "restored"))
+    return _emit(result(plan, mode=mode, failed=bool(failed), msg=msg), opts,
+                 EXIT_NOT_READY if failed else EXIT_OK)
+
+
+def run_profiles(json_out: bool) -> int:
+    from kvmtune.profile import load_profile, shipped_profiles
+
+    rows = []
+    for name, path in shipped_profiles().items():
+        rows.append({"name": name, "path": path, "description": load_profile(name).description})
+    if json_out:
+        from kvmtune.render.json_out import write_json
+
+        write_json({"profiles": rows})
+    else:
+        for row in rows:
+            print(f"{row['name']:16} {row['description']}")
+    return EXIT_OK
+
+
+def _summary(plan, verb: str) -> str:
+    from kvmtune.plan import PENDING
+
+    states = (PENDING,) if verb.startswith("would") else CHANGED_STATES
+    n = sum(c.status in states for c in plan.changes)
+    blocked = sum(c.status == "blocked" for c in plan.changes)
+    text = f"{verb} {n} of {len(plan.changes)} settings" if n else "nothing to change: the host already matches"
+    return text + (f"; {blocked} blocked" if blocked else "")
+
+
+def _emit(out: dict, opts: ApplyOptions, code: int) -> int:
+    if opts.json:
+        from kvmtune.render.json_out import write_json
+
+        write_json(out)
+    else:
+        from kvmtune.render.plan_text import render_result
+
+        render_result(out, show_diff=opts.diff)
+    return code

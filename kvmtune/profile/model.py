@@ -1,0 +1,68 @@
+"""What a validated profile holds. Every setting keeps its YAML node for error messages."""
+
+from __future__ import annotations
+
+from kvmtune.profile.source import Node
+from kvmtune.record import record
+
+
+@record
+class Amount:
+    """A hugepage amount as written: pages, bytes, or a percent of memory."""
+
+    kind: str  # "count", "bytes" or "percent"
+    value: int | float
+    src: Node
+
+    def pages(self, page_kb: int, mem_kb: int | None) -> int:
+        if self.kind == "count":
+            return int(self.value)
+        if self.kind == "bytes":
+            page_bytes = page_kb * 1024
+            if self.value % page_bytes:
+                raise self.src.error(f"{self.src.value} is not a whole number of {page_kb // 1024} MiB pages")
+            return int(self.value // page_bytes)
+        if mem_kb is None:
+            raise self.src.error("a percent needs the host's MemTotal, which could not be read")
+        return int(mem_kb * self.value / 100 // page_kb)
+
+
+@record
+class PoolRequest:
+    size_kb: int
+    total: Amount | None  # the whole pool (spread or left to the kernel)
+    per_node: dict  # node id -> Amount
+    spread: bool  # divide the total evenly over the nodes with memory
+    boot: bool  # also reserve at boot on the kernel command line
+    src: Node
+
+
+@record
+class MountRequest:
+    path: str
+    pagesize_kb: int | None
+    size: str | None  # as the kernel takes it: bytes or N%
+    min_size: str | None
+    mode: int
+    owner: str | None
+    group: str | None
+    src: Node
+
+
+@record
+class Profile:
+    name: str
+    file: str
+    description: str
+    sysctl: dict  # key -> (value string, Node)
+    hugepages: dict  # size_kb -> PoolRequest
+    compact: bool
+    hugetlbfs: tuple  # MountRequest
+    ksm: dict  # knob -> (value, Node)
+    allow_unmerge: bool
+    thp: dict  # knob -> (value, Node)
+    chain: tuple  # the files merged, base first
+
+    @property
+    def empty(self) -> bool:
+        return not (self.sysctl or self.hugepages or self.hugetlbfs or self.ksm or self.thp)
