@@ -1,10 +1,12 @@
-"""The console entry point: error handling, exit codes, and a fast path for ``check``.
+"""The console entry point: error handling, exit codes, and a fast path past typer.
 
-typer costs about 75 ms to import here, more than check's whole budget. So a
-``kvmtune check`` with ordinary options is parsed by ``fast_check_options``;
-anything it does not fully understand (--help, a typo, a missing value, another
-command) goes to the typer app in kvmtune.cli, which stays the reference
-definition. A test holds the two to the same meaning for every option.
+typer (which now imports pydantic) takes about 100 ms to import here, more than
+the whole budget of ``check`` (70 ms) and of an ``apply`` that has nothing to do
+(150 ms). So plain invocations of the hot commands are parsed from the small
+table below; anything it does not fully understand (--help, a typo, a missing
+value, other commands) goes to the typer app in kvmtune.cli, which stays the
+reference definition. A test holds the two to the same meaning, command by
+command and option by option.
 """
 
 from __future__ import annotations
@@ -14,43 +16,79 @@ import sys
 
 from kvmtune.errors import EXIT_INTERNAL, EXIT_USAGE, KvmtuneError
 
-_FLAGS = {"--json": ("format", "json"), "-q": ("quiet", True), "--quiet": ("quiet", True),
-          "--strict": ("strict", True)}
-_VALUES = {"--root": "root", "--only": "only", "--skip": "skip", "--as-user": "as_user",
-           "--format": "format", "--output": "output", "-o": "output"}
-_LISTS = ("only", "skip")
+_APPLY_FLAGS = {"--diff": ("diff", True), "--json": ("json", True), "--no-persist": ("persist", False),
+                "--force": ("force", True)}
+# command -> (options class path, flags, value options, list options, positional, fixed settings)
+COMMANDS = {
+    "check": ("kvmtune.commands.check:CheckOptions",
+              {"--json": ("format", "json"), "-q": ("quiet", True), "--quiet": ("quiet", True),
+               "--strict": ("strict", True)},
+              {"--root": "root", "--only": "only", "--skip": "skip", "--as-user": "as_user",
+               "--format": "format", "--output": "output", "-o": "output"},
+              ("only", "skip"), None, {}),
+    "apply": ("kvmtune.commands.apply:ApplyOptions",
+              {**_APPLY_FLAGS, "--check": ("check", True), "--keep-partial": ("keep_partial", True),
+               "--wait": ("wait", True)},
+              {"--root": "root"}, (), "profile", {}),
+    "plan": ("kvmtune.commands.apply:ApplyOptions", _APPLY_FLAGS, {"--root": "root"}, (), "profile",
+             {"check": True}),
+    "verify": ("kvmtune.commands.apply:ApplyOptions",
+               {k: v for k, v in _APPLY_FLAGS.items()}, {"--root": "root"}, (), "profile", {}),
+    "rollback": ("kvmtune.commands.apply:ApplyOptions",
+                 {"--check": ("check", True), "--diff": ("diff", True), "--json": ("json", True),
+                  "--wait": ("wait", True)}, {"--root": "root"}, (), None, {}),
+}
+RUNNERS = {"check": "kvmtune.commands.check:run_check", "apply": "kvmtune.commands.apply:run_apply",
+           "plan": "kvmtune.commands.apply:run_apply", "verify": "kvmtune.commands.apply:run_verify",
+           "rollback": "kvmtune.commands.apply:run_rollback"}
 
 
-def fast_check_options(argv: list[str]):
-    """CheckOptions for a plain ``[--root DIR] check [options]``, else None."""
-    from kvmtune.commands.check import CheckOptions
+def _load(ref: str):
+    import importlib
 
-    opts = CheckOptions()
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def fast_options(argv: list[str]):
+    """(command, options) for a plain ``[--root DIR] COMMAND [options]``, else None."""
     args = list(argv)
-    if args[:1] == ["--root"] and len(args) >= 2:
-        opts.root = args[1]
-        args = args[2:]
-    if args[:1] != ["check"]:
+    root = None
+    if args[:1] == ["--root"] and len(args) >= 2 and not args[1].startswith("-"):
+        root, args = args[1], args[2:]
+    if not args or args[0] not in COMMANDS:
         return None
-    args = args[1:]
+    command = args.pop(0)
+    cls_ref, flags, values, lists, positional, fixed = COMMANDS[command]
+    opts = _load(cls_ref)()
+    for key, value in fixed.items():
+        setattr(opts, key, value)
+    if root is not None:
+        opts.root = root
+    seen_positional = False
     while args:
         arg = args.pop(0)
         name, eq, inline = arg.partition("=")
-        if not eq and arg in _FLAGS:
-            field, value = _FLAGS[arg]
+        if not eq and arg in flags:
+            field, value = flags[arg]
             setattr(opts, field, value)
-        elif name in _VALUES and (eq or args):
+        elif name in values and (eq or args):
             value = inline if eq else args.pop(0)
             if not eq and value.startswith("-"):
                 return None
-            field = _VALUES[name]
-            if field in _LISTS:
+            field = values[name]
+            if field in lists:
                 getattr(opts, field).append(value)
             else:
                 setattr(opts, field, value)
+        elif positional and not seen_positional and not arg.startswith("-"):
+            setattr(opts, positional, arg)
+            seen_positional = True
         else:
             return None
-    return opts
+    if positional and not seen_positional:
+        return None
+    return command, opts
 
 
 def guarded(fn, *args) -> int:
@@ -75,10 +113,10 @@ def guarded(fn, *args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    opts = fast_check_options(argv)
-    if opts is not None:
-        from kvmtune.commands.check import run_check
-        return guarded(run_check, opts)
+    fast = fast_options(argv)
+    if fast is not None:
+        command, opts = fast
+        return guarded(_load(RUNNERS[command]), opts)
     from kvmtune.cli import app
 
     try:

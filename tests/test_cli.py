@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from kvmtune.checks import run_checks
 from kvmtune.checks.facts import Facts
 from kvmtune.commands.check import CheckOptions
-from kvmtune.entry import fast_check_options
+from kvmtune.entry import fast_options
 from kvmtune.host import Host
 from kvmtune.render.check_text import render_check_text
 
@@ -27,22 +27,43 @@ ARGV_VARIANTS = [
 ]
 
 
+ARGV_VARIANTS += [
+    ["apply", "dense"],
+    ["apply", "/etc/p.yaml", "--check", "--diff", "--json", "--no-persist", "--force", "--keep-partial", "--wait"],
+    ["--root", "/tmp", "apply", "--json", "latency"],
+    ["apply", "x.yaml", "--root=/tmp"],
+    ["plan", "dense", "--diff", "--no-persist"],
+    ["plan", "--json", "kvm-host", "--force"],
+    ["verify", "dense", "--json", "--force"],
+    ["verify", "dense", "--no-persist", "--diff"],
+    ["rollback"],
+    ["rollback", "--check", "--json", "--wait", "--diff"],
+]
+RUNNER_OF = {"check": "kvmtune.commands.check.run_check", "apply": "kvmtune.commands.apply.run_apply",
+             "plan": "kvmtune.commands.apply.run_apply", "verify": "kvmtune.commands.apply.run_verify",
+             "rollback": "kvmtune.commands.apply.run_rollback"}
+
+
 @pytest.mark.parametrize("argv", ARGV_VARIANTS)
 def test_fast_path_parses_like_typer(argv, monkeypatch):
     """The fast path must mean exactly what the typer definition means."""
     seen = []
-    monkeypatch.setattr("kvmtune.commands.check.run_check", lambda opts: seen.append(opts) or 0)
+    for target in set(RUNNER_OF.values()):
+        monkeypatch.setattr(target, lambda opts: seen.append(opts) or 0)
     from kvmtune.cli import app
 
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    assert fast_check_options(argv) == seen[0]
+    command, opts = fast_options(argv)
+    assert opts == seen[0]
 
 
 @pytest.mark.parametrize("argv", [["check", "--help"], ["check", "--bogus"], ["check", "--only"],
-                                  ["apply"], [], ["check", "--root", "--json"]])
+                                  ["apply"], [], ["check", "--root", "--json"], ["apply", "a", "b"],
+                                  ["apply", "--help"], ["profiles"], ["rollback", "extra"],
+                                  ["plan", "x", "--keep-partial"]])
 def test_fast_path_defers_anything_unusual(argv):
-    assert fast_check_options(argv) is None
+    assert fast_options(argv) is None
 
 
 def test_help_lists_the_options(run_cli):
