@@ -32,7 +32,7 @@ def _root(ctx: typer.Context, root: Optional[str]) -> str:
 def check(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help="One JSON object on stdout (same as --format json)."),
-    format_: str = typer.Option("text", "--format", help="text or json."),
+    format_: str = typer.Option("text", "--format", help="text, json, or prometheus (node_exporter textfile format; use with --output)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only what does not pass."),
     strict: bool = typer.Option(False, "--strict", help="A warning or unknown also means not ready (exit 1)."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these check ids or areas (repeat or comma-separate)."),
@@ -140,3 +140,14 @@ def profiles(json_: bool = JSON_OPT) -> None:
     from kvmtune.commands.apply import run_profiles
 
     raise typer.Exit(guarded(run_profiles, json_))
+
+
+@app.command()
+def report(
+    paths: list[str] = typer.Argument(..., metavar="PATH...", help="check --json results: files, or directories (ansible --tree, fetch)."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready or unreadable."""
+    from kvmtune.commands.report import run_report
+
+    raise typer.Exit(guarded(run_report, paths, json_))

@@ -13,8 +13,8 @@ FILE_CALLS = {("os", n) for n in ("open", "listdir", "stat", "lstat", "scandir",
                                   "rename", "replace", "mkdir", "makedirs", "rmdir", "access",
                                   "getxattr", "walk", "chmod", "chown")}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name not in HOST_LAYER)
-# Reads the operator's profile files: input to kvmtune, not the host it inspects.
-INPUT_READERS = {"profile/__init__.py"}
+# Read the operator's files (profiles, collected results): input, not the host inspected.
+INPUT_READERS = {"profile/__init__.py", "report.py"}
 
 
 def _strings(tree):

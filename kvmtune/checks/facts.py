@@ -107,7 +107,9 @@ class Facts:
 
     def to_json(self) -> dict:
         """The ``host`` object of ``check --json``."""
+        hostname = self.host.read_optional("proc/sys/kernel/hostname")
         return {
+            "hostname": hostname.strip() if hostname else None,
             "root": self.host.root,
             "live": self.host.live,
             "cpu": self.cpu.to_json(),

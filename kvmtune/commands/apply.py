@@ -81,49 +81,60 @@ def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
     }
 
 
-def run_apply(opts: ApplyOptions) -> int:
+def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
+    """Apply (or with opts.check, plan): the result object and the exit code."""
     from kvmtune.apply import apply_plan
 
     host, plan = make_plan(opts)
     if opts.check:
-        out = result(plan, mode="check", msg=_summary(plan, "would change"))
-        return _emit(out, opts, EXIT_OK)
+        return result(plan, mode="check", msg=_summary(plan, "would change")), EXIT_OK
     compact = bool(getattr(plan.profile, "compact", False))
     apply_plan(plan, host, keep_partial=opts.keep_partial, wait=opts.wait, compact=compact)
     failed = [c for c in plan.changes if c.status == "failed"]
     if failed:
         undone = any(c.status == "undone" for c in plan.changes)
-        msg = f"failed: {failed[0].target}: {failed[0].detail}" + \
-            ("; this run's changes were undone" if undone else "; earlier changes were kept (--keep-partial)"
-             if opts.keep_partial else "")
-        return _emit(result(plan, mode="apply", failed=True, msg=msg), opts, EXIT_NOT_READY)
-    return _emit(result(plan, mode="apply", msg=_summary(plan, "changed")), opts, EXIT_OK)
+        msg = f"failed: {failed[0].target}: {failed[0].detail}"
+        if undone:
+            msg += "; this run's changes were undone"
+        elif opts.keep_partial:
+            msg += "; earlier changes were kept (--keep-partial)"
+        return result(plan, mode="apply", failed=True, msg=msg), EXIT_NOT_READY
+    return result(plan, mode="apply", msg=_summary(plan, "changed")), EXIT_OK
 
 
-def run_verify(opts: ApplyOptions) -> int:
+def verify_result(opts: ApplyOptions) -> tuple[dict, int]:
     _, plan = make_plan(opts)
     drift = [c for c in plan.changes if c.status != "ok"]
     out = result(plan, mode="check", msg=f"{len(drift)} settings drifted" if drift else "in place")
     out["drift"] = [c.to_json() for c in drift]
-    return _emit(out, opts, EXIT_NOT_READY if drift else EXIT_OK)
+    return out, EXIT_NOT_READY if drift else EXIT_OK
 
 
-def run_rollback(opts: ApplyOptions) -> int:
+def rollback_result(opts: ApplyOptions) -> tuple[dict, int]:
+    from kvmtune.plan import Plan
     from kvmtune.rollback import rollback
 
-    host = _host(opts)
-    plan = rollback(host, wait=opts.wait, check=opts.check)
+    plan = rollback(_host(opts), wait=opts.wait, check=opts.check)
     if plan is None:
-        from kvmtune.plan import Plan
-
-        out = result(Plan(None, [], []), mode="apply", msg="nothing to roll back: kvmtune changed nothing here")
-        return _emit(out, opts, EXIT_OK)
+        return result(Plan(None, [], []), mode="apply",
+                      msg="nothing to roll back: kvmtune changed nothing here"), EXIT_OK
     failed = [c for c in plan.changes if c.status == "failed"]
     mode = "check" if opts.check else "apply"
     msg = (f"failed: {failed[0].target}: {failed[0].detail}" if failed
            else _summary(plan, "would restore" if opts.check else "restored"))
-    return _emit(result(plan, mode=mode, failed=bool(failed), msg=msg), opts,
-                 EXIT_NOT_READY if failed else EXIT_OK)
+    return result(plan, mode=mode, failed=bool(failed), msg=msg), EXIT_NOT_READY if failed else EXIT_OK
+
+
+def run_apply(opts: ApplyOptions) -> int:
+    return _emit(*apply_result(opts), opts)
+
+
+def run_verify(opts: ApplyOptions) -> int:
+    return _emit(*verify_result(opts), opts)
+
+
+def run_rollback(opts: ApplyOptions) -> int:
+    return _emit(*rollback_result(opts), opts)
 
 
 def run_profiles(json_out: bool) -> int:
@@ -152,7 +163,7 @@ def _summary(plan, verb: str) -> str:
     return text + (f"; {blocked} blocked" if blocked else "")
 
 
-def _emit(out: dict, opts: ApplyOptions, code: int) -> int:
+def _emit(out: dict, code: int, opts: ApplyOptions) -> int:
     if opts.json:
         from kvmtune.render.json_out import write_json
 

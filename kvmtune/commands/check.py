@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "prometheus")
 
 
 class CheckOptions:
@@ -34,25 +34,34 @@ def split_selectors(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def run_check(opts: CheckOptions) -> int:
-    import io
+def check_report(opts: CheckOptions):
+    """Read and judge the host: the Report the CLI prints and the Ansible module returns."""
     import os
-    import sys
 
     from kvmtune.checks import run_checks
     from kvmtune.checks.facts import Facts
     from kvmtune.host import Host
 
-    if opts.format not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {opts.format!r}")
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
     facts = Facts(Host(opts.root), as_user=opts.as_user)
-    report = run_checks(facts, split_selectors(opts.only), split_selectors(opts.skip), opts.strict)
+    return run_checks(facts, split_selectors(opts.only), split_selectors(opts.skip), opts.strict)
+
+
+def run_check(opts: CheckOptions) -> int:
+    import io
+    import sys
+
+    if opts.format not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {opts.format!r}")
+    report = check_report(opts)
     stream = sys.stdout if opts.output is None else io.StringIO()
     if opts.format == "json":
         from kvmtune.render.json_out import write_json
         write_json(report.to_json(), stream)
+    elif opts.format == "prometheus":
+        from kvmtune.render.prometheus import render_prometheus
+        stream.write(render_prometheus(report))
     else:
         from kvmtune.render.check_text import render_check_text
         render_check_text(report, quiet=opts.quiet, stream=stream)

@@ -1,0 +1,36 @@
+"""The fleet report for people."""
+
+from __future__ import annotations
+
+import sys
+
+from kvmtune.hugepages import size_label
+
+
+def render_report(summary: dict, stream=None, limit: int = 10) -> None:
+    stream = stream or sys.stdout
+    w = stream.write
+    c = summary["counts"]
+    w(f"{c['hosts']} hosts: {c['ready']} ready, {c['not_ready']} not ready"
+      + (f", {c['invalid']} unreadable results" if c["invalid"] else "") + "\n")
+    not_ready = [h for h in summary["hosts"] if not h["ready"]]
+    if not_ready:
+        w("\nNot ready:\n")
+        for h in not_ready[:limit * 5]:
+            w(f"  {h['name']}: {', '.join(h['failing']) or 'see its report'}\n")
+    for key, title in (("top_failing", "Most common failures"), ("top_warnings", "Most common warnings")):
+        if summary[key]:
+            w(f"\n{title}:\n")
+            for row in summary[key][:limit]:
+                w(f"  {row['hosts']:6} {row['check']}\n")
+    w("\nNUMA shapes:\n")
+    for row in summary["numa_shapes"][:limit]:
+        names = ", ".join(row["hosts"][:5]) + (" ..." if len(row["hosts"]) > 5 else "")
+        w(f"  {len(row['hosts']):6} {row['shape']}  ({names})\n")
+    if summary["hugepages"]:
+        w("\nHuge pages, whole fleet:\n")
+        for size, pool in summary["hugepages"].items():
+            w(f"  {size_label(int(size)):>5}: {pool['total']} pages, {pool['free']} free, on {pool['hosts']} hosts\n")
+    w(f"\nKSM saves {summary['ksm_saved_bytes'] / (1 << 30):.2f} GiB across the fleet\n")
+    for bad in summary["invalid"]:
+        w(f"unreadable: {bad['path']}: {bad['error']}\n")

@@ -1,0 +1,102 @@
+"""The fleet at a glance, from many hosts' ``check --json`` results.
+
+Accepted inputs, file by file: a ``kvmtune check --json`` object; the result of
+the kvmtune.host.check Ansible module (``ansible ... --tree DIR`` writes one
+such file per host); or a ``command`` task's result whose ``stdout`` holds the
+JSON. Directories are walked. A file that cannot be read or understood is listed
+as invalid with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+
+from kvmtune.errors import UsageError
+
+
+def collect_files(paths: list[str]) -> list[str]:
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            for dirpath, dirnames, names in os.walk(path):
+                dirnames.sort()
+                files += [os.path.join(dirpath, n) for n in sorted(names) if not n.startswith(".")]
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+    return files
+
+
+def load_result(path: str) -> tuple[dict | None, str | None]:
+    """(check report, None) or (None, why it is not one)."""
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"
+    if isinstance(obj, dict) and "checks" not in obj and isinstance(obj.get("stdout"), str):
+        try:
+            obj = json.loads(obj["stdout"])
+        except ValueError:
+            return None, "a command result whose stdout is not kvmtune's JSON"
+    if not isinstance(obj, dict) or not isinstance(obj.get("checks"), list) or not isinstance(obj.get("host"), dict):
+        return None, "not a kvmtune check result (no checks and host)"
+    if obj.get("schema_version") != 1:
+        return None, f"schema_version {obj.get('schema_version')!r}, expected 1"
+    return obj, None
+
+
+def numa_shape(host: dict) -> str:
+    nodes = (host.get("numa") or {}).get("nodes") or {}
+    if not nodes:
+        return "unknown"
+    cpus = sorted({len(n.get("cpus") or []) for n in nodes.values()})
+    mem = sorted({round((n.get("mem_total_kb") or 0) / (1 << 20)) for n in nodes.values()})
+    cpu_text = "/".join(map(str, cpus))
+    mem_text = "/".join(map(str, mem))
+    return f"{len(nodes)} node{'s' if len(nodes) > 1 else ''} x {cpu_text} CPUs, {mem_text} GiB"
+
+
+def summarise(paths: list[str]) -> dict:
+    hosts, invalid = [], []
+    failing, warning = Counter(), Counter()
+    shapes: dict[str, list[str]] = defaultdict(list)
+    pools: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "free": 0, "hosts": 0})
+    ksm_saved = 0
+    for path in collect_files(paths):
+        report, why = load_result(path)
+        if report is None:
+            invalid.append({"path": path, "error": why})
+            continue
+        host = report["host"]
+        name = host.get("hostname") or path
+        fails = [c["id"] for c in report["checks"] if c.get("status") == "fail" and c.get("id") != "ready"]
+        warns = [c["id"] for c in report["checks"] if c.get("status") == "warn"]
+        failing.update(fails)
+        warning.update(warns)
+        shape = numa_shape(host)
+        shapes[shape].append(name)
+        for size, pool in ((host.get("memory") or {}).get("hugepages") or {}).get("pools", {}).items():
+            pools[size]["total"] += pool.get("total") or 0
+            pools[size]["free"] += pool.get("free") or 0
+            pools[size]["hosts"] += 1 if pool.get("total") else 0
+        saved = (host.get("ksm") or {}).get("saved_bytes") or 0
+        ksm_saved += saved
+        hosts.append({"name": name, "path": path, "ready": bool(report.get("ready")), "failing": fails,
+                      "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved})
+    ready = sum(h["ready"] for h in hosts)
+    return {
+        "hosts": hosts,
+        "invalid": invalid,
+        "counts": {"hosts": len(hosts), "ready": ready, "not_ready": len(hosts) - ready, "invalid": len(invalid)},
+        "top_failing": [{"check": c, "hosts": n} for c, n in failing.most_common()],
+        "top_warnings": [{"check": c, "hosts": n} for c, n in warning.most_common()],
+        "numa_shapes": [{"shape": s, "hosts": sorted(h)} for s, h in sorted(shapes.items(), key=lambda x: -len(x[1]))],
+        "hugepages": {size: dict(v) for size, v in sorted(pools.items(), key=lambda x: int(x[0]))},
+        "ksm_saved_bytes": ksm_saved,
+    }
