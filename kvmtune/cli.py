@@ -148,6 +148,34 @@ def report(
     json_: bool = JSON_OPT,
 ) -> None:
     """The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready or unreadable."""
-    from kvmtune.commands.report import run_report
+    from kvmtune.commands.report import PathsOptions, run_report
 
-    raise typer.Exit(guarded(run_report, paths, json_))
+    raise typer.Exit(guarded(run_report, PathsOptions(paths, json_)))
+
+
+@app.command("cpu-models")
+def cpu_models(
+    ctx: typer.Context,
+    json_: bool = JSON_OPT,
+    assume_undecided: bool = typer.Option(False, "--assume-undecided", help="Count features the source cannot decide as present."),
+    source: str = typer.Option("auto", "--source", help="auto (KVM on a live host, else cpuinfo), kvm or cpuinfo."),
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
+) -> None:
+    """Which named guest CPU models this host can run, the best per vendor, and the -cpu/libvirt strings."""
+    from kvmtune.commands.cpu import CpuModelsOptions, run_cpu_models
+
+    opts = CpuModelsOptions(root=_root(ctx, root), json=json_, assume_undecided=assume_undecided, source=source)
+    raise typer.Exit(guarded(run_cpu_models, opts))
+
+
+@app.command("cpu-baseline")
+def cpu_baseline(
+    paths: list[str] = typer.Argument(..., metavar="RESULT...", help="check --json results: files or directories."),
+    json_: bool = JSON_OPT,
+    assume_undecided: bool = typer.Option(False, "--assume-undecided", help="Count features a source cannot decide as present."),
+) -> None:
+    """The newest named CPU model every given host can run (safe for live migration), and who holds it back."""
+    from kvmtune.commands.cpu import run_cpu_baseline
+    from kvmtune.commands.report import PathsOptions
+
+    raise typer.Exit(guarded(run_cpu_baseline, PathsOptions(paths, json_, assume_undecided)))

@@ -34,13 +34,21 @@ COMMANDS = {
              {"check": True}),
     "verify": ("kvmtune.commands.apply:ApplyOptions",
                {k: v for k, v in _APPLY_FLAGS.items()}, {"--root": "root"}, (), "profile", {}),
+    "cpu-models": ("kvmtune.commands.cpu:CpuModelsOptions",
+                   {"--json": ("json", True), "--assume-undecided": ("assume_undecided", True)},
+                   {"--root": "root", "--source": "source"}, (), None, {}),
+    "report": ("kvmtune.commands.report:PathsOptions", {"--json": ("json", True)}, {}, (), "paths*", {}),
+    "cpu-baseline": ("kvmtune.commands.report:PathsOptions",
+                     {"--json": ("json", True), "--assume-undecided": ("assume_undecided", True)},
+                     {}, (), "paths*", {}),
     "rollback": ("kvmtune.commands.apply:ApplyOptions",
                  {"--check": ("check", True), "--diff": ("diff", True), "--json": ("json", True),
                   "--wait": ("wait", True)}, {"--root": "root"}, (), None, {}),
 }
 RUNNERS = {"check": "kvmtune.commands.check:run_check", "apply": "kvmtune.commands.apply:run_apply",
            "plan": "kvmtune.commands.apply:run_apply", "verify": "kvmtune.commands.apply:run_verify",
-           "rollback": "kvmtune.commands.apply:run_rollback"}
+           "rollback": "kvmtune.commands.apply:run_rollback", "cpu-models": "kvmtune.commands.cpu:run_cpu_models",
+           "report": "kvmtune.commands.report:run_report", "cpu-baseline": "kvmtune.commands.cpu:run_cpu_baseline"}
 
 
 def _load(ref: str):
@@ -81,6 +89,9 @@ def fast_options(argv: list[str]):
                 getattr(opts, field).append(value)
             else:
                 setattr(opts, field, value)
+        elif positional and positional.endswith("*") and not arg.startswith("-"):
+            getattr(opts, positional[:-1]).append(arg)  # PATH... takes every plain word
+            seen_positional = True
         elif positional and not seen_positional and not arg.startswith("-"):
             setattr(opts, positional, arg)
             seen_positional = True

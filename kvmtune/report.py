@@ -63,7 +63,7 @@ def numa_shape(host: dict) -> str:
 
 
 def summarise(paths: list[str]) -> dict:
-    hosts, invalid = [], []
+    hosts, invalid, facts = [], [], []
     failing, warning = Counter(), Counter()
     shapes: dict[str, list[str]] = defaultdict(list)
     pools: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "free": 0, "hosts": 0})
@@ -87,6 +87,7 @@ def summarise(paths: list[str]) -> dict:
             pools[size]["hosts"] += 1 if pool.get("total") else 0
         saved = (host.get("ksm") or {}).get("saved_bytes") or 0
         ksm_saved += saved
+        facts.append((name, host))
         hosts.append({"name": name, "path": path, "ready": bool(report.get("ready")), "failing": fails,
                       "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved})
     ready = sum(h["ready"] for h in hosts)
@@ -99,4 +100,15 @@ def summarise(paths: list[str]) -> dict:
         "numa_shapes": [{"shape": s, "hosts": sorted(h)} for s, h in sorted(shapes.items(), key=lambda x: -len(x[1]))],
         "hugepages": {size: dict(v) for size, v in sorted(pools.items(), key=lambda x: int(x[0]))},
         "ksm_saved_bytes": ksm_saved,
+        "cpu_baseline": _cpu_baseline(facts),
     }
+
+
+def _cpu_baseline(facts: list) -> dict | None:
+    """The guest CPU model the whole fleet can run (the same logic as cpu-baseline)."""
+    if not facts:
+        return None
+    from kvmtune.cpumodels.baseline import baseline
+
+    out = baseline(facts)
+    return {k: out.get(k) for k in ("baseline", "extras", "qemu", "warnings", "held_back")}

@@ -38,10 +38,15 @@ ARGV_VARIANTS += [
     ["verify", "dense", "--no-persist", "--diff"],
     ["rollback"],
     ["rollback", "--check", "--json", "--wait", "--diff"],
+    ["cpu-models"],
+    ["cpu-models", "--json", "--assume-undecided", "--source", "cpuinfo", "--root", "/tmp"],
+    ["report", "/tmp/a", "/tmp/b", "--json"],
+    ["cpu-baseline", "--json", "/tmp/a", "--assume-undecided", "/tmp/c"],
 ]
 RUNNER_OF = {"check": "kvmtune.commands.check.run_check", "apply": "kvmtune.commands.apply.run_apply",
              "plan": "kvmtune.commands.apply.run_apply", "verify": "kvmtune.commands.apply.run_verify",
-             "rollback": "kvmtune.commands.apply.run_rollback"}
+             "rollback": "kvmtune.commands.apply.run_rollback", "cpu-models": "kvmtune.commands.cpu.run_cpu_models",
+             "report": "kvmtune.commands.report.run_report", "cpu-baseline": "kvmtune.commands.cpu.run_cpu_baseline"}
 
 
 @pytest.mark.parametrize("argv", ARGV_VARIANTS)
@@ -61,7 +66,8 @@ def test_fast_path_parses_like_typer(argv, monkeypatch):
 @pytest.mark.parametrize("argv", [["check", "--help"], ["check", "--bogus"], ["check", "--only"],
                                   ["apply"], [], ["check", "--root", "--json"], ["apply", "a", "b"],
                                   ["apply", "--help"], ["profiles"], ["rollback", "extra"],
-                                  ["plan", "x", "--keep-partial"]])
+                                  ["plan", "x", "--keep-partial"], ["report"], ["cpu-baseline", "--json"],
+                                  ["report", "a", "--assume-undecided"]])
 def test_fast_path_defers_anything_unusual(argv):
     assert fast_options(argv) is None
 

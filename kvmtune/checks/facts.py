@@ -61,6 +61,20 @@ class Facts:
         return run_kvm_probe(self.host)
 
     @cached_property
+    def kvm_features(self) -> list[str] | None:
+        """Named CPU features KVM offers guests (live hosts whose /dev/kvm answers)."""
+        if not self.host.live or not self.node("kvm").exists:
+            return None
+        from kvmtune.cpumodels.verdict import kvm_features
+        from kvmtune.errors import HostError
+        from kvmtune.probe.kvm_cpuid import read_kvm_cpuid
+
+        try:
+            return kvm_features(read_kvm_cpuid(self.host))
+        except HostError:
+            return None
+
+    @cached_property
     def cgroups(self):
         from kvmtune.probe.cgroups import read_cgroups
         return read_cgroups(self.host, self.mounts)
@@ -105,6 +119,12 @@ class Facts:
         out["thp"] = self.thp.to_json()
         return out
 
+    def _cpu_json(self) -> dict:
+        out = self.cpu.to_json()
+        if self.kvm_features is not None:
+            out["kvm_features"] = self.kvm_features  # so fleet results can judge CPU models
+        return out
+
     def to_json(self) -> dict:
         """The ``host`` object of ``check --json``."""
         hostname = self.host.read_optional("proc/sys/kernel/hostname")
@@ -112,7 +132,7 @@ class Facts:
             "hostname": hostname.strip() if hostname else None,
             "root": self.host.root,
             "live": self.host.live,
-            "cpu": self.cpu.to_json(),
+            "cpu": self._cpu_json(),
             "numa": self.numa.to_json(),
             "memory": self.memory_json(),
             "ksm": self.ksm.to_json(),

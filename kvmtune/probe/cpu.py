@@ -25,7 +25,7 @@ class CpuFacts:
     stepping: int | None = None
     flags: tuple[str, ...] = ()
     vmx_flags: tuple[str, ...] | None = None  # the "vmx flags" line, where the kernel prints it
-    bugs: tuple[str, ...] = ()
+    bugs: tuple[str, ...] | None = None  # None: the kernel printed no bugs line at all
     sockets: int | None = None
     online: tuple[int, ...] = ()
     problems: tuple[str, ...] = ()
@@ -49,7 +49,7 @@ class CpuFacts:
             "online": list(self.online),
             "flags": list(self.flags),
             "vmx_flags": None if self.vmx_flags is None else list(self.vmx_flags),
-            "bugs": list(self.bugs),
+            "bugs": None if self.bugs is None else list(self.bugs),
             "hypervisor": self.hypervisor,
         }
 
@@ -122,7 +122,7 @@ def read_cpu(host: Host) -> CpuFacts:
         stepping=_int(first.get("stepping")),
         flags=tuple(first.get("flags", "").split()),
         vmx_flags=tuple(vmx.split()) if vmx is not None else None,
-        bugs=tuple(first.get("bugs", "").split()),
+        bugs=tuple(first["bugs"].split()) if "bugs" in first else None,
         sockets=sockets or None,
         online=tuple(online),
         problems=tuple(problems),

@@ -32,5 +32,13 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
         for size, pool in summary["hugepages"].items():
             w(f"  {size_label(int(size)):>5}: {pool['total']} pages, {pool['free']} free, on {pool['hosts']} hosts\n")
     w(f"\nKSM saves {summary['ksm_saved_bytes'] / (1 << 30):.2f} GiB across the fleet\n")
+    cpu = summary.get("cpu_baseline")
+    if cpu:
+        w(f"\nGuest CPU every host can run: {cpu['qemu'] if cpu['baseline'] else 'none'}\n")
+        for warning in cpu["warnings"]:
+            w(f"  warning: {warning}\n")
+        if cpu["held_back"]:
+            hb = cpu["held_back"]
+            w(f"  {len(hb['hosts'])} hosts hold it back from {hb['model']}\n")
     for bad in summary["invalid"]:
         w(f"unreadable: {bad['path']}: {bad['error']}\n")

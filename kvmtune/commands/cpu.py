@@ -1,0 +1,114 @@
+"""``kvmtune cpu-models`` and ``kvmtune cpu-baseline``."""
+
+from __future__ import annotations
+
+from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
+
+
+class CpuModelsOptions:
+    def __init__(self, root: str = "/", json: bool = False, assume_undecided: bool = False,
+                 source: str = "auto"):
+        self.root = root
+        self.json = json
+        self.assume_undecided = assume_undecided
+        self.source = source
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CpuModelsOptions) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"CpuModelsOptions({vars(self)})"
+
+
+def host_source(opts: CpuModelsOptions):
+    """KVM's answers on a live host with a working /dev/kvm; cpuinfo otherwise (or if asked)."""
+    import os
+
+    from kvmtune.cpumodels.verdict import CpuinfoSource, KvmSource, kvm_features
+    from kvmtune.errors import HostError
+    from kvmtune.host import Host
+    from kvmtune.probe.cpu import read_cpu
+    from kvmtune.probe.kvm_cpuid import read_kvm_cpuid
+
+    if opts.source not in ("auto", "kvm", "cpuinfo"):
+        raise UsageError(f"--source: expected auto, kvm or cpuinfo, got {opts.source!r}")
+    if not os.path.isdir(opts.root):
+        raise UsageError(f"--root: {opts.root} is not a directory")
+    host = Host(opts.root)
+    cpu = read_cpu(host)
+    if opts.source != "cpuinfo" and host.live:
+        try:
+            return KvmSource(kvm_features(read_kvm_cpuid(host))), cpu
+        except HostError as exc:
+            if opts.source == "kvm":
+                raise UsageError(f"--source kvm: {exc}") from None
+    elif opts.source == "kvm":
+        raise UsageError("--source kvm needs the live host (not --root)")
+    if not cpu.flags:
+        raise UsageError(f"cannot judge CPU models: {'; '.join(cpu.problems) or 'no CPU flags'}")
+    return CpuinfoSource(cpu.flags, cpu.bugs), cpu
+
+
+def models_result(opts: CpuModelsOptions) -> dict:
+    from kvmtune.cpumodels import table
+    from kvmtune.cpumodels.verdict import (best_per_vendor, evaluate, extra_features, libvirt_cpu, next_model,
+                                           present_features, qemu_cpu)
+
+    source, cpu = host_source(opts)
+    verdicts = evaluate(source, opts.assume_undecided)
+    best = best_per_vendor(verdicts)
+    own = {v: k for k, v in table.vendors().items()}.get(cpu.vendor)
+    pick = best.get(own or "generic") or best.get("generic")
+    out = {"source": source.kind, "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
+           "models": [v.to_json() for v in verdicts], "best": best, "recommended": None, "next": None,
+           "table": table.source()}
+    if pick:
+        extras = extra_features(pick, present_features(source))
+        nxt = next_model(verdicts, pick)
+        out["recommended"] = {"model": pick, "extras": extras, "qemu": qemu_cpu(pick, extras),
+                              "libvirt": libvirt_cpu(pick, extras)}
+        if nxt:
+            out["next"] = {"model": nxt.name, "missing": list(nxt.missing), "undecided": list(nxt.undecided)}
+    return out
+
+
+def run_cpu_models(opts: CpuModelsOptions) -> int:
+    out = models_result(opts)
+    if opts.json:
+        from kvmtune.render.json_out import write_json
+
+        write_json(out)
+    else:
+        from kvmtune.render.cpu_text import render_models
+
+        render_models(out)
+    return EXIT_OK
+
+
+def baseline_result(paths: list[str], assume_undecided: bool) -> dict:
+    from kvmtune.cpumodels.baseline import baseline
+    from kvmtune.report import collect_files, load_result
+
+    hosts, invalid = [], []
+    for path in collect_files(paths):
+        report, why = load_result(path)
+        if report is None:
+            invalid.append({"path": path, "error": why})
+        else:
+            hosts.append((report["host"].get("hostname") or path, report["host"]))
+    out = baseline(hosts, assume_undecided)
+    out["invalid"] = invalid
+    return out
+
+
+def run_cpu_baseline(opts) -> int:
+    out = baseline_result(opts.paths, opts.assume_undecided)
+    if opts.json:
+        from kvmtune.render.json_out import write_json
+
+        write_json(out)
+    else:
+        from kvmtune.render.cpu_text import render_baseline
+
+        render_baseline(out)
+    return EXIT_OK if out["baseline"] and not out["invalid"] else EXIT_NOT_READY

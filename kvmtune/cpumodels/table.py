@@ -1,0 +1,45 @@
+"""The shipped tables (kvmtune/data, made by scripts/make_cpu_table.py from libvirt's cpu_map)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+# Judgements that never make a model unusable: KVM provides them on any host (kvm), only
+# nested guests need them (nested), or QEMU turns them off under KVM anyway (qemu_off).
+NOT_REQUIRED = ("nested", "qemu_off")
+
+
+def _load(name: str) -> dict:
+    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@lru_cache(maxsize=None)
+def features() -> dict[str, dict]:
+    return _load("cpu_features.json")["features"]
+
+
+@lru_cache(maxsize=None)
+def vendors() -> dict[str, str]:
+    """libvirt vendor name -> CPUID vendor string (Intel -> GenuineIntel)."""
+    return _load("cpu_features.json")["vendors"]
+
+
+@lru_cache(maxsize=None)
+def models() -> list[dict]:
+    """Every model in libvirt's index order (oldest first within a vendor)."""
+    return _load("cpu_models.json")["models"]
+
+
+@lru_cache(maxsize=None)
+def source() -> dict:
+    return _load("cpu_models.json")["source"]
+
+
+def required(model: dict) -> list[str]:
+    """The features a model needs from the host (KVM-provided ones are checked as present)."""
+    table = features()
+    return [f for f in model["features"] if table.get(f, {}).get("judge") not in NOT_REQUIRED]

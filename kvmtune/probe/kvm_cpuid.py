@@ -1,0 +1,87 @@
+"""What KVM offers guests: KVM_GET_SUPPORTED_CPUID and the feature MSRs, on the system fd.
+
+/proc/cpuinfo says what the host CPU has; this says what KVM will give a guest,
+which is what decides whether QEMU can start a named CPU model. Layouts from
+include/uapi/linux/kvm.h (x86-64).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kvmtune.errors import HostError
+from kvmtune.host import Host
+from kvmtune.record import record
+
+KVM_GET_SUPPORTED_CPUID = 0xC008AE05  # _IOWR(KVMIO, 0x05, struct kvm_cpuid2)
+KVM_GET_MSR_FEATURE_INDEX_LIST = 0xC004AE0A  # _IOWR(KVMIO, 0x0a, struct kvm_msr_list)
+KVM_GET_MSRS = 0xC008AE88  # _IOWR(KVMIO, 0x88, struct kvm_msrs), on the system fd: feature MSRs
+ENTRY = struct.Struct("=IIIIIII12x")  # kvm_cpuid_entry2: function, index, flags, eax, ebx, ecx, edx, pad
+SIGNIFICANT_INDEX = 1  # KVM_CPUID_FLAG_SIGNIFCANT_INDEX: the entry is for one subleaf
+REG = {"eax": 3, "ebx": 4, "ecx": 5, "edx": 6}
+
+
+@record
+class KvmCpuid:
+    entries: tuple  # (function, index, flags, eax, ebx, ecx, edx)
+    msrs: dict  # feature MSR index -> value
+
+    def cpuid_bit(self, leaf: int, subleaf: int, reg: str, bit: int) -> bool:
+        for e in self.entries:
+            if e[0] == leaf and (e[1] == subleaf or not e[2] & SIGNIFICANT_INDEX):
+                return bool(e[REG[reg]] >> bit & 1)
+        return False
+
+    def msr_bit(self, index: int, bit: int) -> bool:
+        return index in self.msrs and bool(self.msrs[index] >> bit & 1)
+
+
+def read_kvm_cpuid(host: Host) -> KvmCpuid:
+    """Ask /dev/kvm; HostError (with errno) if it cannot be opened or refuses."""
+    import fcntl
+    import os
+
+    fd = host.open_device("dev/kvm")
+    try:
+        entries = _supported_cpuid(fd, fcntl)
+        msrs = _feature_msrs(fd, fcntl)
+    except OSError as exc:
+        raise HostError("dev/kvm", f"KVM refused the CPUID query: {exc.strerror}", exc.errno) from None
+    finally:
+        os.close(fd)
+    return KvmCpuid(tuple(entries), msrs)
+
+
+def _supported_cpuid(fd: int, fcntl) -> list[tuple]:
+    n = 128
+    while True:
+        buf = bytearray(8 + ENTRY.size * n)
+        struct.pack_into("=II", buf, 0, n, 0)
+        try:
+            fcntl.ioctl(fd, KVM_GET_SUPPORTED_CPUID, buf, True)
+        except OSError as exc:
+            if exc.errno == 7 and n < 4096:  # E2BIG: room for more entries
+                n *= 2
+                continue
+            raise
+        count = struct.unpack_from("=I", buf)[0]
+        return [ENTRY.unpack_from(buf, 8 + ENTRY.size * i) for i in range(count)]
+
+
+def _feature_msrs(fd: int, fcntl) -> dict[int, int]:
+    n = 64
+    lst = bytearray(4 + 4 * n)
+    struct.pack_into("=I", lst, 0, n)
+    try:
+        fcntl.ioctl(fd, KVM_GET_MSR_FEATURE_INDEX_LIST, lst, True)
+    except OSError:
+        return {}  # kernels before 4.17 have no feature MSRs: none offered
+    count = struct.unpack_from("=I", lst)[0]
+    indices = struct.unpack_from(f"={count}I", lst, 4)
+    buf = bytearray(8 + 16 * count)
+    struct.pack_into("=II", buf, 0, count, 0)
+    for i, index in enumerate(indices):
+        struct.pack_into("=IIQ", buf, 8 + 16 * i, index, 0, 0)
+    done = fcntl.ioctl(fd, KVM_GET_MSRS, buf, True)
+    return {struct.unpack_from("=I", buf, 8 + 16 * i)[0]: struct.unpack_from("=Q", buf, 16 + 16 * i)[0]
+            for i in range(min(done, count))}
