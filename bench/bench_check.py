@@ -51,7 +51,7 @@ def run_once(argv: list[str]) -> tuple[float, int, int]:
 
 def bench(commands: dict[str, list[str]], n: int) -> dict[str, dict]:
     samples: dict[str, list[tuple[float, int, int]]] = {name: [] for name in commands}
-    for name, argv in commands.items():  # warm the page cache and .pyc files
+    for argv in commands.values():  # warm the page cache and .pyc files
         run_once(argv)
     for _ in range(n):
         for name, argv in commands.items():

@@ -11,8 +11,8 @@ from __future__ import annotations
 from kvmtune import hugepages
 from kvmtune.errors import HostError, KvmtuneError
 from kvmtune.host import Host
-from kvmtune.plan import (CHANGED, FAILED, OK, PENDING, PENDING_REBOOT, PENDING_RESTART, REBOOT,
-                          RESTART, UNDONE, Change, Plan, same)
+from kvmtune.plan import (CHANGED, FAILED, OK, PENDING_REBOOT, PENDING_RESTART, REBOOT,
+                          UNDONE, Change, Plan, same)
 from kvmtune.probe import parse
 from kvmtune.state import Lock, State, load_state
 

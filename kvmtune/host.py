@@ -153,7 +153,6 @@ class Host:
     def nss_user(self, name: str) -> tuple[int, int, set[int]] | None:
         """A user through NSS (LDAP, sssd...) on the live host: uid, gid, all group ids."""
         self.require_live(f"user {name}")
-        import grp
         import pwd
 
         try:

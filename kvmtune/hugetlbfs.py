@@ -108,16 +108,7 @@ def fstab_text(current: str | None, mounts: list[tuple[str, str]]) -> str | None
     Every other line, comment and blank is kept in place; ours are appended,
     each under a marker comment, so the edit is minimal and reversible.
     """
-    lines = (current or "").splitlines()
-    kept, skip_next = [], False
-    for line in lines:
-        if skip_next:
-            skip_next = False
-            continue
-        if line == MARK:
-            skip_next = True
-            continue
-        kept.append(line)
+    kept = list(_foreign_lines(current))
     for path, options in mounts:
         kept += [MARK, f"hugetlbfs {path} hugetlbfs {options} 0 0"]
     if current is None and not mounts:
@@ -125,16 +116,22 @@ def fstab_text(current: str | None, mounts: list[tuple[str, str]]) -> str | None
     return "\n".join(kept) + ("\n" if kept else "")
 
 
-def foreign_fstab_entries(current: str | None, paths: set[str]) -> list[str]:
-    """Paths that /etc/fstab already mounts with a line kvmtune does not own."""
-    out, skip_next = [], False
+def _foreign_lines(current: str | None):
+    """The lines of /etc/fstab that kvmtune does not own (its own: a marker and the next line)."""
+    skip_next = False
     for line in (current or "").splitlines():
         if skip_next:
             skip_next = False
-            continue
-        if line == MARK:
+        elif line == MARK:
             skip_next = True
-            continue
+        else:
+            yield line
+
+
+def foreign_fstab_entries(current: str | None, paths: set[str]) -> list[str]:
+    """Paths that /etc/fstab already mounts with a line kvmtune does not own."""
+    out = []
+    for line in _foreign_lines(current):
         fields = line.split()
         if len(fields) >= 2 and not fields[0].startswith("#") and fields[1] in paths:
             out.append(fields[1])

@@ -81,7 +81,6 @@ def ordered_knobs(knobs) -> list[str]:
 
 
 def plan_ksm(profile, host: Host, facts, warnings: list[str]) -> list:
-    from kvmtune.plan import BLOCKED, PENDING, Change, knob_change
 
     if not profile.ksm:
         return []

@@ -5,7 +5,6 @@ import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import HOSTS
 
 
 def check_json_file(run_cli, root, dest, *extra):

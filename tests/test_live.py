@@ -1,6 +1,5 @@
 """The live machine: KVM must really run a guest here (CI runs on the same kind of machine)."""
 
-import json
 import os
 import stat
 

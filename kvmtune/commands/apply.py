@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
 CHANGED_STATES = ("changed", "pending-reboot", "pending-restart")
 
 
-class ApplyOptions:
+class ApplyOptions(Options):
     """What apply/plan/verify/rollback were asked to do."""
 
     def __init__(self, profile: str | None = None, root: str = "/", check: bool = False,
@@ -24,11 +25,6 @@ class ApplyOptions:
         self.wait = wait
         self.profile_text = profile_text
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, ApplyOptions) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"ApplyOptions({vars(self)})"
 
 
 def _host(opts: ApplyOptions):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
 FORMATS = ("text", "json", "prometheus")
 
 
-class CheckOptions:
+class CheckOptions(Options):
     """What ``kvmtune check`` was asked to do; built by the typer command or the fast path."""
 
     def __init__(self, root: str = "/", format: str = "text", quiet: bool = False,
@@ -22,11 +23,6 @@ class CheckOptions:
         self.as_user = as_user
         self.output = output
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, CheckOptions) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"CheckOptions({vars(self)})"
 
 
 def split_selectors(values: list[str] | None) -> list[str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
 
-class CpuModelsOptions:
+class CpuModelsOptions(Options):
     def __init__(self, root: str = "/", json: bool = False, assume_undecided: bool = False,
                  source: str = "auto"):
         self.root = root
@@ -13,11 +14,6 @@ class CpuModelsOptions:
         self.assume_undecided = assume_undecided
         self.source = source
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, CpuModelsOptions) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"CpuModelsOptions({vars(self)})"
 
 
 def host_source(opts: CpuModelsOptions):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK
 
 
-class PathsOptions:
+class PathsOptions(Options):
     """report and cpu-baseline: result files or directories, and how to print."""
 
     def __init__(self, paths: list[str] | None = None, json: bool = False, assume_undecided: bool = False):
@@ -13,11 +14,6 @@ class PathsOptions:
         self.json = json
         self.assume_undecided = assume_undecided
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, PathsOptions) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"PathsOptions({vars(self)})"
 
 
 def run_report(opts: PathsOptions) -> int:
