@@ -80,6 +80,7 @@ def main() -> int:
         small = write_tree(os.path.join(tmp, "small"), intel_vtx())
         big = write_tree(os.path.join(tmp, "big"), big_1024cpu_16node())
         commands = {
+            "python -c pass (interpreter start, for scale)": [sys.executable, "-c", "pass"],
             "kvmtune check --json": kvmtune + ["check", "--json"],
             "kvmtune check (report)": kvmtune + ["check"],
             "kvmtune check --json (2-CPU snapshot)": kvmtune + ["--root", small, "check", "--json"],

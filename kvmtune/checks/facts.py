@@ -65,12 +65,12 @@ class Facts:
         """Named CPU features KVM offers guests (live hosts whose /dev/kvm answers)."""
         if not self.host.live or not self.node("kvm").exists:
             return None
-        from kvmtune.cpumodels.verdict import kvm_features
+        from kvmtune.cpumodels.table import features
         from kvmtune.errors import HostError
-        from kvmtune.probe.kvm_cpuid import read_kvm_cpuid
+        from kvmtune.probe.kvm_cpuid import offered_features, read_kvm_cpuid
 
         try:
-            return kvm_features(read_kvm_cpuid(self.host))
+            return offered_features(read_kvm_cpuid(self.host), features())
         except HostError:
             return None
 

@@ -63,15 +63,9 @@ class CpuinfoSource:
 
 def kvm_features(kvm_cpuid) -> list[str]:
     """Names of every feature whose CPUID bit or MSR bit KVM offers."""
-    out = []
-    for name, f in table.features().items():
-        if "cpuid" in f:
-            leaf, subleaf, reg, bit = f["cpuid"]
-            if kvm_cpuid.cpuid_bit(int(leaf, 16), subleaf, reg, bit):
-                out.append(name)
-        elif kvm_cpuid.msr_bit(int(f["msr"][0], 16), f["msr"][1]):
-            out.append(name)
-    return sorted(out)
+    from kvmtune.probe.kvm_cpuid import offered_features
+
+    return offered_features(kvm_cpuid, table.features())
 
 
 def source_from_facts(cpu: dict):

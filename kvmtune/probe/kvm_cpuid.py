@@ -85,3 +85,16 @@ def _feature_msrs(fd: int, fcntl) -> dict[int, int]:
     done = fcntl.ioctl(fd, KVM_GET_MSRS, buf, True)
     return {struct.unpack_from("=I", buf, 8 + 16 * i)[0]: struct.unpack_from("=Q", buf, 16 + 16 * i)[0]
             for i in range(min(done, count))}
+
+
+def offered_features(kvm_cpuid: KvmCpuid, features: dict[str, dict]) -> list[str]:
+    """Names (of kvmtune's CPU feature table) whose CPUID or MSR bit KVM offers guests."""
+    out = []
+    for name, f in features.items():
+        if "cpuid" in f:
+            leaf, subleaf, reg, bit = f["cpuid"]
+            if kvm_cpuid.cpuid_bit(int(leaf, 16), subleaf, reg, bit):
+                out.append(name)
+        elif kvm_cpuid.msr_bit(int(f["msr"][0], 16), f["msr"][1]):
+            out.append(name)
+    return sorted(out)

@@ -125,7 +125,7 @@ def _ioctl(stage: str, fd: int, request: int, arg=0, mutate: bool = False):
 
 
 def _run(kvm: int, fds: list[int], result: KvmProbe) -> None:
-    import ctypes
+    import array
     import mmap
 
     result.api_version = _ioctl("get_api_version", kvm, KVM_GET_API_VERSION)
@@ -138,26 +138,28 @@ def _run(kvm: int, fds: list[int], result: KvmProbe) -> None:
     fds.append(vm)
     result.vm_created = True
 
-    mem = mmap.mmap(-1, GUEST_MEM, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    mem[GUEST_ADDR:GUEST_ADDR + len(GUEST_CODE)] = GUEST_CODE
-    buf = ctypes.c_char.from_buffer(mem)
+    # Guest RAM must be page-aligned; an array gives its address (buffer_info) without
+    # ctypes, so take one a page larger and start at the first page boundary in it.
+    page = mmap.PAGESIZE
+    ram = array.array("B", bytes(GUEST_MEM + page))
+    base = ram.buffer_info()[0]
+    offset = -base % page
+    ram[offset + GUEST_ADDR:offset + GUEST_ADDR + len(GUEST_CODE)] = array.array("B", GUEST_CODE)
+    # struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, size, userspace_addr
+    region = struct.pack("=IIQQQ", 0, 0, 0, GUEST_MEM, base + offset)
+    _ioctl("set_user_memory_region", vm, KVM_SET_USER_MEMORY_REGION, region)
+    vcpu = _ioctl("create_vcpu", vm, KVM_CREATE_VCPU, 0)
+    fds.append(vcpu)
+    result.vcpu_created = True
+    size = _ioctl("get_vcpu_mmap_size", kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
+    run = mmap.mmap(vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     try:
-        # struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, size, userspace_addr
-        region = struct.pack("=IIQQQ", 0, 0, 0, GUEST_MEM, ctypes.addressof(buf))
-        _ioctl("set_user_memory_region", vm, KVM_SET_USER_MEMORY_REGION, region)
-        vcpu = _ioctl("create_vcpu", vm, KVM_CREATE_VCPU, 0)
-        fds.append(vcpu)
-        result.vcpu_created = True
-        size = _ioctl("get_vcpu_mmap_size", kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
-        run = mmap.mmap(vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        try:
-            _setup_registers(vcpu)
-            _run_guest(vcpu, run, result)
-        finally:
-            run.close()
+        _setup_registers(vcpu)
+        _run_guest(vcpu, run, result)
     finally:
-        del buf
-        mem.close()
+        run.close()
+    # The VM (closed by the caller) held the only reference the kernel had to ram.
+    del ram
 
 
 def _setup_registers(vcpu: int) -> None:
