@@ -36,8 +36,11 @@ def preflight(host: Host) -> None:
 
 
 def apply_plan(plan: Plan, host: Host, *, keep_partial: bool = False, wait: bool = False,
-               compact: bool = False) -> list[Change]:
-    """Apply the pending changes; return those this run changed (empty if none)."""
+               compact: bool = False, progress=None) -> list[Change]:
+    """Apply the pending changes; return those this run changed (empty if none).
+
+    ``progress(text)``, if given, is a context manager shown around slow steps (pool
+    allocation can take seconds for large pools)."""
     pending = plan.pending
     if not pending:
         return []
@@ -56,7 +59,11 @@ def apply_plan(plan: Plan, host: Host, *, keep_partial: bool = False, wait: bool
         done: list[Change] = []
         try:
             for c in pending:
-                execute(c, host, state, compact)
+                if progress is not None and c.kind == "pool":
+                    with progress(f"allocating {c.target}: {c.before} -> {c.after} pages"):
+                        execute(c, host, state, compact)
+                else:
+                    execute(c, host, state, compact)
                 done.append(c)
                 if c.status == FAILED:
                     raise ApplyFailed(c.detail)

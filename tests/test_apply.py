@@ -265,9 +265,13 @@ def test_boot_pools_go_to_the_kernel_command_line(run_cli, root, tmp_path):
 def test_conflicts_are_named(run_cli, root, profile):
     write_tree(root, {"etc/sysctl.d/99-zzz-local.conf": "vm.swappiness = 1\n",
                       "etc/systemd/system/multi-user.target.wants/ksmtuned.service": "",
-                      "proc/cmdline": "ro transparent_hugepage=always hugepages=16\n"})
+                      "proc/cmdline": "ro transparent_hugepage=always hugepages=16\n",
+                      "etc/tuned/active_profile": "virtual-host\n",
+                      "etc/systemd/system/multi-user.target.wants/tuned.service": "",
+                      "usr/lib/tuned/virtual-host/tuned.conf": "[sysctl]\nvm.swappiness=10\n"})
     _, out, _ = apply(run_cli, root, "plan", profile)
     text = "\n".join(out["warnings"])
+    assert "tuned profile 'virtual-host' also sets vm.swappiness" in text
     assert "/etc/sysctl.d/99-zzz-local.conf sets vm.swappiness = 1" in text
     assert "ksmtuned is enabled" in text
     assert "transparent_hugepage=always" in text
@@ -283,3 +287,62 @@ def test_lock_refuses_a_second_apply(run_cli, root, profile):
         assert code == 3 and "another kvmtune apply or rollback holds the lock" in err
     finally:
         host.unlock(fd)
+
+
+class FragmentedHost(Host):
+    """Grants at most 900 pages per pool until memory is compacted (proc/sys/vm/compact_memory)."""
+
+    compacted = False
+
+    def write(self, rel, value):
+        if rel == "proc/sys/vm/compact_memory":
+            self.compacted = True
+            return
+        if rel.endswith("nr_hugepages") and not self.compacted and int(value) > 900:
+            value = "900"
+        super().write(rel, value)
+
+
+def test_compact_retries_once_after_compaction(root, tmp_path):
+    from kvmtune.apply import apply_plan
+    from kvmtune.checks.facts import Facts
+    from kvmtune.plan import build_plan
+    from kvmtune.profile import load_profile
+
+    path = tmp_path / "hp.yaml"
+    path.write_text("hugepages:\n  compact: true\n  2M: 1024\n")
+    host = FragmentedHost(root)
+    profile = load_profile(str(path))
+    assert profile.compact is True
+    plan = build_plan(profile, host, Facts(host), persist=False)
+    shown = []
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def progress(text):
+        shown.append(text)
+        yield
+
+    apply_plan(plan, host, compact=profile.compact, progress=progress)
+    assert host.compacted and plan.changes[0].status == "changed"
+    assert Host(root).read("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages") == "1024\n"
+    assert shown == ["allocating hugepages 2M: 0 -> 1024 pages"]
+
+
+def test_no_persist_plans_no_files(run_cli, root, profile):
+    _, out, _ = apply(run_cli, root, "plan", profile, "--no-persist")
+    assert [c for c in out["changes"] if c["target"].startswith("/etc")] == []
+    _, out, _ = apply(run_cli, root, "plan", profile)
+    assert {c["target"] for c in out["changes"] if c["target"].startswith("/etc")} == {
+        "/etc/sysctl.d/99-zz-kvmtune.conf", "/etc/tmpfiles.d/kvmtune.conf", "/etc/fstab"}
+
+
+def test_live_apply_refuses_before_any_write_when_not_root(monkeypatch):
+    from kvmtune.apply import preflight
+    from kvmtune.errors import KvmtuneError
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(KvmtuneError, match="run as root"):
+        preflight(Host("/"))
+    preflight(Host("/tmp"))  # a snapshot tree needs no root

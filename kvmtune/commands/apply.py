@@ -84,8 +84,11 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
     host, plan = make_plan(opts)
     if opts.check:
         return result(plan, mode="check", msg=_summary(plan, "would change")), EXIT_OK
+    from kvmtune.render.progress import terminal_progress
+
     compact = bool(getattr(plan.profile, "compact", False))
-    apply_plan(plan, host, keep_partial=opts.keep_partial, wait=opts.wait, compact=compact)
+    apply_plan(plan, host, keep_partial=opts.keep_partial, wait=opts.wait, compact=compact,
+               progress=terminal_progress())
     failed = [c for c in plan.changes if c.status == "failed"]
     if failed:
         undone = any(c.status == "undone" for c in plan.changes)
