@@ -26,8 +26,9 @@ STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "info": "blue",
 Segment = tuple[str, "str | None"]
 
 
-def layout(report: Report, quiet: bool = False) -> list[list[Segment]]:
-    lines: list[list[Segment]] = []
+def layout(report: Report, quiet: bool = False) -> list[tuple]:
+    """Rows: ("line", [segments]), ("area", title), ("check", check), ("hint", text)."""
+    rows: list[tuple] = []
     facts = report.facts
     if not quiet:
         cpu = facts.cpu
@@ -36,23 +37,22 @@ def layout(report: Report, quiet: bool = False) -> list[list[Segment]]:
                                 f"{len(cpu.online)} CPUs online", None)]
         if not facts.host.live:
             head.append((f"  snapshot {facts.host.root}", "dim"))
-        lines.append(head)
+        rows.append(("line", head))
     area = None
     for check in report.checks:
         if quiet and check.status == PASS:
             continue
         if check.area != area:
             area = check.area
-            lines.append([(AREA_TITLES.get(area, area), "bold underline")])
-        lines.append([("  ", None), (f"{check.status.upper():7}", STYLES[check.status]),
-                      (f" {check.id:20} ", "bold"), (check.detail, None)])
+            rows.append(("area", AREA_TITLES.get(area, area)))
+        rows.append(("check", check))
         if check.hint and check.status != PASS:
-            lines.append([("           fix: ", "dim"), (check.hint, None)])
+            rows.append(("hint", check.hint))
     counts = ", ".join(f"{n} {k}" for k, n in report.summary.items() if n)
-    lines.append([])
-    lines.append([("READY" if report.ready else "NOT READY",
-                   "bold green" if report.ready else "bold red"), (f"  {counts}", None)])
-    return lines
+    rows.append(("line", []))
+    rows.append(("line", [("READY" if report.ready else "NOT READY",
+                           "bold green" if report.ready else "bold red"), (f"  {counts}", None)]))
+    return rows
 
 
 def use_colour(stream) -> bool:
@@ -64,16 +64,52 @@ def use_colour(stream) -> bool:
 def render_check_text(report: Report, quiet: bool = False, stream=None,
                       colour: bool | None = None) -> None:
     stream = stream or sys.stdout
-    lines = layout(report, quiet)
+    rows = layout(report, quiet)
     if colour if colour is not None else use_colour(stream):
-        from rich.console import Console
-        from rich.text import Text
-
-        console = Console(file=stream, highlight=False, force_terminal=True)
-        for segments in lines:
-            text = Text()
-            for chunk, style in segments:
-                text.append(chunk, style=style)
-            console.print(text)
+        _render_rich(rows, stream)
         return
-    stream.write("".join("".join(chunk for chunk, _ in segments) + "\n" for segments in lines))
+    out = []
+    for kind, value in rows:
+        if kind == "line":
+            out.append("".join(chunk for chunk, _ in value))
+        elif kind == "area":
+            out.append(value)
+        elif kind == "check":
+            out.append(f"  {value.status.upper():7} {value.id:20} {value.detail}")
+        else:
+            out.append(f"           fix: {value}")
+    stream.write("\n".join(out) + "\n")
+
+
+def _render_rich(rows: list[tuple], stream) -> None:
+    """A grid per area, so a wrapped detail or hint stays in its column."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, force_terminal=True)
+    grid = None
+    for kind, value in rows:
+        if kind in ("line", "area"):
+            if grid is not None:
+                console.print(grid)
+                grid = None
+            text = Text(value, style="bold underline") if kind == "area" else Text()
+            if kind == "line":
+                for chunk, style in value:
+                    text.append(chunk, style=style)
+            console.print(text)
+            continue
+        if grid is None:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(width=1)
+            grid.add_column(width=7, no_wrap=True)
+            grid.add_column(width=20, no_wrap=True)
+            grid.add_column(ratio=1)
+        if kind == "check":
+            grid.add_row("", Text(value.status.upper(), style=STYLES[value.status]),
+                         Text(value.id, style="bold"), Text(value.detail))
+        else:
+            grid.add_row("", "", Text("fix:", style="dim", justify="right"), Text(value, style="dim"))
+    if grid is not None:
+        console.print(grid)
