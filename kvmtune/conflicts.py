@@ -22,7 +22,7 @@ def find_conflicts(profile, host, facts) -> list[str]:
             warnings.append(f"ksmtuned is {state} and rewrites KSM run, pages_to_scan and sleep_millisecs "
                             "every 60 s: 'systemctl disable --now ksmtuned'")
     warnings += _tuned(host, profile)
-    settings = {k: v for k, (v, _) in profile.sysctl.items()}
+    settings = {k: v for k, (v, _) in profile.sysctl.items()}  # later_overrides drops the "-" mark
     warnings += later_overrides(host, settings)
     if profile.thp.get("enabled"):
         for value in cmdline_values(facts.cmdline, "transparent_hugepage"):
@@ -59,7 +59,7 @@ def _tuned(host, profile) -> list[str]:
                 continue
             for line in text.splitlines():
                 key = line.split("=", 1)[0].strip()
-                if key in profile.sysctl:
+                if key in profile.sysctl or f"-{key}" in profile.sysctl:
                     touched.add(key)
                 if "ksm" in ours and "sys/kernel/mm/ksm" in line:
                     touched.add("ksm")

@@ -103,7 +103,7 @@ def build_plan(profile, host, facts, *, persist: bool = True, force: bool = Fals
 
     changes: list[Change] = []
     warnings: list[str] = []
-    changes += sysctl.plan_sysctl(profile, host)
+    changes += sysctl.plan_sysctl(profile, host, warnings)
     changes += hugepages.plan_hugepages(profile, host, facts, force=force)
     changes += hugetlbfs.plan_mounts(profile, host, facts, warnings)
     changes += ksm.plan_ksm(profile, host, facts, warnings)

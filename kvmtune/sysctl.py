@@ -23,9 +23,16 @@ def sysctl_rel(name: str) -> str | None:
     return f"{PROC_SYS}/" + "/".join(parts)
 
 
-def plan_sysctl(profile, host) -> list[Change]:
+def split_optional(key: str) -> tuple[str, bool]:
+    """``-kernel.numa_balancing`` -> (kernel.numa_balancing, True): systemd-sysctl's mark for a
+    key that may be missing on some kernels (sysctl.d(5))."""
+    return (key[1:], True) if key.startswith("-") else (key, False)
+
+
+def plan_sysctl(profile, host, warnings: list[str] | None = None) -> list[Change]:
     changes = []
-    for name, (value, node) in profile.sysctl.items():
+    for key, (value, node) in profile.sysctl.items():
+        name, optional = split_optional(key)
         rel = sysctl_rel(name)
         if rel is None:
             raise node.error("not a sysctl name: use dotted words such as vm.swappiness "
@@ -33,7 +40,12 @@ def plan_sysctl(profile, host) -> list[Change]:
         if name in ("vm.nr_hugepages", "vm.nr_overcommit_hugepages") and profile.hugepages:
             raise node.error("set huge pages in the hugepages section, not both")
         if host.read_optional(rel) is None:
-            raise node.error(f"no such sysctl on this host (/{rel} does not exist)")
+            if optional:
+                if warnings is not None:
+                    warnings.append(f"sysctl {name} does not exist on this kernel: skipped (marked optional with '-')")
+                continue
+            raise node.error(f"no such sysctl on this host (/{rel} does not exist); "
+                             f"write '-{name}' if it may be missing on some kernels")
         changes.append(knob_change(host, f"sysctl {name}", rel, value))
     return changes
 
@@ -42,7 +54,7 @@ def dropin_text(settings: dict[str, str]) -> str | None:
     if not settings:
         return None
     lines = ["# Written by kvmtune apply; 'kvmtune rollback' removes it. Edit the profile, not this file."]
-    lines += [f"{k} = {v}" for k, v in settings.items()]
+    lines += [f"{k} = {v}" for k, v in settings.items()]  # "-key" stays: systemd-sysctl skips it if missing
     return "\n".join(lines) + "\n"
 
 
@@ -59,9 +71,10 @@ def later_overrides(host, settings: dict[str, str]) -> list[str]:
         if entry <= ours:
             continue
         text = host.read_optional(seen[entry]) or ""
+        plain = {split_optional(k)[0]: v for k, v in settings.items()}
         for key, value in parse_conf(text).items():
             norm = key.replace("/", ".")
-            if norm in settings and " ".join(value.split()) != " ".join(str(settings[norm]).split()):
+            if norm in plain and " ".join(value.split()) != " ".join(str(plain[norm]).split()):
                 warnings.append(f"/{seen[entry]} sets {norm} = {value} and is applied after kvmtune's "
                                 f"/{DROPIN} at boot: it wins")
     return warnings

@@ -346,3 +346,16 @@ def test_live_apply_refuses_before_any_write_when_not_root(monkeypatch):
     with pytest.raises(KvmtuneError, match="run as root"):
         preflight(Host("/"))
     preflight(Host("/tmp"))  # a snapshot tree needs no root
+
+
+def test_optional_sysctl_is_skipped_where_missing_and_kept_optional_at_boot(run_cli, root, tmp_path):
+    path = tmp_path / "opt.yaml"
+    path.write_text("sysctl:\n  -kernel.no_such_knob: 1\n  -vm.swappiness: 12\n")
+    code, out, err = apply(run_cli, root, "apply", str(path))
+    assert code == 0, err
+    assert any("kernel.no_such_knob does not exist on this kernel: skipped" in w for w in out["warnings"])
+    assert Host(root).read("proc/sys/vm/swappiness") == "12\n"
+    dropin = Host(root).read("etc/sysctl.d/99-zz-kvmtune.conf")
+    # The "-" stays in the drop-in: systemd-sysctl skips such a key where the kernel lacks it.
+    assert "-vm.swappiness = 12\n" in dropin and "-kernel.no_such_knob = 1\n" in dropin
+    apply(run_cli, root, "rollback")
