@@ -201,3 +201,22 @@ def test_unreadable_file(tmp_path, check_json):
     code, report, c = report_of(check_json, root)
     assert "Is a directory" in report["host"]["memory"]["problem"]
     assert code == 0
+
+
+def test_firmware_disabled_vtx_is_named_from_the_kernel_log(host_roots):
+    """A live host whose kernel logged why VT-x is off: the verdict quotes it."""
+    from kvmtune.checks import run_checks
+    from kvmtune.checks.facts import Facts
+    from kvmtune.host import Host
+
+    class Logged(Host):
+        def kernel_log(self):
+            return ["Linux version 6.12.0", "x86/cpu: VMX (outside TXT) disabled by BIOS", "kvm: no hardware support"]
+
+    facts = Facts(Logged(str(host_roots["synthetic-vtx-disabled-in-firmware"]), live=True))
+    facts.__dict__["kvm_probe"] = None  # no /dev/kvm there: nothing to run
+    check = next(c for c in run_checks(facts, only=["cpu.virt"]).checks if c.id == "cpu.virt")
+    assert check.status == "warn"
+    assert check.detail == "no vmx flag; the kernel logged: kvm: no hardware support"
+    assert check.data["kernel_log"][0] == "x86/cpu: VMX (outside TXT) disabled by BIOS"
+    assert "firmware setup" in check.hint

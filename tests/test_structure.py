@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "kvmtune"
-HOST_LAYER = {"host.py", "files.py"}  # files.py: atomic writes, used by Host
+HOST_LAYER = {"host.py", "host_changes.py", "files.py"}  # the Host, its writes, atomic files
 PATH_LITERAL = re.compile(r"^/(proc|sys|dev|etc)(/[\w.@:+-]*)*$")
 FILE_CALLS = {("os", n) for n in ("open", "listdir", "stat", "lstat", "scandir", "remove", "unlink",
                                   "rename", "replace", "mkdir", "makedirs", "rmdir", "access",

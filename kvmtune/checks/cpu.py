@@ -49,6 +49,13 @@ def check_cpu_virt(facts: Facts) -> Check:
         return Check("cpu.virt", INFO, title,
                      f"no {ext} flag{where}, yet KVM runs guests here (backend: {backends})",
                      None, data)
+    log = facts.virt_refusals
+    data["kernel_log"] = log
+    if log:
+        return Check("cpu.virt", WARN, title,
+                     f"no {ext} flag; the kernel logged: {log[-1]}",
+                     f"Enable {name} ('Intel Virtualization Technology' / 'SVM Mode') in the firmware "
+                     "setup, then power the machine off and on (reboot needed).", data)
     if cpu.hypervisor:
         return Check("cpu.virt", WARN, title,
                      f"no {ext} flag: this is a guest whose hypervisor does not expose {name}",

@@ -75,6 +75,15 @@ class Facts:
             return None
 
     @cached_property
+    def virt_refusals(self) -> list[str]:
+        """What the kernel logged about VT-x/AMD-V being off (live hosts; read only when asked)."""
+        if not self.host.live:
+            return []
+        needles = ("disabled by bios", "disabled (by bios)", "not enabled (by bios)", "no hardware support",
+                   "vmx not supported", "svm not supported", "not fully enabled")
+        return [line for line in self.host.kernel_log() if any(n in line.lower() for n in needles)][-3:]
+
+    @cached_property
     def cgroups(self):
         from kvmtune.probe.cgroups import read_cgroups
         return read_cgroups(self.host, self.mounts)
