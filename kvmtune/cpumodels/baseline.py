@@ -8,7 +8,7 @@ verdicts are computed once per distinct feature source.
 from __future__ import annotations
 
 from kvmtune.cpumodels import table
-from kvmtune.cpumodels.verdict import (USABLE, CpuinfoSource, KvmSource, evaluate, extra_features,
+from kvmtune.cpumodels.verdict import (USABLE, KvmSource, evaluate, extra_features,
                                         libvirt_cpu, model_family, present_features, qemu_cpu,
                                         source_from_facts)
 
@@ -78,5 +78,3 @@ def _held_back(judged, distinct, order, best: str):
                               for name, v in statuses if v.status != USABLE]}
     return None
 
-
-__all__ = ["baseline", "CpuinfoSource", "KvmSource"]
