@@ -127,6 +127,14 @@ def test_check_module_returns_the_facts_for_assert(tmp_path, root):
     assert proc.returncode == 0, proc.stdout
 
 
+def test_check_module_fails_a_host_that_is_not_ready(tmp_path):
+    bad = str(build_root("synthetic-no-dev-kvm", tmp_path))
+    path = playbook(tmp_path, f"    - kvmtune.host.check: {{root: {bad}}}\n")
+    proc = run(path)
+    assert proc.returncode == 2 and recap(proc)["failed"] == 1
+    assert "not ready: kvm.device fail" in proc.stdout
+
+
 def test_preflight_playbook_as_written(tmp_path, root):
     proc = run(EXAMPLES / "preflight.yml", "-e", f"kvmtune_root={root}", "-e", "kvmtune_profile=dense",
                "-i", str(EXAMPLES / "inventory.ini"))

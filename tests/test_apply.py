@@ -359,3 +359,15 @@ def test_optional_sysctl_is_skipped_where_missing_and_kept_optional_at_boot(run_
     # The "-" stays in the drop-in: systemd-sysctl skips such a key where the kernel lacks it.
     assert "-vm.swappiness = 12\n" in dropin and "-kernel.no_such_knob = 1\n" in dropin
     apply(run_cli, root, "rollback")
+
+
+def test_wait_queues_behind_the_lock(run_cli, root, profile):
+    import threading
+
+    host = Host(root)
+    host.makedirs("var/lib/kvmtune", 0o700)
+    fd = host.lock("var/lib/kvmtune", wait=False)
+    threading.Timer(0.5, host.unlock, args=(fd,)).start()
+    code, out, err = apply(run_cli, root, "apply", profile, "--wait")
+    assert code == 0 and out["changed"] is True, err
+    apply(run_cli, root, "rollback")

@@ -220,3 +220,37 @@ def test_firmware_disabled_vtx_is_named_from_the_kernel_log(host_roots):
     assert check.detail == "no vmx flag; the kernel logged: kvm: no hardware support"
     assert check.data["kernel_log"][0] == "x86/cpu: VMX (outside TXT) disabled by BIOS"
     assert "firmware setup" in check.hint
+
+
+def _functional_with(probe_fields, host_roots):
+    from kvmtune.checks import run_checks
+    from kvmtune.checks.facts import Facts
+    from kvmtune.host import Host
+    from kvmtune.probe.kvm_ioctl import KvmProbe
+
+    probe = KvmProbe()
+    for key, value in probe_fields.items():
+        setattr(probe, key, value)
+    facts = Facts(Host(str(host_roots["synthetic-intel-vtx"]), live=True))
+    facts.__dict__["kvm_probe"] = probe
+    report = run_checks(facts, only=["kvm.functional"])
+    return next(c for c in report.checks if c.id == "kvm.functional"), report
+
+
+def test_ebusy_means_another_hypervisor_holds_vtx(host_roots):
+    import errno
+
+    check, report = _functional_with({"api_version": 12, "failed_stage": "create_vm", "errno": errno.EBUSY,
+                                      "error": "Device or resource busy"}, host_roots)
+    assert check.status == "fail" and report.ready is False
+    assert "another hypervisor holds VT-x/AMD-V" in check.detail
+    assert "VirtualBox" in check.hint and check.data["errno"] == "EBUSY"
+
+
+def test_eacces_is_a_permission_problem(host_roots):
+    import errno
+
+    check, _ = _functional_with({"failed_stage": "open", "errno": errno.EACCES, "error": "Permission denied"},
+                                host_roots)
+    assert check.status == "fail" and check.detail.startswith("permission denied opening /dev/kvm")
+    assert "usermod -aG kvm" in check.hint
