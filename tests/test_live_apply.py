@@ -95,8 +95,23 @@ def live_host(tmp_path_factory):
     assert snapshot(mount_dir) == saved, "the live host was not restored"
 
 
+def gigantic_page_available() -> bool:
+    """Whether the kernel can grant one 1 GiB page right now (it may not, on fragmented memory)."""
+    pool = f"{SYS}/hugepages/hugepages-1048576kB/nr_hugepages"
+    before = read(pool).strip()
+    try:
+        with open(pool, "w") as f:
+            f.write(str(int(before) + 1))
+        return int(read(pool)) == int(before) + 1
+    finally:
+        with open(pool, "w") as f:
+            f.write(before)
+
+
 def test_apply_verify_rollback_on_the_live_kernel(live_host, tmp_path, run_cli):
     saved, mount_dir = live_host
+    if not gigantic_page_available():
+        pytest.skip("the kernel cannot grant a 1 GiB page right now (memory too fragmented)")
     swappiness = int(saved["knobs"]["/proc/sys/vm/swappiness"])
     defrag = "defer" if "[defer]" not in saved["knobs"][f"{SYS}/transparent_hugepage/defrag"] else "madvise"
     profile = tmp_path / "live.yaml"
