@@ -8,6 +8,8 @@ without saying so.
 
 from __future__ import annotations
 
+from errno import errorcode
+
 from kvmtune import hugepages
 from kvmtune.errors import HostError, KvmtuneError
 from kvmtune.host import Host
@@ -109,7 +111,7 @@ def execute(c: Change, host: Host, state: State, compact: bool = False) -> None:
             _knob(c, host, compact)
     except HostError as exc:
         c.status = FAILED
-        code = __import__("errno").errorcode.get(exc.errno, "") if exc.errno else ""
+        code = errorcode.get(exc.errno, "") if exc.errno else ""
         c.detail = f"the kernel refused: {exc.reason}" + (f" ({code})" if code else "")
 
 

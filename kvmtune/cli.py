@@ -54,6 +54,8 @@ PROFILE_ARG = typer.Argument(..., metavar="PROFILE", help="A shipped profile nam
 JSON_OPT = typer.Option(False, "--json", help="Exactly one JSON object on stdout (logs go to stderr).")
 DIFF_OPT = typer.Option(False, "--diff", help="Show before/after of every value and persisted file.")
 WAIT_OPT = typer.Option(False, "--wait", help="Wait for another apply/rollback to finish instead of failing.")
+NO_PERSIST_OPT = typer.Option(False, "--no-persist", help="The running kernel only: no boot-time files.")
+FORCE_OPT = typer.Option(False, "--force", help="Allow huge pages to eat into the safe memory reserve.")
 
 
 def _apply_opts(ctx, root, **kw):
@@ -69,8 +71,8 @@ def apply(
     check: bool = typer.Option(False, "--check", help="Plan only: print what would change and write nothing."),
     diff: bool = DIFF_OPT,
     json_: bool = JSON_OPT,
-    no_persist: bool = typer.Option(False, "--no-persist", help="Change the running kernel only; write no boot-time files."),
-    force: bool = typer.Option(False, "--force", help="Allow huge pages to eat into the safe memory reserve."),
+    no_persist: bool = NO_PERSIST_OPT,
+    force: bool = FORCE_OPT,
     keep_partial: bool = typer.Option(False, "--keep-partial", help="If a change fails, keep the changes made before it."),
     wait: bool = WAIT_OPT,
     root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
@@ -89,8 +91,8 @@ def plan(
     profile: str = PROFILE_ARG,
     diff: bool = DIFF_OPT,
     json_: bool = JSON_OPT,
-    no_persist: bool = typer.Option(False, "--no-persist", help="Plan runtime changes only."),
-    force: bool = typer.Option(False, "--force", help="Allow huge pages to eat into the safe memory reserve."),
+    no_persist: bool = NO_PERSIST_OPT,
+    force: bool = FORCE_OPT,
     root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
 ) -> None:
     """Show what 'apply' would change (the same as 'apply --check'); writes nothing."""
@@ -107,7 +109,7 @@ def verify(
     profile: str = PROFILE_ARG,
     diff: bool = DIFF_OPT,
     json_: bool = JSON_OPT,
-    no_persist: bool = typer.Option(False, "--no-persist", help="Verify the running kernel only."),
+    no_persist: bool = NO_PERSIST_OPT,
     force: bool = typer.Option(False, "--force", help="Accept a profile that was applied with --force."),
     root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
 ) -> None:

@@ -60,10 +60,6 @@ class Host(HostChanges):
             raise ValueError(f"host paths are relative and stay inside the root: {rel!r}")
         return os.path.join(self.root, rel)
 
-    def display(self, rel: str) -> str:
-        """The path as an operator would type it on that host."""
-        return "/" + rel
-
     # -- reading -----------------------------------------------------------
 
     def read(self, rel: str) -> str:
@@ -169,10 +165,6 @@ class Host(HostChanges):
     def page_size(self) -> int:
         """Base page size; a snapshot is assumed x86-64 (4 KiB), the only arch we judge."""
         return os.sysconf("SC_PAGE_SIZE") if self.live else 4096
-
-    @property
-    def euid(self) -> int:
-        return os.geteuid() if self.live else 0
 
     def nss_user(self, name: str) -> tuple[int, int, set[int]] | None:
         """A user through NSS (LDAP, sssd...) on the live host: uid, gid, all group ids."""

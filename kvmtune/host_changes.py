@@ -89,12 +89,6 @@ class HostChanges:
         except OSError:
             return False
 
-    def chown(self, rel: str, uid: int, gid: int) -> None:
-        try:
-            os.chown(self.path(rel), uid, gid)
-        except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
-
     def read_only(self, rel: str) -> bool:
         """Whether the filesystem holding rel is mounted read-only."""
         try:

@@ -18,7 +18,7 @@ MARK = "# kvmtune: managed entry, 'kvmtune rollback' removes it"
 LIBVIRT_DAEMONS = (("usr/sbin/libvirtd", "libvirtd"), ("usr/sbin/virtqemud", "virtqemud"))
 
 
-def wanted_options(req, host, facts, pool_pages: dict[int, int]) -> dict[str, str]:
+def wanted_options(req, host, facts) -> dict[str, str]:
     size_kb = req.pagesize_kb or facts.hugepages.default_size_kb
     if size_kb is None or facts.hugepages.pool(size_kb) is None:
         raise req.src.error(f"this host has no {size_label(size_kb) if size_kb else 'default'} huge page pool")
@@ -68,7 +68,7 @@ def plan_mounts(profile, host, facts, warnings: list[str]) -> list[Change]:
     restart = [name for path, name in LIBVIRT_DAEMONS if host.exists(path)]
     changes = []
     for req in profile.hugetlbfs:
-        opts = wanted_options(req, host, facts, pools)
+        opts = wanted_options(req, host, facts)
         size_kb = parse_size_kb(opts["pagesize"])
         after = ",".join(f"{k}={v}" for k, v in opts.items())
         meta = {"path": req.path, "options": after, "mode": req.mode, "restart": restart}

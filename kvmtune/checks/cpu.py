@@ -8,7 +8,6 @@ from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check, unknown
 INTEL_CAPS = ("ept", "vpid", "flexpriority", "tpr_shadow", "vnmi", "unrestricted_guest")
 AMD_CAPS = ("npt", "avic", "x2avic", "nrip_save", "decodeassists", "vgif")
 VMX_VENDORS = ("GenuineIntel", "CentaurHauls")
-SVM_VENDORS = ("AuthenticAMD", "HygonGenuine")
 
 
 def check_cpu_virt(facts: Facts) -> Check:

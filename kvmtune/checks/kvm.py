@@ -128,7 +128,6 @@ AMD_PARAMS = {
     "sev_es": ("no SEV-ES guests", False),
     "sev_snp": ("no SEV-SNP guests", False),
 }
-KVM_PARAMS = ("nx_huge_pages", "halt_poll_ns", "tdp_mmu", "enable_virt_at_load")
 
 
 def _off(value: str | None) -> bool:

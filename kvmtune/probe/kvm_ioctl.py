@@ -22,7 +22,7 @@ import time
 from kvmtune.errors import HostError
 from kvmtune.host import Host
 
-KVMIO = 0xAE
+# Request numbers are _IO/_IOR/_IOW(KVMIO=0xAE, nr, size), precomputed.
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 KVM_CHECK_EXTENSION = 0xAE03

@@ -62,7 +62,3 @@ class Profile:
     allow_unmerge: bool
     thp: dict  # knob -> (value, Node)
     chain: tuple  # the files merged, base first
-
-    @property
-    def empty(self) -> bool:
-        return not (self.sysctl or self.hugepages or self.hugetlbfs or self.ksm or self.thp)

@@ -39,10 +39,6 @@ class Node:
     def is_list(self) -> bool:
         return isinstance(self.value, list)
 
-    @property
-    def is_scalar(self) -> bool:
-        return not (self.is_mapping or self.is_list)
-
     def error(self, message: str, path: str | None = None) -> ProfileError:
         return ProfileError(self.file, self.line, self.column, self.path if path is None else path, message)
 
