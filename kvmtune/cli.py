@@ -75,13 +75,14 @@ def apply(
     force: bool = FORCE_OPT,
     keep_partial: bool = typer.Option(False, "--keep-partial", help="If a change fails, keep the changes made before it."),
     wait: bool = WAIT_OPT,
+    resume: bool = typer.Option(False, "--resume", help="Carry on after an interrupted apply (instead of 'kvmtune rollback')."),
     root: Optional[str] = typer.Option(None, "--root", metavar="DIR", help=ROOT_HELP),
 ) -> None:
     """Make this host match a profile, now and after reboot. Exit 0 success, 1 failed (undone), 2 invalid profile."""
     from kvmtune.commands.apply import run_apply
 
     opts = _apply_opts(ctx, root, profile=profile, check=check, diff=diff, json=json_, persist=not no_persist,
-                       force=force, keep_partial=keep_partial, wait=wait)
+                       force=force, keep_partial=keep_partial, wait=wait, resume=resume)
     raise typer.Exit(guarded(run_apply, opts))
 
 

@@ -28,7 +28,7 @@ COMMANDS = {
               ("only", "skip"), None, {}),
     "apply": ("kvmtune.commands.apply:ApplyOptions",
               {**_APPLY_FLAGS, "--check": ("check", True), "--keep-partial": ("keep_partial", True),
-               "--wait": ("wait", True)},
+               "--wait": ("wait", True), "--resume": ("resume", True)},
               {"--root": "root"}, (), "profile", {}),
     "plan": ("kvmtune.commands.apply:ApplyOptions", _APPLY_FLAGS, {"--root": "root"}, (), "profile",
              {"check": True}),

@@ -6,11 +6,17 @@ callers can tell "the host does not have it" from "the host refused".
 
 from __future__ import annotations
 
+import errno as _errno
+
 # Exit codes, documented in the README.
 EXIT_OK = 0
 EXIT_NOT_READY = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_REFUSED = 4  # not permitted: by the system (not root, permission denied) or by kvmtune's safety rules
+EXIT_BUSY = 5  # another kvmtune run holds the lock, or an interrupted run must be settled first
+
+_REFUSALS = (_errno.EACCES, _errno.EPERM, _errno.ELOOP, _errno.EROFS)
 
 
 class KvmtuneError(Exception):
@@ -25,6 +31,18 @@ class UsageError(KvmtuneError):
     exit_code = EXIT_USAGE
 
 
+class Refused(KvmtuneError):
+    """Not permitted: run as root, fix a permission, or remove what kvmtune will not write through."""
+
+    exit_code = EXIT_REFUSED
+
+
+class Busy(KvmtuneError):
+    """Another run holds the lock, or an interrupted run's journal must be settled first."""
+
+    exit_code = EXIT_BUSY
+
+
 class HostError(KvmtuneError):
     """A read or write of the host failed; carries the relative path and the reason."""
 
@@ -33,6 +51,10 @@ class HostError(KvmtuneError):
         self.rel = rel
         self.reason = reason
         self.errno = errno
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REFUSED if self.errno in _REFUSALS else EXIT_INTERNAL
 
 
 class NotLive(HostError):

@@ -1,36 +1,60 @@
 """Atomic file replacement: a reader sees the old content or the new, never a mix.
 
-Temp file in the same directory (so the rename cannot cross filesystems), fsync,
-os.replace, then fsync of the directory so the rename itself survives a crash.
+The text is staged in ``.<name>.kvmtune-tmp`` beside the file (same directory, so the
+rename cannot cross file systems), created exclusively and without following a link,
+given its mode, owner and extended attributes, fsynced, renamed over the file, and the
+directory fsynced so the rename survives a crash. The temp name is fixed, not random,
+so that whoever finds it after a kill (rollback, the next run) knows it is kvmtune's.
 ansible's write_fstab with a plain open(..., 'w') is the counter-example.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+
+from kvmtune.owned import TEMP_SUFFIX
+
+
+def replace_at(dir_fd: int, name: str, data: bytes, mode: int, owner: tuple[int, int] | None = None,
+               xattrs: tuple[tuple[str, bytes], ...] = ()) -> None:
+    """Replace ``name`` in the directory ``dir_fd`` with ``data``; OSError on failure."""
+    tmp = f".{name}{TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+    except FileExistsError:  # left by a killed run: it is ours by its name
+        os.unlink(tmp, dir_fd=dir_fd)
+        fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if owner is not None:
+                os.fchown(fd, *owner)  # before the mode: chown clears set-id bits
+            os.fchmod(fd, mode)
+            for key, value in xattrs:
+                os.setxattr(fd, key, value)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    os.fsync(dir_fd)
 
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """An operator's output file (``check --output``): same rules, outside any host root."""
     if isinstance(data, str):
         data = data.encode()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kvmtune-", dir=directory)
+    directory, name = os.path.split(os.path.abspath(path))
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
+        replace_at(dir_fd, name, data, mode)
     finally:
         os.close(dir_fd)

@@ -5,6 +5,11 @@ A Host is rooted at a directory. Callers spell paths relative to that root
 tree and the live machine alike, as lscpu's ``--sysroot`` does. ``/proc``,
 ``/sys``, ``/dev`` and ``/etc`` are rooted together.
 
+In a snapshot, symbolic links are resolved inside the root: an absolute link
+restarts at the root and ``..`` stops there, so ``proc -> /proc`` in a captured
+tree never reads the machine kvmtune runs on. The live root is ``/``, where the
+kernel's own resolution is already that.
+
 A host rooted anywhere but ``/`` is a snapshot: it has no kernel behind it, so
 ioctls, mounts and processes raise NotLive rather than touching the machine the
 tool happens to run on (distro's rule: never mix live and rooted sources).
@@ -15,10 +20,13 @@ from __future__ import annotations
 import errno as _errno
 import os
 import stat as _stat
-from kvmtune.record import record
 
 from kvmtune.errors import HostError, NotLive
-from kvmtune.host_changes import HostChanges
+from kvmtune.host_changes import HostChanges, reason
+from kvmtune.host_mounts import HostMounts
+from kvmtune.record import record
+
+MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 
 
 @record
@@ -38,16 +46,37 @@ class FileStat:
         return _stat.S_IMODE(self.mode)
 
 
-def _reason(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
+@record
+class FileState:
+    """A file kvmtune writes, as found: its text and what must survive a rewrite."""
+
+    text: str
+    mode: int
+    uid: int
+    gid: int
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "mode": self.mode, "uid": self.uid, "gid": self.gid}
 
 
-class Host(HostChanges):
+@record
+class PathState:
+    """A directory kvmtune would mount on or create, as found (nothing followed)."""
+
+    link: str | None  # the first component that is a symbolic link
+    missing: tuple[str, ...]  # components to create, outermost first
+    is_dir: bool  # the path itself exists and is a directory
+    entries: int  # what is in it now (a mount on a non-empty directory hides it)
+    blocker: str | None = None  # a component that exists but is not a directory
+
+
+class Host(HostChanges, HostMounts):
     """A machine to read and change, rooted at ``root`` (``/`` is the live one)."""
 
     def __init__(self, root: str = "/", live: bool | None = None):
         self.root = os.path.abspath(root)
         self.live = (self.root == "/") if live is None else live
+        self._resolved: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Host({self.root!r}, live={self.live})"
@@ -55,10 +84,58 @@ class Host(HostChanges):
     # -- paths -------------------------------------------------------------
 
     def path(self, rel: str) -> str:
-        """The real path of ``rel``; refuses absolute paths and ``..`` parts."""
+        """The path of ``rel`` as spelled; refuses absolute paths and ``..`` parts."""
         if rel.startswith("/") or ".." in rel.split("/"):
             raise ValueError(f"host paths are relative and stay inside the root: {rel!r}")
         return os.path.join(self.root, rel)
+
+    def resolve(self, rel: str, follow_last: bool = True) -> str:
+        """``rel`` with its links resolved inside the root (see the module docstring)."""
+        self.path(rel)
+        if self.root == "/":
+            return rel
+        pending = rel.split("/")[::-1]  # a stack: the next component last
+        done: list[str] = []
+        hops = 0
+        missing = False
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            if missing or (not pending and not follow_last):
+                done.append(part)
+                continue
+            key = "/".join(done + [part])
+            hit = self._resolved.get(key)
+            if hit is not None:
+                done = hit.split("/") if hit else []
+                continue
+            try:
+                st = os.lstat(os.path.join(self.root, key))
+            except OSError:  # absent or not searchable: the open that follows says which
+                missing = True
+                done.append(part)
+                continue
+            if _stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_LINKS:
+                    raise HostError(rel, "too many levels of symbolic links", _errno.ELOOP)
+                target = os.readlink(os.path.join(self.root, key))
+                if target.startswith("/"):
+                    done = []
+                pending.extend(target.split("/")[::-1])
+                continue
+            done.append(part)
+            self._resolved[key] = "/".join(done)
+        return "/".join(done)
+
+    def real(self, rel: str, follow_last: bool = True) -> str:
+        """The file system path of ``rel``, resolved inside the root."""
+        return os.path.join(self.root, self.resolve(rel, follow_last))
 
     # -- reading -----------------------------------------------------------
 
@@ -66,7 +143,7 @@ class Host(HostChanges):
         """The whole text of a file; HostError (with errno) if it cannot be read."""
         # os.read is about twice as fast as open() for the many tiny sysfs files.
         try:
-            fd = os.open(self.path(rel), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.real(rel), os.O_RDONLY | os.O_CLOEXEC)
             try:
                 chunks = []
                 while chunk := os.read(fd, 1 << 16):
@@ -74,7 +151,7 @@ class Host(HostChanges):
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+            raise HostError(rel, reason(exc), exc.errno) from None
         return b"".join(chunks).decode("utf-8", "replace")
 
     def read_optional(self, rel: str) -> str | None:
@@ -86,36 +163,80 @@ class Host(HostChanges):
                 return None
             raise
 
+    def read_file_state(self, rel: str) -> FileState | None:
+        """A file kvmtune owns, read without following a link: None if absent, HostError
+        (ELOOP) if it is a link, whose target is never read."""
+        try:
+            fd = os.open(self.real(rel, follow_last=False), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
+                return None
+            raise HostError(rel, reason(exc), exc.errno) from None
+        try:
+            st = os.fstat(fd)
+            if not _stat.S_ISREG(st.st_mode):
+                raise HostError(rel, "not a regular file", _errno.EINVAL)
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return FileState(b"".join(chunks).decode("utf-8", "replace"), _stat.S_IMODE(st.st_mode),
+                         st.st_uid, st.st_gid)
+
+    def path_state(self, rel: str) -> PathState:
+        """Walk ``rel`` component by component without following anything."""
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            try:
+                st = os.lstat(self.path(sub))
+            except FileNotFoundError:
+                return PathState(None, tuple("/".join(parts[:j]) for j in range(i, len(parts) + 1)), False, 0)
+            except OSError as exc:
+                raise HostError(sub, reason(exc), exc.errno) from None
+            if _stat.S_ISLNK(st.st_mode):
+                return PathState(sub, (), False, 0)
+            if not _stat.S_ISDIR(st.st_mode):
+                return PathState(None, (), False, 0, blocker=sub)
+        try:
+            entries = len(os.listdir(self.path(rel)))
+        except (FileNotFoundError, NotADirectoryError):  # removed since the walk: gone, as far as we know
+            return PathState(None, (rel,), False, 0)
+        except OSError as exc:
+            raise HostError(rel, reason(exc), exc.errno) from None
+        return PathState(None, (), True, entries)
+
     def exists(self, rel: str) -> bool:
-        return os.path.lexists(self.path(rel))
+        return os.path.lexists(self.real(rel, follow_last=False))
 
     def is_dir(self, rel: str) -> bool:
-        return os.path.isdir(self.path(rel))
+        return os.path.isdir(self.real(rel))
 
     def listdir(self, rel: str) -> list[str]:
         """Sorted entries of a directory; [] when it is absent."""
         try:
-            return sorted(os.listdir(self.path(rel)))
+            return sorted(os.listdir(self.real(rel)))
         except FileNotFoundError:
             return []
         except NotADirectoryError:
             return []
         except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+            raise HostError(rel, reason(exc), exc.errno) from None
 
     def stat(self, rel: str) -> FileStat | None:
         try:
-            st = os.stat(self.path(rel))
+            st = os.stat(self.real(rel))
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+            raise HostError(rel, reason(exc), exc.errno) from None
         return FileStat(st.st_mode, st.st_uid, st.st_gid)
 
     def getxattr(self, rel: str, name: str) -> bytes | None:
         """An extended attribute (e.g. the POSIX ACL of /dev/kvm), None if unset."""
         try:
-            return os.getxattr(self.path(rel), name)
+            return os.getxattr(self.real(rel), name)
         except OSError:
             return None
 
@@ -136,7 +257,7 @@ class Host(HostChanges):
         try:
             return os.open(self.path(rel), flags | os.O_CLOEXEC)
         except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+            raise HostError(rel, reason(exc), exc.errno) from None
 
     def kernel_log(self) -> list[str]:
         """The kernel's ring buffer (/dev/kmsg), message text only; [] if it may not be read."""
@@ -149,14 +270,14 @@ class Host(HostChanges):
         try:
             while True:
                 try:
-                    record = os.read(fd, 8192)
+                    entry = os.read(fd, 8192)
                 except BlockingIOError:
                     break
                 except OSError:  # EPIPE: a record was overwritten while reading; go on
                     continue
-                if not record:
+                if not entry:
                     break
-                lines.append(record.decode("utf-8", "replace").partition(";")[2].rstrip("\n"))
+                lines.append(entry.decode("utf-8", "replace").partition(";")[2].rstrip("\n"))
         finally:
             os.close(fd)
         return lines

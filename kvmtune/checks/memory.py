@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvmtune.checks.facts import Facts
 from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check, unknown
-from kvmtune.hugepages import size_label
+from kvmtune.probe.hugepages import size_label
 from kvmtune.probe.parse import format_cpulist
 
 

@@ -13,7 +13,8 @@ class ApplyOptions(Options):
 
     def __init__(self, profile: str | None = None, root: str = "/", check: bool = False,
                  diff: bool = False, json: bool = False, persist: bool = True, force: bool = False,
-                 keep_partial: bool = False, wait: bool = False, profile_text: str | None = None):
+                 keep_partial: bool = False, wait: bool = False, profile_text: str | None = None,
+                 resume: bool = False):
         self.profile = profile
         self.root = root
         self.check = check
@@ -24,7 +25,7 @@ class ApplyOptions(Options):
         self.keep_partial = keep_partial
         self.wait = wait
         self.profile_text = profile_text
-
+        self.resume = resume
 
 
 def _host(opts: ApplyOptions):
@@ -49,12 +50,11 @@ def load(opts: ApplyOptions):
 
 def make_plan(opts: ApplyOptions):
     """Validate the profile against this host and plan; ProfileError (exit 2) on bad input."""
-    from kvmtune.checks.facts import Facts
-    from kvmtune.plan import build_plan
+    from kvmtune.tune.engine import plan_profile
 
+    profile = load(opts)  # before the host: bad input never reads it
     host = _host(opts)
-    profile = load(opts)
-    return host, build_plan(profile, host, Facts(host), persist=opts.persist, force=opts.force)
+    return host, plan_profile(host, profile, persist=opts.persist, force=opts.force)
 
 
 def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
@@ -79,16 +79,16 @@ def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
 
 def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
     """Apply (or with opts.check, plan): the result object and the exit code."""
-    from kvmtune.apply import apply_plan
-
-    host, plan = make_plan(opts)
     if opts.check:
+        _, plan = make_plan(opts)
         return result(plan, mode="check", msg=_summary(plan, "would change")), EXIT_OK
     from kvmtune.render.progress import terminal_progress
+    from kvmtune.tune.engine import Context, apply_profile
 
-    compact = bool(getattr(plan.profile, "compact", False))
-    apply_plan(plan, host, keep_partial=opts.keep_partial, wait=opts.wait, compact=compact,
-               progress=terminal_progress())
+    profile = load(opts)
+    ctx = Context(compact=profile.compact, progress=terminal_progress())
+    plan = apply_profile(_host(opts), profile, persist=opts.persist, force=opts.force,
+                         keep_partial=opts.keep_partial, wait=opts.wait, resume=opts.resume, ctx=ctx)
     failed = [c for c in plan.changes if c.status == "failed"]
     if failed:
         undone = any(c.status == "undone" for c in plan.changes)
@@ -110,17 +110,21 @@ def verify_result(opts: ApplyOptions) -> tuple[dict, int]:
 
 
 def rollback_result(opts: ApplyOptions) -> tuple[dict, int]:
-    from kvmtune.plan import Plan
-    from kvmtune.rollback import rollback
+    from kvmtune.tune.change import Plan
+    from kvmtune.tune.engine import rollback
 
-    plan = rollback(_host(opts), wait=opts.wait, check=opts.check)
+    plan, debris = rollback(_host(opts), wait=opts.wait, check=opts.check)
+    cleaned = f"; removed what an interrupted run left: {', '.join(debris)}" if debris else ""
     if plan is None:
         return result(Plan(None, [], []), mode="apply",
-                      msg="nothing to roll back: kvmtune changed nothing here"), EXIT_OK
+                      msg="nothing to roll back: kvmtune changed nothing here" + cleaned), EXIT_OK
     failed = [c for c in plan.changes if c.status == "failed"]
     mode = "check" if opts.check else "apply"
+    blocked = [c for c in plan.changes if c.status == "blocked"]
     msg = (f"failed: {failed[0].target}: {failed[0].detail}" if failed
-           else _summary(plan, "would restore" if opts.check else "restored"))
+           else f"blocked: {blocked[0].target}: {blocked[0].detail}" if blocked and not opts.check
+           else _summary(plan, "would restore" if opts.check else "restored") + cleaned)
+    failed = failed or (blocked if not opts.check else [])
     return result(plan, mode=mode, failed=bool(failed), msg=msg), EXIT_NOT_READY if failed else EXIT_OK
 
 
@@ -153,7 +157,7 @@ def run_profiles(json_out: bool) -> int:
 
 
 def _summary(plan, verb: str) -> str:
-    from kvmtune.plan import PENDING
+    from kvmtune.tune.change import PENDING
 
     states = (PENDING,) if verb.startswith("would") else CHANGED_STATES
     n = sum(c.status in states for c in plan.changes)

@@ -8,6 +8,7 @@ from kvmtune.profile.model import Profile
 from kvmtune.profile.source import Node, ProfileError, parse_yaml
 
 MAX_DEPTH = 16
+MAX_SIZE = 1 << 20  # 1 MiB: the shipped profiles are 2 KiB
 
 
 def profile_dirs() -> list[str]:
@@ -33,7 +34,7 @@ def resolve(ref: str, relative_to: str | None = None) -> str:
 
     if os.sep in ref or ref.endswith((".yaml", ".yml")):
         path = ref if os.path.isabs(ref) or relative_to is None else os.path.join(os.path.dirname(relative_to), ref)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise UsageError(f"profile {ref}: no such file")
         return os.path.abspath(path)
     shipped = shipped_profiles()
@@ -64,40 +65,72 @@ def load_profile_text(text: str, file: str = "<inline>") -> Profile:
 
 
 def _read(path: str) -> str:
+    """A profile's text: a regular file (a FIFO would block), at most MAX_SIZE, UTF-8."""
+    import stat
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(path, None, None, "", f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ProfileError(path, None, None, "", "not a regular file: a profile is a YAML file")
+            if st.st_size > MAX_SIZE:
+                raise ProfileError(path, None, None, "", f"larger than the 1 MiB a profile may be ({st.st_size} bytes)")
+            data = os.read(fd, MAX_SIZE + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_SIZE:
+            raise ProfileError(path, None, None, "", "larger than the 1 MiB a profile may be")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(path, None, None, "", "not UTF-8 text: not a profile") from None
+    except OSError as exc:
+        raise ProfileError(path, None, None, "", f"cannot read: {exc.strerror or exc}") from None
 
 
 def _load_chain(path: str, stack: tuple) -> tuple[Node, tuple]:
     if path in stack:
         cycle = " -> ".join(os.path.basename(p) for p in stack + (path,))
         raise ProfileError(stack[-1], None, None, "extends", f"extends loop: {cycle}")
-    if len(stack) >= MAX_DEPTH:
-        raise ProfileError(path, None, None, "extends", f"extends deeper than {MAX_DEPTH} profiles")
     root = parse_yaml(_read(path), path)
     merged, chain = _resolve_extends(root, path, stack + (path,))
     return merged, chain + (path,)
 
 
 def _resolve_extends(root: Node, path: str, stack: tuple) -> tuple[Node, tuple]:
-    if not root.is_mapping:
-        raise root.error("a profile is a mapping of sections (sysctl, hugepages, hugetlbfs, ksm, thp)")
+    from kvmtune.profile.schema import TOP_KEYS
+
+    if not root.is_mapping or (root.value and not any(_near(k, TOP_KEYS) for k in root.value)):
+        # Named, never quoted: it may be any file (extends: /etc/shadow).
+        raise ProfileError(path, None, None, "", "not a profile: a profile is a YAML mapping of sections "
+                           f"({', '.join(TOP_KEYS)})")
     ext = root.value.get("extends")
     if ext is None:
         return root, ()
     if not isinstance(ext.value, str) or not ext.value:
         raise ext.error("expected the name or path of a profile")
+    if len(stack) >= MAX_DEPTH:
+        raise ext.error(f"extends deeper than {MAX_DEPTH} profiles")
     from kvmtune.errors import UsageError
 
     try:
         parent_path = resolve(ext.value, relative_to=path if os.path.isfile(path) else None)
     except UsageError as exc:
         raise ext.error(str(exc)) from None
-    parent, chain = _load_chain(parent_path, stack)
+    try:
+        parent, chain = _load_chain(parent_path, stack)
+    except ProfileError as exc:
+        if exc.file == parent_path and exc.line is None:  # the file as a whole: say where it was named
+            raise ext.error(f"{parent_path}: {exc.reason}") from None
+        raise
     return merge(parent, root), chain
+
+
+def _near(key: str, known) -> bool:
+    """A known section, or a typo of one (which deserves "did you mean")."""
+    import difflib
+
+    return key in known or bool(difflib.get_close_matches(key, list(known), n=1))
 
 
 def merge(base: Node, child: Node) -> Node:

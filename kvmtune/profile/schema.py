@@ -8,6 +8,9 @@ which raise the same ProfileError with the same positions.
 from __future__ import annotations
 
 import difflib
+import re
+
+from kvmtune.grammar import account_problem, mount_path_problem, sysctl_name_problem, sysctl_value_problem
 
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
 from kvmtune.profile.source import Node
@@ -17,6 +20,7 @@ POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
 MAX_INT = 1 << 40  # beyond any real page count or knob: a typo, not a setting
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:@+-]{1,64}")
 
 # KSM knobs (Documentation/admin-guide/mm/ksm.rst): name -> (min, max) or the allowed words.
 KSM_KNOBS = {
@@ -37,7 +41,8 @@ THP_KNOBS = {
 def unknown_key(node: Node, key: str, allowed) -> Exception:
     close = difflib.get_close_matches(key, list(allowed), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of: {', '.join(allowed)}"
-    return node.value[key].key_error(f"unknown key '{key}'{hint}")
+    shown = f"'{key}'" if PLAIN_WORD.fullmatch(key) else "(not a plain word)"
+    return node.value[key].key_error(f"unknown key {shown}{hint}")
 
 
 def expect_mapping(node: Node, what: str) -> dict:
@@ -120,6 +125,9 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
     sysctl = {}
     if "sysctl" in top:
         for key, node in expect_mapping(top["sysctl"], "sysctl keys to values").items():
+            problem = sysctl_name_problem(key[1:] if key.startswith("-") else key)
+            if problem:
+                raise node.key_error(problem)
             sysctl[key] = (_sysctl_value(node), node)
     pools, compact = _hugepages(top["hugepages"]) if "hugepages" in top else ({}, False)
     mounts = _mounts(top["hugetlbfs"]) if "hugetlbfs" in top else ()
@@ -143,6 +151,9 @@ def _sysctl_value(node: Node) -> str:
         raise node.error("expected a number or string, got a mapping (write the full dotted key)")
     if isinstance(value, float):
         raise node.error(f"expected a whole number or string, got {value!r}")
+    problem = sysctl_value_problem(str(value))
+    if problem:
+        raise node.error(problem)
     return str(value)
 
 
@@ -202,9 +213,9 @@ def _mounts(node: Node) -> tuple:
         if "path" not in spec:
             raise item.error("a hugetlbfs mount needs a path")
         path = _str(spec["path"])
-        if not path.startswith("/") or ".." in path.split("/") or path.rstrip("/") == "":
-            raise spec["path"].error("expected an absolute path without '..'")
-        path = "/" + "/".join(p for p in path.split("/") if p)
+        problem = mount_path_problem(path)
+        if problem:
+            raise spec["path"].error(problem)
         if path in seen:
             raise spec["path"].error(f"{path} is mounted twice")
         seen.add(path)
@@ -220,11 +231,19 @@ def _mounts(node: Node) -> tuple:
             parse_bytes(spec["size"], allow_percent=True) if "size" in spec else None,
             parse_bytes(spec["min_size"], allow_percent=True) if "min_size" in spec else None,
             mode,
-            str(spec["owner"].value) if "owner" in spec else None,
-            str(spec["group"].value) if "group" in spec else None,
+            _account(spec["owner"]) if "owner" in spec else None,
+            _account(spec["group"]) if "group" in spec else None,
             item,
         ))
     return tuple(mounts)
+
+
+def _account(node: Node) -> str:
+    text = str(node.value) if isinstance(node.value, (str, int)) and not isinstance(node.value, bool) else ""
+    problem = account_problem(text)
+    if problem:
+        raise node.error(problem)
+    return text
 
 
 def _knobs(node: Node, table: dict, extra: tuple = ()) -> tuple[dict, bool]:

@@ -15,8 +15,11 @@ class ProfileError(UsageError):
 
     def __init__(self, file: str, line: int | None, column: int | None, path: str, message: str):
         where = file if line is None else f"{file}:{line}:{column}"
+        # A key path is the profile's own text: shown with control characters escaped, never raw.
+        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+        path = path if len(path) <= 120 else path[:117] + "..."
         super().__init__(f"{where}: {path + ': ' if path else ''}{message}")
-        self.file, self.line, self.column, self.path = file, line, column, path
+        self.file, self.line, self.column, self.path, self.reason = file, line, column, path, message
 
 
 class Node:
@@ -54,11 +57,45 @@ class Node:
         return self.value
 
 
+MAX_NESTING = 32  # a profile is four levels deep; anything far deeper is not one
+
+
+class _NotData(Exception):
+    """YAML that parses but is not plain data (an alias, runaway nesting)."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.mark = mark
+
+
+def _loader(yaml):
+    class PlainDataLoader(yaml.SafeLoader):
+        """SafeLoader's composer, refusing aliases (a billion laughs expands from a few
+        hundred bytes) and nesting deeper than MAX_NESTING (it would exhaust the stack)."""
+
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise _NotData("aliases (*name) are not allowed: write every value out", self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                if self.depth > MAX_NESTING:
+                    raise _NotData(f"nested deeper than {MAX_NESTING} levels: not a profile", self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return PlainDataLoader
+
+
 def parse_yaml(text: str, file: str) -> Node:
     import yaml
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_loader(yaml))
+    except _NotData as exc:
+        raise ProfileError(file, exc.mark.line + 1, exc.mark.column + 1, "", str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

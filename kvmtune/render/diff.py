@@ -8,13 +8,17 @@ def plan_diff(plan) -> dict[str, str]:
     for c in plan.changes:
         if c.status == "ok":
             continue
-        if c.kind == "file":
-            before.append(f"# {c.target}\n" + (c.before if c.before is not None else "(absent)\n"))
-            after.append(f"# {c.target}\n" + (c.after if c.after is not None else "(absent)\n"))
+        if c.KIND in ("file", "fstab"):
+            before.append(f"# {c.target}\n" + _text(c.shown(c.before)))
+            after.append(f"# {c.target}\n" + _text(c.shown(c.after)))
         else:
-            before.append(f"{c.target} = {_show(c.before)}\n")
-            after.append(f"{c.target} = {_show(c.after)}\n")
+            before.append(f"{c.target} = {_show(c.shown(c.before))}\n")
+            after.append(f"{c.target} = {_show(c.shown(c.after))}\n")
     return {"before": "".join(before), "after": "".join(after)}
+
+
+def _text(value) -> str:
+    return "(absent)\n" if value is None else value
 
 
 def _show(value) -> str:

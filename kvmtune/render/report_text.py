@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kvmtune.hugepages import size_label
+from kvmtune.probe.hugepages import size_label
 
 
 def render_report(summary: dict, stream=None, limit: int = 10) -> None:

@@ -64,6 +64,12 @@ options:
       - Wait for another kvmtune apply or rollback on the host instead of failing.
     type: bool
     default: false
+  resume:
+    description:
+      - Carry on after an interrupted apply (a killed run leaves its journal marked as such;
+        without this, or I(state=absent) to roll back, the task fails saying so).
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode.
 """
@@ -151,6 +157,7 @@ def main():
             force=dict(type="bool", default=False),
             keep_partial=dict(type="bool", default=False),
             wait=dict(type="bool", default=False),
+            resume=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("name", "profile")],
         required_if=[("state", "present", ("name", "profile"), True)],
@@ -161,7 +168,7 @@ def main():
 
     p = module.params
     opts = ApplyOptions(profile=p["name"], root=p["root"], check=module.check_mode, persist=p["persist"],
-                        force=p["force"], keep_partial=p["keep_partial"], wait=p["wait"])
+                        force=p["force"], keep_partial=p["keep_partial"], wait=p["wait"], resume=p["resume"])
     if p["profile"] is not None:
         import yaml
 

@@ -42,18 +42,3 @@ def read_thp(host: Host, cmdline: list[tuple[str, str | None]]) -> ThpFacts:
         choices[knob] = tuple(w.strip("[]") for w in text.split()) if text else ()
     override = cmdline_values(cmdline, "transparent_hugepage")
     return ThpFacts(values, choices, override[-1] if override else None, tuple(problems))
-
-
-def plan_thp(profile, host: Host, facts) -> list:
-    from kvmtune.plan import knob_change
-
-    changes = []
-    thp = facts.thp
-    for knob, (value, node) in profile.thp.items():
-        if thp.values.get(knob) is None:
-            raise node.error(f"this kernel has no /{THP_DIR}/{knob}")
-        if value not in thp.choices[knob]:
-            raise node.error(f"this kernel accepts {', '.join(thp.choices[knob])} for {knob}, not {value!r}")
-        changes.append(knob_change(host, f"thp {knob}", f"{THP_DIR}/{knob}", value, selector=True,
-                                   detail="takes effect for guests started afterwards"))
-    return changes

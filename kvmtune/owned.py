@@ -1,0 +1,93 @@
+"""What kvmtune may change on a host: the allow-list the host layer checks before every write.
+
+Kernel knobs of the sections it supports, its own files, the one shared file it edits
+(fstab), hugetlbfs mount points, and its state. Everything else is refused at the door,
+whatever a profile or a state file asks for, so a bug or a tampered state cannot reach
+/etc/passwd. The temp file of an atomic write is named from the file it replaces.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kvmtune.grammar import mount_path_problem
+
+TEMP_SUFFIX = ".kvmtune-tmp"
+
+STATE_DIR = "var/lib/kvmtune"
+STATE_FILE = f"{STATE_DIR}/state.json"
+STATE_PARENTS = ("var", "var/lib", STATE_DIR)
+# The staged state directory: made whole under this name, then renamed into place.
+STAGE = ".kvmtune-stage"
+LOCK_FILE = "run/lock/kvmtune.lock"
+
+# kvmtune's own files, by the id the state file knows them by.
+OWNED_FILES = {
+    "sysctl": "etc/sysctl.d/99-zz-kvmtune.conf",
+    "tmpfiles": "etc/tmpfiles.d/kvmtune.conf",
+    "grub": "etc/default/grub.d/90-kvmtune.cfg",
+}
+SHARED_FILES = ("etc/fstab",)
+OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d",
+              *STATE_PARENTS, "run", "run/lock")
+
+KNOBS = re.compile(
+    r"proc/sys/[A-Za-z0-9_][A-Za-z0-9_+@:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_+@:-]*)*"
+    r"|sys/kernel/mm/hugepages/hugepages-[0-9]+kB/nr_hugepages"
+    r"|sys/devices/system/node/node[0-9]+/hugepages/hugepages-[0-9]+kB/nr_hugepages"
+    r"|sys/kernel/mm/ksm/[a-z_]+"
+    r"|sys/kernel/mm/transparent_hugepage/(?:enabled|defrag|shmem_enabled)")
+
+
+def temp_name(rel: str) -> str:
+    """``etc/fstab`` -> ``etc/.fstab.kvmtune-tmp``: where an atomic write stages its text."""
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{name}{TEMP_SUFFIX}" if head else f".{name}{TEMP_SUFFIX}"
+
+
+def _untemp(rel: str) -> str | None:
+    head, _, name = rel.rpartition("/")
+    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+        inner = name[1:-len(TEMP_SUFFIX)]
+        return f"{head}/{inner}" if head else inner
+    return None
+
+
+def is_knob(rel: str) -> bool:
+    return KNOBS.fullmatch(rel) is not None
+
+
+def is_file(rel: str) -> bool:
+    return rel in OWNED_FILES.values() or rel == STATE_FILE or _is_staged(rel)
+
+
+def is_mount_dir(rel: str, parent: bool = False) -> bool:
+    return mount_path_problem("/" + rel, parent) is None
+
+
+def _is_staged(rel: str) -> bool:
+    """A path inside the staged state directory (see journal.stage_state_dir)."""
+    for parent in ("", "var/", "var/lib/"):
+        if rel == parent + STAGE or rel.startswith(f"{parent}{STAGE}/"):
+            return True
+    return False
+
+
+def allows(op: str, rel: str) -> bool:
+    """Whether ``op`` on ``rel`` is kvmtune's to do. ops: knob, file, shared, dir, remove, mount."""
+    if op == "knob":
+        return is_knob(rel)
+    if op == "file":
+        return is_file(rel)
+    if op == "shared":
+        return rel in SHARED_FILES
+    if op == "dir":
+        return rel in OWNED_DIRS or is_mount_dir(rel, parent=True) or _is_staged(rel)
+    if op == "mount":
+        return is_mount_dir(rel)
+    if op == "remove":
+        inner = _untemp(rel)
+        if inner is not None:
+            return is_knob(inner) or is_file(inner) or inner in SHARED_FILES
+        return is_file(rel) or rel in SHARED_FILES
+    return False

@@ -1,0 +1,155 @@
+"""The unit of a plan, shared by every subsystem: one target, its value before and after.
+
+Each subsystem module defines its change types on this base (a sysctl, a pool, a KSM
+or THP knob, a mount, a file) with what only it knows: the host path, how to write it,
+read it back and undo it, and what the journal records about it. The base knows the
+statuses and the JSON every command and the Ansible module report. It imports no
+subsystem, so the subsystems and the engine can all import it.
+"""
+
+from __future__ import annotations
+
+NOW, RESTART, REBOOT = "now", "restart", "reboot"
+OK, PENDING, BLOCKED = "ok", "pending", "blocked"
+PENDING_REBOOT, PENDING_RESTART = "pending-reboot", "pending-restart"
+CHANGED, FAILED, UNDONE = "changed", "failed", "undone"
+STATUSES = (OK, PENDING, BLOCKED, PENDING_REBOOT, PENDING_RESTART, CHANGED, FAILED, UNDONE)
+DONE = (CHANGED, PENDING_REBOOT, PENDING_RESTART)  # written by this run
+
+
+def fields(value) -> list[str]:
+    """Normalise a value for comparison: words, numbers as integers' text."""
+    out = []
+    for word in str(value).split():
+        try:
+            out.append(str(int(word)))
+        except ValueError:
+            out.append(word)
+    return out
+
+
+def same(current, wanted) -> bool:
+    """Compare by meaning: ``1`` = ``"1"``, multi-field values word by word."""
+    if current is None or wanted is None:
+        return current is wanted
+    return fields(current) == fields(wanted)
+
+
+class Change:
+    """One target of a plan. Subclasses set KIND and implement the methods marked below."""
+
+    KIND = ""
+    when = NOW
+    __slots__ = ("before", "after", "status", "detail")
+
+    def __init__(self, before, after, status: str | None = None, detail: str = ""):
+        self.before = before
+        self.after = after
+        self.status = status if status is not None else (OK if self.equal(before, after) else PENDING)
+        self.detail = detail
+
+    # -- what a subsystem defines ---------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """The journal's identity of the target (``sysctl:vm.swappiness``)."""
+        return self.key_for(self.identity())
+
+    @staticmethod
+    def key_for(identity: dict) -> str:
+        raise NotImplementedError
+
+    @property
+    def target(self) -> str:
+        """What the operator reads (``sysctl vm.swappiness``, ``/etc/fstab``)."""
+        raise NotImplementedError
+
+    def identity(self) -> dict:
+        """The fields, besides the type, that name the target in the journal."""
+        raise NotImplementedError
+
+    @staticmethod
+    def parse_identity(record: dict) -> dict:
+        """The identity of a journal record, held to kvmtune's grammars (ValueError if not)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def parse_original(value):
+        """A journaled original, checked before rollback writes it (ValueError if unfit)."""
+        if value is not None and (not isinstance(value, str) or len(value) > 4096
+                                  or any(c < " " and c != "\t" for c in value)):
+            raise ValueError(f"original {value!r:.60} is not a one-line value")
+        return value
+
+    def execute(self, host, ctx) -> None:
+        """Re-read, write only if it differs, read back; set status and detail."""
+        raise NotImplementedError
+
+    def undo(self, host) -> None:
+        """Put back ``before`` (this run's starting value) after a later failure."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------
+
+    @staticmethod
+    def equal(current, wanted) -> bool:
+        return same(current, wanted)
+
+    def original(self):
+        """What the journal keeps to restore: the value as found (JSON-able)."""
+        return self.before
+
+    def planned_dirs(self) -> tuple[str, ...]:
+        """Directories this change may create: journaled before it runs."""
+        return ()
+
+    def record(self) -> dict:
+        return {"type": self.KIND, **self.identity(), "original": self.original(),
+                "dirs": list(self.planned_dirs())}
+
+    @classmethod
+    def from_identity(cls, identity: dict, before, after, **kw) -> "Change":
+        """A change of the target a journal record names (its identity already checked)."""
+        raise NotImplementedError
+
+    def temp_paths(self, live: bool) -> list[tuple[str, str]]:
+        """(path, allow-list op) of each temp file a killed write of this target may leave."""
+        return []
+
+    def shown(self, value) -> str | None:
+        """A value as the report shows it."""
+        return None if value is None else str(value)
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "before": self.shown(self.before), "after": self.shown(self.after),
+                "status": self.status, "detail": self.detail, "when": self.when}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r}, {self.before!r} -> {self.after!r}, {self.status})"
+
+
+class Plan:
+    """The ordered changes that would make the host match a profile (or its original)."""
+
+    def __init__(self, profile, changes: list[Change], warnings: list[str]):
+        self.profile = profile
+        self.changes = changes
+        self.warnings = warnings
+
+    @property
+    def pending(self) -> list[Change]:
+        return [c for c in self.changes if c.status == PENDING]
+
+    @property
+    def reboot_required(self) -> bool:
+        return any(c.when == REBOOT and c.status in (PENDING, CHANGED, PENDING_REBOOT) for c in self.changes)
+
+    @property
+    def restart_required(self) -> list[str]:
+        out: list[str] = []
+        for c in self.changes:
+            if c.when == RESTART and c.status in (PENDING, CHANGED, PENDING_RESTART):
+                for svc in getattr(c, "restart", ()):
+                    if svc not in out:
+                        out.append(svc)
+        return out

@@ -1,0 +1,193 @@
+"""Carry out plans under one lock, journal first: apply, undo after a failure, rollback.
+
+Apply reads and plans without the lock; if anything is to change it takes the lock,
+reads the journal, reads and plans again (what it acts on is what it saw under the
+lock), journals every target's original, saves, and only then writes. A change that
+fails undoes this run's earlier changes (unless keep_partial), newest first.
+Rollback reads the journal under the same lock, plans from it, and forgets it only
+when everything is back.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from kvmtune.errors import Busy, HostError, Refused
+from kvmtune.tune import journal as journal_mod
+from kvmtune.tune.change import BLOCKED, FAILED, OK, UNDONE, Plan
+from kvmtune.tune.facts import read_for_profile, read_for_rollback
+from kvmtune.tune.files import FileChange, FstabChange, is_ours
+from kvmtune.tune.knob import KnobChange
+from kvmtune.tune.planner import build_plan, plan_rollback
+from kvmtune.tune.pools import PoolChange
+
+
+class Context:
+    """What a change may need while it runs: the profile's compact flag, a progress display."""
+
+    def __init__(self, compact: bool = False, progress=None):
+        self.compact = compact
+        self.progress = progress
+
+
+def preflight(host) -> None:
+    """On a live host, refuse before any write rather than fail half-way."""
+    import os
+
+    if not host.live:
+        return
+    if os.geteuid() != 0:
+        raise Refused("apply and rollback change the kernel and /etc: run as root (e.g. with sudo)")
+    if host.read_only("proc/sys"):
+        raise Refused("/proc/sys is read-only here (a container?): nothing can be applied")
+
+
+class Locked:
+    def __init__(self, host, wait: bool):
+        self.host, self.wait, self.fd = host, wait, None
+
+    def __enter__(self):
+        try:
+            self.fd = self.host.lock(self.wait)
+        except HostError as exc:
+            if exc.errno == errno.EWOULDBLOCK:
+                raise Busy(f"{exc.reason} (use --wait to wait for it)") from None
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.host.unlock(self.fd)
+
+
+def interrupted_message(journal) -> str:
+    return (f"{journal.interrupted} was interrupted and left the host part-way: run 'kvmtune rollback' "
+            "to put everything back, or 'kvmtune apply PROFILE --resume' to carry on from where it is")
+
+
+def plan_profile(host, profile, *, persist: bool = True, force: bool = False) -> Plan:
+    plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+    journal = journal_mod.load(host)
+    if journal is not None and journal.interrupted:
+        plan.warnings.append(interrupted_message(journal))
+    return plan
+
+
+def apply_profile(host, profile, *, persist=True, force=False, keep_partial=False, wait=False,
+                  resume=False, ctx: Context | None = None) -> Plan:
+    ctx = ctx or Context()
+    plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+    if not plan.pending and not resume:
+        return plan  # nothing to change: no lock, no write
+    preflight(host)
+    with Locked(host, wait):
+        journal = journal_mod.load(host)
+        if journal is not None and journal.interrupted and not resume:
+            raise Busy(interrupted_message(journal))
+        journal_mod.clear_debris(host, journal)
+        plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+        if not plan.pending:
+            if journal is not None and journal.interrupted:
+                journal.finish()
+                journal_mod.save(host, journal)
+            return plan
+        _refuse_links(host, plan.pending)
+        fresh = journal is None
+        journal = journal or journal_mod.Journal()
+        journal.begin("apply", getattr(profile, "name", None))
+        added = _journal_plan(journal, plan)
+        journal_mod.save(host, journal)  # the originals are on disk before the first write
+        done = _run(plan.pending, host, ctx)
+        if done and done[-1].status == FAILED and not keep_partial:
+            _undo(done, host)
+            if fresh:
+                journal_mod.forget(host, journal)
+                return plan
+            for key in added:
+                journal.records.pop(key, None)
+        journal.finish()
+        journal_mod.save(host, journal)
+    return plan
+
+
+def _refuse_links(host, pending) -> None:
+    """A snapshot's knob that is a link is refused before anything is written (a live
+    kernel's never is one); files are checked as they are read."""
+    if host.live:
+        return
+    for c in pending:
+        if isinstance(c, KnobChange) and host.resolve(c.rel, follow_last=False) != host.resolve(c.rel):
+            raise Refused(f"/{c.rel} is a symbolic link: kvmtune writes nothing through a link")
+
+
+def _journal_plan(journal, plan: Plan) -> list[str]:
+    """Record the original of every target this run will write, and adopt kvmtune's own
+    files found without a journal entry (a lost state): their original is their absence."""
+    added = [c.key for c in plan.pending if journal.record(c)]
+    for c in plan.changes:
+        leftover = (isinstance(c, FileChange) and is_ours(c.before)) or \
+                   (isinstance(c, FstabChange) and c.before is not None and c.original() != c.before)
+        if leftover and c.key not in journal.records:
+            journal.record(c)
+            added.append(c.key)
+            plan.warnings.append(f"{c.target} holds kvmtune's own lines but kvmtune had no record of them: "
+                                 "taken as kvmtune's, so rollback removes them")
+    return added
+
+
+def _run(pending, host, ctx: Context) -> list:
+    done = []
+    for c in pending:
+        if ctx.progress is not None and isinstance(c, PoolChange):
+            with ctx.progress(f"allocating {c.target}: {c.before} -> {c.after} pages"):
+                c.execute(host, ctx)
+        else:
+            c.execute(host, ctx)
+        done.append(c)
+        if c.status == FAILED:
+            break
+    return done
+
+
+def _undo(done: list, host) -> None:
+    """Put back what this run changed, newest first; the failed change may have half-happened."""
+    for c in reversed(done):
+        if c.status == OK:
+            continue
+        try:
+            c.undo(host)
+        except HostError as exc:
+            c.detail = (c.detail + "; " if c.detail else "") + f"undo failed: {exc}"
+            continue
+        if c.status == FAILED:
+            c.detail += f"; put back to {c.shown(c.before)}"
+        else:
+            c.status, c.detail = UNDONE, (c.detail + "; " if c.detail else "") + "undone after a later failure"
+
+
+def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | None, list[str]]:
+    """(plan, debris removed); plan is None when there was nothing to roll back."""
+    if check:
+        journal = journal_mod.load(host)
+        if journal is None:
+            return None, []
+        return plan_rollback(journal.records, read_for_rollback(host, journal.records)), []
+    preflight(host)
+    with Locked(host, wait):
+        journal = journal_mod.load(host)
+        debris = journal_mod.clear_debris(host, journal)
+        if journal is None:
+            return None, debris
+        journal.begin("rollback")
+        journal_mod.save(host, journal)
+        plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
+        for c in plan.pending:
+            c.execute(host, Context())
+        unsettled = {c.key for c in plan.changes if c.status in (FAILED, BLOCKED)}
+        if unsettled:
+            for key in [k for k in journal.records if k not in unsettled]:
+                journal.records.pop(key)  # back to its original: nothing more to remember
+            journal.finish()
+            journal_mod.save(host, journal)
+        else:
+            journal_mod.forget(host, journal)
+    return plan, debris

@@ -1,0 +1,127 @@
+"""The read phase of apply, plan, verify and rollback: every host read the planners need.
+
+Planners are pure functions of a profile (or a journal) and these facts, so their rules
+are tested without a host tree. Only what the profile or the journal names is read:
+``apply`` of a sysctl-only profile reads no pools, mounts or KSM files.
+"""
+
+from __future__ import annotations
+
+from kvmtune.owned import OWNED_FILES
+from kvmtune.record import record
+from kvmtune.tune.files import FSTAB
+
+
+@record
+class TuneFacts:
+    sysctl: dict = {}  # name -> current value (None: absent)
+    pools: dict = {}  # (size_kb, node or None) -> current page count text
+    hugepages: object = None  # probe.hugepages.HugepageFacts
+    numa: object = None  # probe.numa.NumaFacts
+    meminfo: dict = {}
+    cmdline: tuple = ()
+    mounts: tuple = ()  # probe.system.Mount of every mount
+    paths: dict = {}  # mount path -> host.PathState
+    accounts: dict = {}  # ("user" | "group", name) -> id or None
+    daemons: tuple = ()  # libvirt daemons present (to restart after a new mount)
+    ksm: object = None  # probe.ksm.KsmFacts
+    thp: object = None  # probe.thp.ThpFacts
+    files: dict = {}  # own file id -> host.FileState or None
+    file_dirs: dict = {}  # own file id -> parent directories that do not exist
+    fstab: str | None = None
+    owners: object = None  # tune.conflicts.Owners
+
+
+def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
+    from kvmtune.probe.system import read_cmdline, read_mounts
+    from kvmtune.tune.conflicts import read_owners
+    from kvmtune.tune.sysctl import read_sysctl, split_optional
+
+    out: dict = {"cmdline": tuple(read_cmdline(host))}
+    out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
+    needs_pools = bool(profile.hugepages or profile.hugetlbfs)
+    if needs_pools or persist:
+        out["mounts"] = tuple(read_mounts(host))
+    if needs_pools or persist:
+        _pools(host, out)
+    if profile.hugetlbfs:
+        from kvmtune.tune.mounts import LIBVIRT_DAEMONS
+
+        out["paths"] = {m.path: host.path_state(m.path.lstrip("/")) for m in profile.hugetlbfs}
+        out["accounts"] = _accounts(host, profile)
+        out["daemons"] = tuple(name for path, name in LIBVIRT_DAEMONS if host.exists(path))
+    if profile.ksm:
+        from kvmtune.probe.ksm import read_ksm
+
+        out["ksm"] = read_ksm(host)
+    if profile.thp:
+        from kvmtune.probe.thp import read_thp
+
+        out["thp"] = read_thp(host, list(out["cmdline"]))
+    if persist:
+        _files(host, out)
+    out["owners"] = read_owners(host, profile)
+    return TuneFacts(**out)
+
+
+def read_for_rollback(host, records: dict) -> TuneFacts:
+    from kvmtune.probe.system import read_mounts
+    from kvmtune.tune.pools import pool_rel
+    from kvmtune.tune.sysctl import read_sysctl
+
+    types = {r["type"] for r in records.values()}
+    out: dict = {}
+    out["sysctl"] = read_sysctl(host, [r["name"] for r in records.values() if r["type"] == "sysctl"])
+    out["pools"] = {(r["size_kb"], r["node"]): _strip(host.read_optional(pool_rel(r["size_kb"], r["node"])))
+                    for r in records.values() if r["type"] == "pool"}
+    if "ksm" in types:
+        from kvmtune.probe.ksm import read_ksm
+
+        out["ksm"] = read_ksm(host)
+    if "thp" in types:
+        from kvmtune.probe.thp import read_thp
+
+        out["thp"] = read_thp(host, [])
+    if "mount" in types:
+        out["mounts"] = tuple(read_mounts(host))
+        out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))
+                        for r in records.values() if r["type"] == "mount"}
+    _files(host, out)
+    return TuneFacts(**out)
+
+
+def _strip(text: str | None) -> str | None:
+    return None if text is None else text.strip()
+
+
+def _pools(host, out: dict) -> None:
+    from kvmtune.probe.hugepages import read_hugepages
+    from kvmtune.probe.numa import read_numa
+    from kvmtune.probe.system import read_meminfo
+
+    meminfo, _ = read_meminfo(host)
+    numa = read_numa(host)
+    out["meminfo"], out["numa"] = meminfo, numa
+    out["hugepages"] = read_hugepages(host, numa, meminfo, list(out["mounts"]), list(out.get("cmdline", ())))
+
+
+def _accounts(host, profile) -> dict:
+    from kvmtune.probe.users import group_id, read_user
+
+    out = {}
+    for m in profile.hugetlbfs:
+        if m.owner is not None and not m.owner.isdigit():
+            user = read_user(host, m.owner)
+            out[("user", m.owner)] = user.uid if user else None
+        if m.group is not None and not m.group.isdigit():
+            out[("group", m.group)] = group_id(host, m.group)
+    return out
+
+
+def _files(host, out: dict) -> None:
+    """kvmtune's own files (never through a link) and fstab (through its link, inside the root)."""
+    out["files"] = {fid: host.read_file_state(path) for fid, path in OWNED_FILES.items()}
+    out["file_dirs"] = {fid: host.path_state(path.rsplit("/", 1)[0]).missing for fid, path in OWNED_FILES.items()}
+    if host.exists(FSTAB):
+        host.shared_target(FSTAB)  # refuse a link that leads nowhere editable, before any write
+    out["fstab"] = host.read_optional(FSTAB)

@@ -1,0 +1,205 @@
+"""The journal (/var/lib/kvmtune/state.json): what kvmtune changed, and how to put it back.
+
+Before the first write of a run, the journal on disk already names every target the
+run may touch, with its original and the directories it may create; a target's
+temp file is named after it (owned.temp_name). So a kill at any instant leaves a
+journal from which rollback finds everything. An original is recorded once, when
+kvmtune first changes a target, and never overwritten, so rollback returns the host to
+how it was before kvmtune, not before the last run. ``run`` says whether the last
+apply or rollback finished: one that did not is an interrupted run.
+
+The state directory itself (and var/, var/lib/ in a bare snapshot) is made whole in a
+staging directory, journal inside, and renamed into place: it exists complete or not
+at all. Forgetting the state renames it back out and removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from kvmtune import owned
+from kvmtune.errors import HostError, Refused, UsageError
+
+VERSION = 2
+RUNNING, COMPLETE = "running", "complete"
+MAX_STATE = 16 << 20
+
+
+class Journal:
+    def __init__(self, data: dict | None = None):
+        self.data = data or {"version": VERSION, "run": {"command": "apply", "status": COMPLETE},
+                             "records": {}, "state_dirs": [], "profiles": []}
+
+    @property
+    def records(self) -> dict[str, dict]:
+        return self.data["records"]
+
+    @property
+    def interrupted(self) -> str | None:
+        """How the last run ended, if it did not: 'an apply (pid 123, 2026-11-26T12:00:00)'."""
+        run = self.data["run"]
+        if run.get("status") != RUNNING:
+            return None
+        return f"a {run.get('command')} (pid {run.get('pid', '?')}, started {run.get('started', '?')})"
+
+    def begin(self, command: str, profile: str | None = None) -> None:
+        import time
+
+        self.data["run"] = {"command": command, "status": RUNNING, "pid": os.getpid(),
+                            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if profile and profile not in self.data["profiles"]:
+            self.data["profiles"].append(profile)
+
+    def finish(self) -> None:
+        self.data["run"]["status"] = COMPLETE
+
+    def record(self, change) -> bool:
+        """Journal a change's original unless its target already has one; True if new."""
+        if change.key in self.records:
+            return False
+        self.records[change.key] = change.record()
+        return True
+
+
+# -- reading ---------------------------------------------------------------------
+
+def load(host) -> Journal | None:
+    """The journal, checked against kvmtune's grammars and allow-list; None if there is none.
+
+    Readers without the lock (plan, verify, rollback --check) may find it vanishing under
+    a concurrent rollback: then there is none."""
+    state = host.path_state(owned.STATE_DIR)
+    if state.link:
+        raise Refused(f"/{state.link} is a symbolic link: kvmtune keeps its state only in a real directory")
+    if state.missing:
+        return None
+    try:
+        found = host.read_file_state(owned.STATE_FILE)
+    except HostError as exc:
+        raise Refused(f"/{owned.STATE_FILE}: {exc.reason} (run as root)") from None
+    if found is None:
+        return None
+    where = f"/{owned.STATE_FILE}"
+    if len(found.text) > MAX_STATE:
+        raise UsageError(f"{where} is larger than {MAX_STATE >> 20} MiB: not kvmtune's state")
+    try:
+        data = json.loads(found.text)
+    except ValueError:
+        raise UsageError(f"{where} is not valid JSON: move it aside to continue") from None
+    try:
+        return Journal(validate(data))
+    except ValueError as exc:
+        raise UsageError(f"{where} is not a state kvmtune wrote ({exc}): nothing was changed; "
+                         "move it aside to continue") from None
+
+
+def validate(data) -> dict:
+    from kvmtune.tune.journal_v1 import migrate
+    from kvmtune.tune.kinds import check_record
+
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    if data.get("version") == 1:
+        data = migrate(data)
+    if data.get("version") != VERSION:
+        raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
+    if set(data) - {"version", "run", "records", "state_dirs", "profiles"}:
+        raise ValueError(f"unknown fields {sorted(set(data) - {'version', 'run', 'records', 'state_dirs', 'profiles'})}")
+    run = data.get("run")
+    if not isinstance(run, dict) or run.get("command") not in ("apply", "rollback") \
+            or run.get("status") not in (RUNNING, COMPLETE):
+        raise ValueError("run is not {command: apply|rollback, status: running|complete}")
+    records = data.get("records")
+    if not isinstance(records, dict):
+        raise ValueError("records is not an object")
+    for key, record in records.items():
+        check_record(key, record)
+    dirs = data.get("state_dirs", [])
+    if not isinstance(dirs, list) or dirs != [d for d in owned.STATE_PARENTS if d in dirs]:
+        raise ValueError(f"state_dirs {dirs!r} are not kvmtune's state directories")
+    if not isinstance(data.get("profiles", []), list):
+        raise ValueError("profiles is not a list")
+    data.setdefault("state_dirs", [])
+    data.setdefault("profiles", [])
+    return data
+
+
+# -- writing ---------------------------------------------------------------------
+
+def _text(journal: Journal) -> str:
+    return json.dumps(journal.data, indent=1, sort_keys=True) + "\n"
+
+
+def save(host, journal: Journal) -> None:
+    """Write the journal atomically; the first save makes the state directory whole first."""
+    missing = host.path_state(owned.STATE_DIR).missing
+    if not missing:
+        host.write_file(owned.STATE_FILE, _text(journal), 0o600)
+        return
+    top = missing[0]
+    parent = top.rpartition("/")[0]
+    stage = f"{parent}/{owned.STAGE}" if parent else owned.STAGE
+    if host.exists(stage):
+        host.remove_tree(stage)
+    journal.data["state_dirs"] = list(missing)
+    inner = stage
+    for d in missing:
+        inner = stage + d[len(top):]
+        host.mkdir(inner, 0o700 if d == owned.STATE_DIR else 0o755)
+    host.write_file(f"{inner}/state.json", _text(journal), 0o600)
+    host.rename_dir(stage, top)  # the commit point: the state exists from here on
+
+
+def forget(host, journal: Journal) -> None:
+    """Remove the journal, and the directories kvmtune made for it, as one rename."""
+    created = journal.data.get("state_dirs", [])
+    top = next((d for d in created if _only_ours(host, d, created)), None)
+    if top is None:
+        host.remove(owned.STATE_FILE)
+        for d in reversed(created):
+            host.rmdir(d)
+        return
+    parent = top.rpartition("/")[0]
+    stage = f"{parent}/{owned.STAGE}" if parent else owned.STAGE
+    if host.exists(stage):
+        host.remove_tree(stage)
+    host.rename_dir(top, stage)  # from here on the state is gone
+    host.remove_tree(stage)
+
+
+def _only_ours(host, top: str, created: list[str]) -> bool:
+    """Whether everything under ``top`` is the state chain and the state file."""
+    for d in created[created.index(top):]:
+        expected = {n.rpartition("/")[2] for n in created if n.rpartition("/")[0] == d}
+        if d == owned.STATE_DIR:
+            expected = {"state.json"}
+        found = set(host.listdir_nofollow(d)) - {owned.temp_name("state.json").lstrip("/")}
+        if not found <= expected:
+            return False
+    return True
+
+
+def clear_debris(host, journal: Journal | None) -> list[str]:
+    """Remove what a killed run left: staged state directories and the temp files of every
+    journaled target. Returns what was removed, for the report."""
+    removed = []
+    for parent in ("", "var", "var/lib"):
+        stage = f"{parent}/{owned.STAGE}" if parent else owned.STAGE
+        if host.exists(stage):
+            host.remove_tree(stage)
+            removed.append(f"/{stage}")
+    if host.clear_temp(owned.STATE_FILE, "file"):
+        removed.append(f"/{owned.temp_name(owned.STATE_FILE)}")
+    if journal is None:
+        return removed
+    from kvmtune.tune.kinds import KINDS
+
+    for record in journal.records.values():
+        cls = KINDS[record["type"]]
+        for rel, op in cls.from_identity(cls.parse_identity(record), None, None).temp_paths(host.live):
+            if host.clear_temp(rel, op):
+                removed.append(f"/{owned.temp_name(rel)}")
+    if not host.live and host.clear_snapshot_mounts_temp():
+        removed.append(f"/{owned.temp_name('proc/mounts')}")
+    return removed

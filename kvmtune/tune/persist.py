@@ -1,0 +1,97 @@
+"""What makes a profile survive a reboot, in the places the ecosystem reads at boot.
+
+- sysctls (and the default-size pool total, as vm.nr_hugepages) in a sysctl.d
+  drop-in that sorts last, applied by systemd-sysctl early in boot;
+- sysfs knobs (KSM, THP, other pool sizes, per-node pools) as ``w`` lines in a
+  systemd-tmpfiles drop-in, written at boot by systemd-tmpfiles-setup, before
+  libvirtd starts;
+- hugetlbfs mounts in /etc/fstab (a minimal, marked edit);
+- boot-only pools (``boot: true``) on the kernel command line through a
+  /etc/default/grub.d drop-in: it needs update-grub and a reboot.
+
+Every line is made from values the profile validation held to kvmtune.grammar.
+"""
+
+from __future__ import annotations
+
+from kvmtune.probe.ksm import KSM_DIR
+from kvmtune.probe.thp import THP_DIR
+from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
+from kvmtune.tune.files import HEADER, MARK, FileChange, FstabChange, fstab_text, foreign_entries, wanted
+from kvmtune.tune.ksm import ordered_knobs
+from kvmtune.tune.mounts import MountChange
+from kvmtune.tune.pools import PoolChange
+from kvmtune.tune.sysctl import dropin_text
+
+GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
+
+
+def plan_files(profile, facts, changes, warnings: list[str]) -> list:
+    default_kb = facts.hugepages.default_size_kb
+    sysctls = {name: value for name, (value, _) in profile.sysctl.items()}
+    tmpfiles: list[tuple[str, str]] = []
+    boot_args: list[str] = []
+    pools = [c for c in changes if isinstance(c, PoolChange)]
+    for size in sorted({c.size_kb for c in pools}, reverse=True):
+        of_size = [c for c in pools if c.size_kb == size]
+        per_node = [c for c in of_size if c.node is not None]
+        if of_size[0].boot:
+            count = ",".join(f"{c.node}:{c.after}" for c in per_node) if per_node else of_size[0].after
+            boot_args += [f"hugepagesz={_boot_size(size)}", f"hugepages={count}"]
+        elif size == default_kb and not per_node:
+            sysctls["vm.nr_hugepages"] = of_size[0].after
+        else:
+            tmpfiles += [(c.rel, c.after) for c in of_size]
+    ksm = {k: v for k, (v, _) in profile.ksm.items()}
+    tmpfiles += [(f"{KSM_DIR}/{k}", str(ksm[k])) for k in ordered_knobs(ksm)]
+    tmpfiles += [(f"{THP_DIR}/{k}", v) for k, (v, _) in profile.thp.items()]
+
+    out = [own_file(facts, "sysctl", dropin_text(sysctls, HEADER), "sysctl settings at boot"),
+           own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
+    if profile.hugetlbfs or MARK in (facts.fstab or "").splitlines():
+        out.append(_fstab_change(facts, changes, warnings))
+    out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
+    return [c for c in out if not (c.before is None and c.after is None)]
+
+
+def own_file(facts, file_id: str, text: str | None, detail: str, when: str = NOW) -> FileChange:
+    current = facts.files[file_id]
+    after = wanted(text)
+    change = FileChange(file_id, current, after, missing=facts.file_dirs[file_id] if after else (),
+                        when=when, detail=detail)
+    if change.status == PENDING and current is not None and after is not None:
+        # verify names what someone else put in kvmtune's file.
+        foreign = [l for l in current.text.splitlines() if l not in after.text.splitlines()]
+        if foreign:
+            change.detail += f"; {len(foreign)} line(s) kvmtune would not have written: {foreign[0][:80]!r}"
+    return change
+
+
+def _tmpfiles_text(lines: list[tuple[str, str]]) -> str | None:
+    if not lines:
+        return None
+    # Type w: write the argument to the file at boot; "-" leaves mode, owner and age alone.
+    return HEADER + "".join(f"w /{rel} - - - - {value}\n" for rel, value in lines)
+
+
+def _grub_text(args: list[str]) -> str | None:
+    if not args:
+        return None
+    return HEADER + f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {" ".join(args)}"\n'
+
+
+def _boot_size(size_kb: int) -> str:
+    return f"{size_kb >> 20}G" if size_kb % (1 << 20) == 0 else f"{size_kb >> 10}M"
+
+
+def _fstab_change(facts, changes, warnings: list[str]) -> FstabChange:
+    current = facts.fstab
+    mounts = [(c.path, c.after) for c in changes if isinstance(c, MountChange) and c.status != BLOCKED]
+    # A path fstab already mounts with a line kvmtune did not write is left to that line.
+    foreign = foreign_entries(current, {p for p, _ in mounts})
+    if foreign:
+        warnings.append(f"/etc/fstab already mounts {', '.join(foreign)} with a line kvmtune does not own: "
+                        "kvmtune leaves that line as it is (check its options against the profile's)")
+    owned = [m for m in mounts if m[0] not in foreign]
+    return FstabChange(current, fstab_text(current, owned), owned, detail="hugetlbfs mounts at boot")
+

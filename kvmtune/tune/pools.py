@@ -1,0 +1,153 @@
+"""HugeTLB pools: plan every page size, global and per node; write them and check the grant.
+
+The kernel grants pool growth best-effort: a write of 1024 may leave 900 (fragmented
+memory), so every write is read back and a shortfall is a failure, retried once after
+compaction when the profile asks, or left to the boot reservation (``boot: true``).
+"""
+
+from __future__ import annotations
+
+from kvmtune.errors import HostError
+from kvmtune.probe import parse
+from kvmtune.probe.hugepages import POOL_DIR, size_label
+from kvmtune.tune.change import CHANGED, FAILED, PENDING_REBOOT
+from kvmtune.tune.knob import KnobChange, refused
+
+RESERVE_FRACTION = 0.10
+RESERVE_MIN_KB = 2 << 20  # 2 GiB: boot and host daemons need it whatever the machine's size
+NODE_POOL = "sys/devices/system/node/node{node}/hugepages/hugepages-{size}kB/nr_hugepages"
+COMPACT = "proc/sys/vm/compact_memory"
+
+
+def pool_rel(size_kb: int, node: int | None = None) -> str:
+    if node is None:
+        return f"{POOL_DIR}/hugepages-{size_kb}kB/nr_hugepages"
+    return NODE_POOL.format(node=node, size=size_kb)
+
+
+class PoolChange(KnobChange):
+    KIND = "pool"
+    __slots__ = ("size_kb", "node", "boot")
+
+    def __init__(self, size_kb: int, node: int | None, before, after, boot: bool = False,
+                 status=None, detail=""):
+        self.size_kb, self.node, self.boot = size_kb, node, boot
+        super().__init__(before, after, status, detail)
+
+    key_for = staticmethod(lambda ident: f"pool:{ident['size_kb']}:{'all' if ident['node'] is None else ident['node']}")
+    rel = property(lambda self: pool_rel(self.size_kb, self.node))
+
+    @property
+    def target(self) -> str:
+        return f"hugepages {size_label(self.size_kb)}" + (f" node{self.node}" if self.node is not None else "")
+
+    def identity(self) -> dict:
+        return {"size_kb": self.size_kb, "node": self.node}
+
+    @classmethod
+    def from_identity(cls, identity, before, after, **kw):
+        return cls(identity["size_kb"], identity["node"], before, after, **kw)
+
+    @staticmethod
+    def parse_identity(record: dict) -> dict:
+        size, node = record.get("size_kb"), record.get("node")
+        if not isinstance(size, int) or isinstance(size, bool) or not 4 <= size <= 1 << 24:
+            raise ValueError(f"pool size_kb {size!r} is not a page size")
+        if node is not None and (not isinstance(node, int) or isinstance(node, bool) or not 0 <= node < 1 << 16):
+            raise ValueError(f"pool node {node!r} is not a node id")
+        return {"size_kb": size, "node": node}
+
+    def write(self, host, ctx) -> None:
+        host.write(self.rel, str(self.after))
+        short = self.shortfall(host)
+        if short and getattr(ctx, "compact", False):
+            try:
+                host.write(COMPACT, "1")  # defragment, then ask once more
+            except HostError as exc:
+                self.status, self.detail = FAILED, refused(exc)
+                return
+            host.write(self.rel, str(self.after))
+            short = self.shortfall(host)
+        if not short:
+            self.status = CHANGED
+        elif self.boot:
+            self.status, self.detail = PENDING_REBOOT, f"{short}; the boot reservation will provide them"
+        else:
+            self.status, self.detail = FAILED, (f"{short}: memory is too fragmented; compact and retry "
+                                                "(hugepages.compact: true) or reserve at boot (boot: true)")
+
+    def shortfall(self, host) -> str | None:
+        """After a write: None if the kernel granted it, else what it granted."""
+        got = parse.int_or_none(host.read_optional(self.rel))
+        if got == int(self.after):
+            return None
+        where = f" on node {self.node}" if self.node is not None else ""
+        return f"got {got} of {self.after} {size_label(self.size_kb)} pages{where}"
+
+
+def plan_pools(profile, facts, force: bool = False) -> list[PoolChange]:
+    """Larger page sizes first (they need the most contiguous memory), and within a size,
+    per-node pools before a total."""
+    if not profile.hugepages:
+        return []
+    hp, numa = facts.hugepages, facts.numa
+    mem_kb = facts.meminfo.get("MemTotal")
+    changes = []
+    wanted_kb = {p.size_kb: (p.total or 0) * p.size_kb for p in hp.pools}
+    for size in sorted(profile.hugepages, reverse=True):
+        req = profile.hugepages[size]
+        label = size_label(size)
+        pool = hp.pool(size)
+        if pool is None:
+            sizes = ", ".join(size_label(p.size_kb) for p in hp.pools) or "none"
+            raise req.src.error(f"this host has no {label} huge page pool (it has: {sizes})")
+        per_node = _per_node_pages(req, size, numa, mem_kb)
+        targets = sorted(per_node.items()) if per_node else [(None, req.total.pages(size, mem_kb))]
+        for node, pages in targets:
+            if node is None:
+                current = pool.total
+            else:
+                node_pool = numa.node(node).hugepages.get(size)
+                current = node_pool.total if node_pool else None
+                if current is None:
+                    raise req.src.error(f"node {node} has no {label} pool (/{pool_rel(size, node)} does not exist)")
+            changes.append(PoolChange(size, node, None if current is None else str(current), str(pages),
+                                      req.boot))
+        wanted_kb[size] = sum(p for _, p in targets) * size
+    _check_reserve(profile, mem_kb, sum(wanted_kb.values()), force)
+    return changes
+
+
+def _per_node_pages(req, size: int, numa, mem_kb) -> dict[int, int]:
+    if req.per_node:
+        out = {}
+        for node_id, amount in req.per_node.items():
+            node = numa.node(node_id)
+            if node is None:
+                have = ", ".join(str(n.id) for n in numa.nodes) or "none"
+                raise amount.src.key_error(f"node {node_id} does not exist on this host (nodes: {have})")
+            out[node_id] = amount.pages(size, node.mem_total_kb)
+        return out
+    if req.spread:
+        nodes = [n for n in numa.nodes if n.mem_total_kb]
+        if not nodes:
+            raise req.src.error("spread needs NUMA nodes with memory, and this host shows none")
+        if req.total.kind == "percent":  # that share of each node's own memory
+            return {n.id: req.total.pages(size, n.mem_total_kb) for n in nodes}
+        total = req.total.pages(size, mem_kb)
+        base, extra = divmod(total, len(nodes))
+        return {n.id: base + (1 if i < extra else 0) for i, n in enumerate(nodes)}
+    return {}
+
+
+def _check_reserve(profile, mem_kb: int | None, hugepage_kb: int, force: bool) -> None:
+    if mem_kb is None or force:
+        return
+    reserve = max(int(mem_kb * RESERVE_FRACTION), RESERVE_MIN_KB)
+    left = mem_kb - hugepage_kb
+    if left < reserve:
+        src = next(iter(profile.hugepages.values())).src
+        raise src.error(f"huge pages would take {hugepage_kb >> 20} GiB of {mem_kb >> 20} GiB, leaving "
+                        f"{max(left, 0) >> 20} GiB for the host, below the safe reserve of "
+                        f"{reserve >> 20} GiB (10% or 2 GiB, whichever is larger); --force to override")
+

@@ -1,0 +1,126 @@
+"""sysctl settings: read the profile's keys, plan the writes, write the drop-in's text.
+
+A name is dotted (``vm.swappiness``) and maps to proc/sys/vm/swappiness; names and
+values were held to kvmtune.grammar when the profile was validated, and a journal's
+names are held to it again before rollback writes anything.
+"""
+
+from __future__ import annotations
+
+from kvmtune.grammar import sysctl_name_problem
+from kvmtune.tune.knob import KnobChange
+
+PROC_SYS = "proc/sys"
+DROPIN = "etc/sysctl.d/99-zz-kvmtune.conf"  # sorts after Debian's 99-sysctl.conf and 99-protect-links
+# systemd-sysctl applies these in lexicographic order of file name, whatever the directory.
+SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d", "lib/sysctl.d")
+RESERVED = ("vm.nr_hugepages", "vm.nr_overcommit_hugepages")
+
+
+def sysctl_rel(name: str) -> str:
+    """``vm.swappiness`` -> ``proc/sys/vm/swappiness`` (name already held to the grammar)."""
+    return f"{PROC_SYS}/" + name.replace(".", "/")
+
+
+def split_optional(key: str) -> tuple[str, bool]:
+    """``-kernel.numa_balancing`` -> (kernel.numa_balancing, True): systemd-sysctl's mark for a
+    key that may be missing on some kernels (sysctl.d(5))."""
+    return (key[1:], True) if key.startswith("-") else (key, False)
+
+
+class SysctlChange(KnobChange):
+    KIND = "sysctl"
+    __slots__ = ("name",)
+
+    def __init__(self, name: str, before, after, status=None, detail=""):
+        self.name = name
+        super().__init__(before, after, status, detail)
+
+    key_for = staticmethod(lambda ident: f"sysctl:{ident['name']}")
+    target = property(lambda self: f"sysctl {self.name}")
+    rel = property(lambda self: sysctl_rel(self.name))
+
+    def identity(self) -> dict:
+        return {"name": self.name}
+
+    @classmethod
+    def from_identity(cls, identity, before, after, **kw):
+        return cls(identity["name"], before, after, **kw)
+
+    @staticmethod
+    def parse_identity(record: dict) -> dict:
+        name = record.get("name")
+        if not isinstance(name, str) or sysctl_name_problem(name):
+            raise ValueError(f"sysctl name {name!r} is not a sysctl name")
+        return {"name": name}
+
+
+# -- read and plan ----------------------------------------------------------------
+
+def read_sysctl(host, names) -> dict[str, str | None]:
+    """Current values of the named sysctls (None: this kernel lacks it)."""
+    out = {}
+    for name in names:
+        raw = host.read_optional(sysctl_rel(name))
+        out[name] = None if raw is None else raw.strip()
+    return out
+
+
+def read_later_files(host) -> dict[str, str]:
+    """sysctl.d files that systemd-sysctl applies after kvmtune's drop-in: path -> text."""
+    ours = DROPIN.rsplit("/", 1)[1]
+    seen: dict[str, str] = {}
+    for d in SYSCTL_DIRS:
+        for entry in host.listdir(d):
+            if entry.endswith(".conf") and entry not in seen:
+                seen[entry] = f"{d}/{entry}"
+    return {seen[e]: host.read_optional(seen[e]) or "" for e in sorted(seen) if e > ours}
+
+
+def plan_sysctl(profile, facts, warnings: list[str]) -> list[SysctlChange]:
+    changes = []
+    for key, (value, node) in profile.sysctl.items():
+        name, optional = split_optional(key)
+        if name in RESERVED and profile.hugepages:
+            raise node.error("set huge pages in the hugepages section, not both")
+        current = facts.sysctl.get(name)
+        if current is None:
+            if optional:
+                warnings.append(f"sysctl {name} does not exist on this kernel: skipped (marked optional with '-')")
+                continue
+            raise node.error(f"no such sysctl on this host (/{sysctl_rel(name)} does not exist); "
+                                 f"write '-{name}' if it may be missing on some kernels")
+        changes.append(SysctlChange(name, current, value))
+    return changes
+
+
+def dropin_text(settings: dict[str, str], header: str) -> str | None:
+    if not settings:
+        return None
+    # "-key" stays: systemd-sysctl skips it where the kernel lacks it.
+    return header + "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def later_overrides(later: dict[str, str], settings: dict[str, str]) -> list[str]:
+    """Warnings for files that systemd-sysctl applies after ours and set our keys differently."""
+    plain = {split_optional(k)[0]: v for k, v in settings.items()}
+    warnings = []
+    for path, text in later.items():
+        for key, value in parse_conf(text).items():
+            norm = key.replace("/", ".")
+            if norm in plain and " ".join(value.split()) != " ".join(str(plain[norm]).split()):
+                warnings.append(f"/{path} sets {norm} = {value} and is applied after kvmtune's "
+                                f"/{DROPIN} at boot: it wins")
+    return warnings
+
+
+def parse_conf(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip().lstrip("-")] = value.strip()
+    return out

@@ -1,0 +1,25 @@
+"""Transparent huge pages: the enabled, defrag and shmem_enabled selectors."""
+
+from __future__ import annotations
+
+from kvmtune.probe.thp import THP_DIR
+from kvmtune.profile.schema import THP_KNOBS
+from kvmtune.tune.knob import TableKnob
+
+
+class ThpChange(TableKnob):
+    KIND, DIR, TABLE = "thp", THP_DIR, THP_KNOBS
+    SELECTOR = True
+    __slots__ = ()
+
+
+def plan_thp(profile, facts) -> list[ThpChange]:
+    changes = []
+    thp = facts.thp
+    for knob, (value, node) in profile.thp.items():
+        if thp.values.get(knob) is None:
+            raise node.error(f"this kernel has no /{THP_DIR}/{knob}")
+        if value not in thp.choices[knob]:
+            raise node.error(f"this kernel accepts {', '.join(thp.choices[knob])} for {knob}, not {value!r}")
+        changes.append(ThpChange(knob, thp.values[knob], value, detail="takes effect for guests started afterwards"))
+    return changes

@@ -1,0 +1,63 @@
+"""Mutation tests: take each safety mechanism out of a copy of kvmtune and see a test fail.
+
+A mechanism nobody would notice missing is not protected. Each mutant names the line
+that is the mechanism (the test fails if the line is gone, so a refactor must update
+it here), what replaces it, and the tests that must then fail.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAFETY = "tests/test_engine_safety.py::"
+
+MUTANTS = {
+    "read-back": ("kvmtune/tune/knob.py", "got = self.read(host)  # the kernel's answer, not the write's",
+                  "got = self.after", [SAFETY + "test_read_back_catches_a_kernel_that_kept_its_value"]),
+    "re-read before write": ("kvmtune/tune/knob.py",
+                             "current = self.read(host)  # just before writing: another tool may have set it",
+                             "current = self.before",
+                             [SAFETY + "test_a_value_set_since_the_plan_is_not_written_again"]),
+    "journal before the first write": ("kvmtune/tune/engine.py",
+                                       "journal_mod.save(host, journal)  # the originals are on disk before the first write",
+                                       "pass", [SAFETY + "test_the_journal_holds_every_original_before_the_first_write"]),
+    "atomic write": ("kvmtune/files.py", 'tmp = f".{name}{TEMP_SUFFIX}"', "tmp = name",
+                     [SAFETY + "test_a_write_that_fails_half_way_leaves_the_old_file_whole"]),
+    "fstab ownership": ("kvmtune/tune/persist.py", "foreign = foreign_entries(current, {p for p, _ in mounts})",
+                        "foreign = []", [SAFETY + "test_a_foreign_fstab_line_for_the_same_mount_is_never_touched"]),
+    "allow-list": ("kvmtune/host_changes.py", "if not owned.allows(op, rel):", "if False:",
+                   [SAFETY + "test_the_host_refuses_what_kvmtune_does_not_own"]),
+    "no write through a link": ("kvmtune/host_changes.py", "            raise OSError(errno.ELOOP, LINK_REFUSED)",
+                                "            pass",
+                                [SAFETY + "test_the_host_never_writes_through_a_link"]),
+    "the lock": ("kvmtune/host_mounts.py", "fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))", "pass",
+                 ["tests/test_apply.py::test_lock_refuses_a_second_apply"]),
+    "journal validation": ("kvmtune/tune/journal.py", "        check_record(key, record)", "        pass",
+                           ["tests/test_engine_paths.py::test_tampered_state_is_refused_before_rollback_acts"]),
+}
+
+
+@pytest.fixture(scope="module")
+def copy_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("mutants")
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_removing_a_safety_mechanism_fails_a_test(name, copy_root):
+    path, line, replacement, tests = MUTANTS[name]
+    source = (REPO / path).read_text()
+    assert source.count(line) == 1, f"{path} no longer has the line this mutant removes: {line!r}"
+    work = copy_root / name.replace(" ", "-")
+    shutil.copytree(REPO / "kvmtune", work / "kvmtune")
+    shutil.copytree(REPO / "profiles", work / "profiles")
+    shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / path).write_text(source.replace(line, replacement))
+    env = {**os.environ, "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, f"without the {name}, these tests still pass:\n{proc.stdout[-1500:]}"
