@@ -1,4 +1,4 @@
-"""The small error hierarchy every layer raises; the CLI maps it to exit codes.
+"""The small error hierarchy every layer raises, and guarded(), which makes exit codes of it.
 
 OSError is translated at the Host boundary (like psutil's wrap_exceptions), so
 callers can tell "the host does not have it" from "the host refused".
@@ -7,6 +7,8 @@ callers can tell "the host does not have it" from "the host refused".
 from __future__ import annotations
 
 import errno as _errno
+import os
+import sys
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -62,3 +64,23 @@ class NotLive(HostError):
 
     def __init__(self, what: str):
         super().__init__(what, "not available in a snapshot")
+
+
+def guarded(fn, *args) -> int:
+    """Run a command body: domain errors become a message and their exit code."""
+    try:
+        return fn(*args)
+    except KvmtuneError as exc:
+        sys.stderr.write(f"kvmtune: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("kvmtune: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # an internal error: say so plainly, trace only on request
+        if os.environ.get("KVMTUNE_DEBUG") == "1":
+            raise
+        sys.stderr.write(f"kvmtune: internal error: {type(exc).__name__}: {exc}\n"
+                         "(set KVMTUNE_DEBUG=1 to see the traceback)\n")
+        return EXIT_INTERNAL

@@ -14,23 +14,21 @@ import errno
 import os
 import stat
 
-from kvmtune import owned
 from kvmtune.errors import HostError
 
-LINK_REFUSED = "is a symbolic link: kvmtune writes nothing through a link"
-
-
-def reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return LINK_REFUSED
-    return exc.strerror or type(exc).__name__
+from kvmtune.host_records import LINK_REFUSED, reason
 
 
 class HostChanges:
     """The writes of a Host (uses its ``root``, ``live``, ``path``, ``resolve``, reads)."""
 
     def _guard(self, op: str, rel: str) -> None:
+        # Imported where used (here and below): check never writes, and need not compile
+        # the allow-list's patterns on every run.
+        from kvmtune import owned
+
         self.path(rel)
+        self._scans.clear()  # what listings showed may change now
         if not owned.allows(op, rel):
             raise HostError(rel, "not a path kvmtune may change", errno.EPERM)
 
@@ -122,6 +120,7 @@ class HostChanges:
 
     def write_file(self, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
         """Replace a file kvmtune owns, atomically; a link at its place is refused."""
+        from kvmtune import owned
         self._guard("file", rel)
         from kvmtune.files import replace_at
 
@@ -166,6 +165,7 @@ class HostChanges:
 
     def remove(self, rel: str) -> None:
         """Remove a file kvmtune owns (a link is removed, never followed)."""
+        from kvmtune import owned
         self._guard("remove", rel)
 
         def unlink(dir_fd, name):
@@ -177,6 +177,7 @@ class HostChanges:
 
     def clear_temp(self, rel: str, op: str) -> bool:
         """Remove the temp file a killed atomic write of ``rel`` left; True if there was one."""
+        from kvmtune import owned
         self._guard(op, rel)
         target = self.resolve(rel, follow_last=op == "shared")
         tmp = owned.temp_name(target)
@@ -196,6 +197,7 @@ class HostChanges:
 
     def clear_snapshot_mounts_temp(self) -> bool:
         """A snapshot's mount table is a file kvmtune replaces whole: remove a killed write's temp."""
+        from kvmtune import owned
         if self.live:
             return False
         try:

@@ -12,9 +12,8 @@ import errno
 import os
 import stat
 
-from kvmtune import owned
 from kvmtune.errors import HostError
-from kvmtune.host_changes import reason
+from kvmtune.host_records import reason
 
 
 class HostMounts:
@@ -75,6 +74,7 @@ class HostMounts:
         The lock is a file that is never removed (live: /run/lock/kvmtune.lock) or, in a
         snapshot, the root directory itself: every waiter and newcomer locks the same inode.
         """
+        from kvmtune import owned
         import fcntl
 
         try:

@@ -199,22 +199,27 @@ def test_unreadable_file(tmp_path, check_json):
     root = write_tree(str(tmp_path), {k: v for k, v in files.items() if k != "proc/meminfo"})
     (tmp_path / "proc" / "meminfo").mkdir()  # reading it fails with EISDIR, even as root
     code, report, c = report_of(check_json, root)
-    assert "Is a directory" in report["host"]["memory"]["problem"]
+    assert "not a regular file" in report["host"]["memory"]["problem"]
     assert code == 0
+
+
+def facts_as_live(root, live=True, **overrides):
+    """A snapshot's facts, as if read on a live host, with some facts replaced (judges are pure)."""
+    from kvmtune.checks import read_phase
+    from kvmtune.checks.facts import Facts
+    from kvmtune.host import Host
+
+    facts = read_phase(Host(str(root)), [], [])
+    values = {n: object.__getattribute__(facts, "_values")[n] for n in facts.names}
+    return Facts(str(root), live, None, {**values, **overrides})
 
 
 def test_firmware_disabled_vtx_is_named_from_the_kernel_log(host_roots):
     """A live host whose kernel logged why VT-x is off: the verdict quotes it."""
     from kvmtune.checks import run_checks
-    from kvmtune.checks.facts import Facts
-    from kvmtune.host import Host
 
-    class Logged(Host):
-        def kernel_log(self):
-            return ["Linux version 6.12.0", "x86/cpu: VMX (outside TXT) disabled by BIOS", "kvm: no hardware support"]
-
-    facts = Facts(Logged(str(host_roots["synthetic-vtx-disabled-in-firmware"]), live=True))
-    facts.__dict__["kvm_probe"] = None  # no /dev/kvm there: nothing to run
+    log = ("x86/cpu: VMX (outside TXT) disabled by BIOS", "kvm: no hardware support")
+    facts = facts_as_live(host_roots["synthetic-vtx-disabled-in-firmware"], kvm=None, virt_refusals=log, cpuid=None)
     check = next(c for c in run_checks(facts, only=["cpu.virt"]).checks if c.id == "cpu.virt")
     assert check.status == "warn"
     assert check.detail == "no vmx flag; the kernel logged: kvm: no hardware support"
@@ -222,17 +227,38 @@ def test_firmware_disabled_vtx_is_named_from_the_kernel_log(host_roots):
     assert "firmware setup" in check.hint
 
 
+@pytest.mark.parametrize("cpuid, said", [
+    ({"vmx": True, "svm": False}, "the CPU reports VT-x (CPUID) but the kernel hides the vmx flag"),
+    ({"vmx": False, "svm": False}, "CPUID says this CPU has no VT-x"),
+])
+def test_cpuid_tells_a_hidden_vmx_from_an_absent_one(host_roots, cpuid, said):
+    from kvmtune.checks import run_checks
+
+    facts = facts_as_live(host_roots["synthetic-vtx-disabled-in-firmware"], kvm=None, virt_refusals=(), cpuid=cpuid)
+    check = next(c for c in run_checks(facts, only=["cpu.virt"]).checks if c.id == "cpu.virt")
+    assert check.status == "warn" and said in check.detail, check.detail
+    assert "nested" not in (check.hint or "")
+
+
+def test_cpuid_that_cannot_run_is_unknown_not_a_guess(host_roots):
+    from kvmtune.checks import run_checks
+    from kvmtune.checks.facts import Unknown
+
+    facts = facts_as_live(host_roots["synthetic-vtx-disabled-in-firmware"], kvm=None, virt_refusals=(),
+                          cpuid=Unknown("OSError: no executable memory"))
+    check = next(c for c in run_checks(facts, only=["cpu.virt"]).checks if c.id == "cpu.virt")
+    assert check.status == "unknown" and "no executable memory" in check.detail
+
+
 def _functional_with(probe_fields, host_roots):
     from kvmtune.checks import run_checks
-    from kvmtune.checks.facts import Facts
-    from kvmtune.host import Host
+    from kvmtune.checks.read import KvmAnswers
     from kvmtune.probe.kvm_ioctl import KvmProbe
 
     probe = KvmProbe()
     for key, value in probe_fields.items():
         setattr(probe, key, value)
-    facts = Facts(Host(str(host_roots["synthetic-intel-vtx"]), live=True))
-    facts.__dict__["kvm_probe"] = probe
+    facts = facts_as_live(host_roots["synthetic-intel-vtx"], kvm=KvmAnswers(probe, None))
     report = run_checks(facts, only=["kvm.functional"])
     return next(c for c in report.checks if c.id == "kvm.functional"), report
 
@@ -247,10 +273,10 @@ def test_ebusy_means_another_hypervisor_holds_vtx(host_roots):
     assert "VirtualBox" in check.hint and check.data["errno"] == "EBUSY"
 
 
-def test_eacces_is_a_permission_problem(host_roots):
+def test_eacces_means_kvm_could_not_be_asked(host_roots):
     import errno
 
-    check, _ = _functional_with({"failed_stage": "open", "errno": errno.EACCES, "error": "Permission denied"},
-                                host_roots)
-    assert check.status == "fail" and check.detail.startswith("permission denied opening /dev/kvm")
+    check, report = _functional_with({"failed_stage": "open", "errno": errno.EACCES, "error": "Permission denied"},
+                                     host_roots)
+    assert check.status == "unknown" and "may not open /dev/kvm" in check.detail and report.ready is False
     assert "usermod -aG kvm" in check.hint

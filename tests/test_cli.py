@@ -9,67 +9,129 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from kvmtune.checks import run_checks
-from kvmtune.checks.facts import Facts
+from kvmtune.checks import read_phase, run_checks
 from kvmtune.commands.check import CheckOptions
-from kvmtune.entry import fast_options
+from kvmtune.cli_parse import fast_options
 from kvmtune.host import Host
 from kvmtune.render.check_text import render_check_text
 
-ARGV_VARIANTS = [
-    ["check"],
-    ["check", "--json"],
-    ["check", "-q", "--strict"],
-    ["check", "--only", "kvm,cpu", "--only", "ksm", "--skip=iommu"],
-    ["check", "--as-user", "libvirt-qemu", "--root", "/tmp"],
-    ["--root", "/tmp", "check", "--format", "json", "-o", "/tmp/x.json"],
-    ["check", "--quiet", "--format=text"],
-]
+def _sample(opt):
+    return opt.choices[-1] if opt.choices else {"IDS": "kvm", "USER": "libvirt-qemu", "PATH": "/tmp/x.json"}.get(
+        opt.metavar, "v")
 
 
-ARGV_VARIANTS += [
-    ["apply", "dense"],
-    ["apply", "/etc/p.yaml", "--check", "--diff", "--json", "--no-persist", "--force", "--keep-partial", "--wait"],
-    ["--root", "/tmp", "apply", "--json", "latency"],
-    ["apply", "x.yaml", "--root=/tmp"],
-    ["plan", "dense", "--diff", "--no-persist"],
-    ["plan", "--json", "kvm-host", "--force"],
-    ["verify", "dense", "--json", "--force"],
-    ["verify", "dense", "--no-persist", "--diff"],
-    ["rollback"],
-    ["rollback", "--check", "--json", "--wait", "--diff"],
-    ["cpu-models"],
-    ["cpu-models", "--json", "--assume-undecided", "--source", "cpuinfo", "--root", "/tmp"],
-    ["report", "/tmp/a", "/tmp/b", "--json"],
-    ["cpu-baseline", "--json", "/tmp/a", "--assume-undecided", "/tmp/c"],
-]
-RUNNER_OF = {"check": "kvmtune.commands.check.run_check", "apply": "kvmtune.commands.apply.run_apply",
-             "plan": "kvmtune.commands.apply.run_apply", "verify": "kvmtune.commands.apply.run_verify",
-             "rollback": "kvmtune.commands.apply.run_rollback", "cpu-models": "kvmtune.commands.cpu.run_cpu_models",
-             "report": "kvmtune.commands.report.run_report", "cpu-baseline": "kvmtune.commands.cpu.run_cpu_baseline"}
+def _positional(cmd):
+    if cmd.positional is None:
+        return []
+    return ["/tmp/a", "/tmp/b"] if cmd.positional[0].endswith("*") else ["dense"]
 
 
-@pytest.mark.parametrize("argv", ARGV_VARIANTS)
-def test_fast_path_parses_like_typer(argv, monkeypatch):
-    """The fast path must mean exactly what the typer definition means."""
+def _variants():
+    """Every spelling of every option of every command, alone and all together, --root before
+    and after the command."""
+    from kvmtune.cli_spec import COMMANDS
+
+    for cmd in COMMANDS.values():
+        words = _positional(cmd)
+        every = []
+        for opt in cmd.options:
+            for name in opt.names:
+                if opt.kind == "flag":
+                    yield [cmd.name, *words, name]
+                else:
+                    yield [cmd.name, *words, name, _sample(opt)]
+                    if name.startswith("--"):
+                        yield [cmd.name, name + "=" + _sample(opt), *words]
+            if opt.param != "json_":  # --json and --format together contradict: see below
+                every += [opt.names[-1]] + ([] if opt.kind == "flag" else [_sample(opt)])
+        yield [cmd.name, *words]
+        yield [cmd.name, *every, *words]
+        if cmd.effect in ("reads", "changes"):
+            yield ["--root", "/tmp", cmd.name, *words]
+            yield [cmd.name, *words, "--root", "/tmp"]
+            yield [cmd.name, "--root=/tmp", *words]
+
+
+@pytest.mark.parametrize("argv", list(_variants()), ids=" ".join)
+def test_fast_path_means_what_typer_means(argv, monkeypatch):
+    """The fast path and typer's app, both made from cli_spec, build the same options."""
+    from kvmtune.cli_parse import hoist_root
+    from kvmtune.cli_spec import COMMANDS
+
     seen = []
-    for target in set(RUNNER_OF.values()):
-        monkeypatch.setattr(target, lambda opts: seen.append(opts) or 0)
+    for cmd in COMMANDS.values():
+        monkeypatch.setattr(cmd.runner.replace(":", "."), lambda opts: seen.append(opts) or 0)
     from kvmtune.cli import app
 
-    result = CliRunner().invoke(app, argv)
+    result = CliRunner().invoke(app, hoist_root(argv))
     assert result.exit_code == 0, result.output
-    command, opts = fast_options(argv)
-    assert opts == seen[0]
+    parsed = fast_options(argv)
+    assert parsed is not None, "the fast path gave up on a plain command line"
+    assert parsed[1] == seen[0]
+
+
+def test_the_click_tree_is_the_spec():
+    """Every command, option, flag, arity and metavar typer built is the one in cli_spec."""
+    import typer.main
+    from typer.core import TyperArgument, TyperOption  # typer carries its own click
+
+    from kvmtune.cli import app
+    from kvmtune.cli_spec import COMMANDS, ROOT, VERSION
+
+    group = typer.main.get_command(app)
+    assert set(group.commands) == set(COMMANDS)
+    top = {o for p in group.params for o in p.opts}
+    assert top == {ROOT.names[0], VERSION, "--install-completion", "--show-completion"}  # typer's completion
+    for name, cmd in COMMANDS.items():
+        click_cmd = group.commands[name]
+        options = {tuple(p.opts): p for p in click_cmd.params if isinstance(p, TyperOption)}
+        assert set(options) - {("--help",)} == {o.names for o in cmd.options}, name
+        for opt in cmd.options:
+            param = options[opt.names]
+            assert param.is_flag == (opt.kind == "flag"), (name, opt.names)
+            assert param.multiple == (opt.kind == "list"), (name, opt.names)
+            assert (param.metavar or None) == opt.metavar, (name, opt.names)
+        arguments = [p for p in click_cmd.params if isinstance(p, TyperArgument)]
+        if cmd.positional is None:
+            assert arguments == []
+        else:
+            (arg,) = arguments
+            assert arg.nargs == (-1 if cmd.positional[0].endswith("*") else 1) and arg.required
 
 
 @pytest.mark.parametrize("argv", [["check", "--help"], ["check", "--bogus"], ["check", "--only"],
                                   ["apply"], [], ["check", "--root", "--json"], ["apply", "a", "b"],
-                                  ["apply", "--help"], ["profiles"], ["rollback", "extra"],
-                                  ["plan", "x", "--keep-partial"], ["report"], ["cpu-baseline", "--json"],
-                                  ["report", "a", "--assume-undecided"]])
+                                  ["apply", "--help"], ["rollback", "extra"], ["check", "-o=/tmp/x"],
+                                  ["check", "-qo", "/tmp/x"], ["plan", "x", "--keep-partial"], ["report"],
+                                  ["cpu-baseline", "--json"], ["report", "a", "--assume-undecided"],
+                                  ["check", "--json=yes"], ["check", "--", "x"]])
 def test_fast_path_defers_anything_unusual(argv):
     assert fast_options(argv) is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "--json", "--format", "text"], "--json and --format text contradict each other"),
+    (["check", "--format", "yaml"], "--format: expected one of text, json, prometheus"),
+    (["cpu-models", "--source", "qemu"], "--source: expected one of auto, kvm, cpuinfo"),
+])
+def test_contradictions_and_bad_choices_are_usage_errors_on_both_paths(argv, message, run_cli):
+    code, out, err = run_cli(*argv)
+    assert code == 2 and message in err
+    code, out, err = run_cli(*argv[:1], "--bogus-to-force-typer", *argv[1:])
+    assert code == 2
+
+
+@pytest.mark.parametrize("argv", [["report", "/tmp/a"], ["cpu-baseline", "/tmp/a"], ["profiles"]])
+def test_root_on_a_command_that_reads_no_host_is_a_usage_error(argv, run_cli):
+    for line in (["--root", "/tmp", *argv], [*argv, "--root=/tmp"], [*argv, "--root", "/tmp", "-x"]):
+        code, out, err = run_cli(*line)
+        assert code == 2, line
+
+
+def test_version(run_cli):
+    from kvmtune import __version__
+
+    assert run_cli("--version") == (0, f"kvmtune {__version__}\n", "")
 
 
 def test_help_lists_the_options(run_cli):
@@ -132,8 +194,11 @@ def test_only_and_skip_by_area_and_id(host_roots, check_json):
 def test_plain_output_has_no_escape_codes_and_host_markup_is_inert(host_roots, run_cli):
     _, out, _ = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check")
     assert "\x1b[" not in out
-    facts = Facts(Host(str(host_roots["synthetic-intel-vtx"])))
-    facts.__dict__["cpu"] = facts.cpu._replace(model_name="[bold red]Evil[/bold red] CPU")
+    from tests.test_checks import facts_as_live
+
+    plain = read_phase(Host(str(host_roots["synthetic-intel-vtx"])), [], [])
+    facts = facts_as_live(host_roots["synthetic-intel-vtx"], live=False,
+                          cpu=plain.cpu._replace(model_name="[bold red]Evil[/bold red] CPU"))
     buf = io.StringIO()
     render_check_text(run_checks(facts), stream=buf, colour=True)
     text = buf.getvalue()
@@ -169,3 +234,51 @@ def test_output_to_a_missing_directory_is_an_error(host_roots, run_cli, tmp_path
     code, _, err = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check",
                            "-o", str(tmp_path / "no" / "such" / "dir.txt"))
     assert code == 2 and "--output" in err and "Traceback" not in err
+
+
+# What the Ansible modules leave out of a command's options, and why: Ansible renders
+# results itself, and has its own check mode and --diff.
+ANSIBLE_ELSEWHERE = {
+    "check": {"format": "the module returns the JSON object itself", "quiet": "text output only",
+              "output": "Ansible keeps results (register, fetch)"},
+    "apply": {"check": "Ansible's check mode", "diff": "Ansible's --diff", "json": "the module returns JSON"},
+}
+ANSIBLE_NAMES = {"check": ("check", {}), "apply": ("profile", {"profile": "name"})}
+
+
+@pytest.mark.parametrize("command", ["check", "apply"])
+def test_ansible_modules_declare_what_the_command_line_declares(command):
+    """The collection's argument_spec and documented options follow cli_spec: every option
+    of the command is a module option of the same meaning and default, or said why not."""
+    import ast
+    from pathlib import Path
+
+    import yaml
+
+    from kvmtune.cli_parse import _load
+    from kvmtune.cli_spec import COMMANDS
+
+    module, renames = ANSIBLE_NAMES[command]
+    path = Path(__file__).parent.parent / "collections/ansible_collections/kvmtune/host/plugins/modules" / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    docs = {n.targets[0].id: n.value.value for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
+    documented = yaml.safe_load(docs["DOCUMENTATION"])["options"]
+    spec_call = next(n for n in ast.walk(tree) if isinstance(n, ast.keyword) and n.arg == "argument_spec")
+    argument_spec = {k.arg: {kw.arg: ast.literal_eval(kw.value) for kw in k.value.keywords}
+                     for k in spec_call.value.keywords}
+    assert set(argument_spec) == set(documented)
+    cmd = COMMANDS[command]
+    defaults = _load(cmd.options_class)()
+    fields = {o.field for o in cmd.options} | {"root"} | ({cmd.positional[0]} if cmd.positional else set())
+    for field in sorted(fields):
+        if field in ANSIBLE_ELSEWHERE[command]:
+            continue
+        name = renames.get(field, field)
+        assert name in argument_spec, f"{command} --{field} has no module option '{name}'"
+        option = argument_spec[name]
+        if option.get("type") == "bool":
+            assert option.get("default") == getattr(defaults, field), (field, option)
+        if option.get("type") == "list":
+            assert option.get("default") == [] and getattr(defaults, field) == []
+        assert documented[name].get("default") == option.get("default"), name

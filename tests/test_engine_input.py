@@ -28,8 +28,9 @@ def refused(run_cli, root, tmp_path):
         path = tmp_path / name
         path.write_text(text) if isinstance(text, str) else path.write_bytes(text)
         before = tree_state(root)
-        # A hard stop, so a parser that runs away fails the test instead of hanging it.
-        signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("profile not refused in time")))
+        # A hard stop, so a parser that runs away fails the test instead of hanging it (a
+        # BaseException: kvmtune's own handlers must not be able to swallow it).
+        signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("profile not refused in time")))
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             code, out, err = run_cli("--root", root, "apply", str(path), "--json")

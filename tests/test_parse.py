@@ -46,7 +46,7 @@ def test_cpuinfo_counts_sockets_and_keeps_first_block():
     text = ("processor\t: 0\nvendor_id\t: GenuineIntel\nphysical id\t: 0\nflags\t\t: fpu vmx\n\n"
             "processor\t: 1\nvendor_id\t: GenuineIntel\nphysical id\t: 1\nflags\t\t: fpu vmx\n\n")
     info = parse_cpuinfo(text)
-    assert info.processors == (0, 1)
+    assert info.processors() == (0, 1)
     assert info.physical_ids == {"0", "1"}
     assert info.first["flags"] == "fpu vmx"
     assert info.complete
@@ -55,3 +55,28 @@ def test_cpuinfo_counts_sockets_and_keeps_first_block():
 def test_truncated_cpuinfo_is_flagged():
     info = parse_cpuinfo("processor\t: 0\nvendor_id\t: Genu")
     assert not info.complete
+
+
+def test_records_are_immutable_tuples_with_fields_defaults_and_replace():
+    import pytest
+
+    from kvmtune.record import record
+
+    @record
+    class Point:
+        x: int
+        y: int = 0
+
+        @property
+        def norm(self) -> int:
+            return abs(self.x) + abs(self.y)
+
+    p = Point(3, y=-4)
+    assert (p.x, p.y, p.norm) == (3, -4, 7) and p == (3, -4) and Point(1) == Point(1, 0)
+    assert p._replace(y=1) == Point(3, 1) and p._asdict() == {"x": 3, "y": -4}
+    assert repr(p) == "Point(x=3, y=-4)" and hash(p) == hash((3, -4))
+    for bad in (lambda: Point(), lambda: Point(1, 2, 3), lambda: Point(1, z=2), lambda: p._replace(z=1)):
+        with pytest.raises(TypeError):
+            bad()
+    with pytest.raises(AttributeError):
+        p.x = 5

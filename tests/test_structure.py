@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "kvmtune"
-HOST_LAYER = {"host.py", "host_changes.py", "host_mounts.py", "files.py"}  # the Host, its writes, atomic files
+HOST_LAYER = {"host.py", "host_reads.py", "host_live.py", "host_changes.py", "host_mounts.py", "host_records.py",
+              "files.py"}  # the Host: paths, reads, live-only calls, writes, mounts; atomic files
 PATH_LITERAL = re.compile(r"^/(proc|sys|dev|etc)(/[\w.@:+-]*)*$")
 FILE_CALLS = {("os", n) for n in ("open", "listdir", "stat", "lstat", "scandir", "remove", "unlink",
                                   "rename", "replace", "mkdir", "makedirs", "rmdir", "access",
@@ -58,3 +59,42 @@ def test_no_file_access_outside_the_host_layer(path):
 def test_modules_stay_small():
     big = {p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
     assert not big, f"split these modules (one job each): {big}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circles():
+    """Imports between kvmtune's modules, at the top or inside functions (lazy imports are
+    dependencies too), form no cycle."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kvmtune"):
+                edges.add(node.module)
+                edges.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name.startswith("kvmtune"))
+        graph[name] = edges
+    graph = {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+    seen, stack, cycles = set(), [], []
+
+    def visit(node):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        if node in seen:
+            return
+        seen.add(node)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            visit(nxt)
+        stack.pop()
+
+    for node in sorted(graph):
+        visit(node)
+    assert not cycles, cycles[:3]

@@ -1,40 +1,45 @@
-"""Turn facts into findings: the ordered list of checks and the overall verdict."""
+"""Judge facts into findings: the checks in report order, the facts each needs, the verdict.
+
+Three phases, as lscpu has them: read_phase reads (kvmtune.checks.read), run_checks
+judges with pure functions of facts, the renderers format. Nothing after read_phase
+touches the Host.
+"""
 
 from __future__ import annotations
 
-from functools import partial
-
-from kvmtune.checks import cpu, devices, kvm, memory, platform
-from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import FAIL, PASS, STATUSES, UNKNOWN, WARN, Check, matches
-from kvmtune.errors import HostError, UsageError
-from kvmtune.probe.parse import ParseError
+from kvmtune.checks.facts import FactUnknown, Facts
+from kvmtune.checks.model import FAIL, PASS, STATUSES, TITLES, UNKNOWN, WARN, Check, matches
+from kvmtune.errors import UsageError
 
 SCHEMA_VERSION = 1
 
-# Stable ids, in report order. Areas are the part before the first dot.
+# Stable ids, in report order: (module, function, extra argument, facts it judges).
+# Areas are the part before the first dot.
 REGISTRY = {
-    "cpu.virt": cpu.check_cpu_virt,
-    "cpu.vulnerabilities": cpu.check_cpu_vulnerabilities,
-    "kvm.device": kvm.check_device,
-    "kvm.access": kvm.check_access,
-    "kvm.functional": kvm.check_functional,
-    "kvm.modules": kvm.check_modules,
-    "devices.vhost_net": partial(devices.check_device_node, check_id="devices.vhost_net"),
-    "devices.tun": partial(devices.check_device_node, check_id="devices.tun"),
-    "devices.vfio": partial(devices.check_device_node, check_id="devices.vfio"),
-    "cgroups": platform.check_cgroups,
-    "iommu": platform.check_iommu,
-    "secure_guest": platform.check_secure_guest,
-    "numa": memory.check_numa,
-    "memory.hugepages": memory.check_hugepages,
-    "memory.thp": memory.check_thp,
-    "ksm": memory.check_ksm,
+    "cpu.virt": ("cpu", "check_cpu_virt", None,
+                 ("cpu", "modules", "dev_kvm", "kvm", "virt_refusals", "cpuid")),
+    "cpu.vulnerabilities": ("cpu", "check_cpu_vulnerabilities", None, ("vulns",)),
+    "kvm.device": ("kvm", "check_device", None, ("dev_kvm", "modules", "cpu")),
+    "kvm.access": ("kvm", "check_access", None, ("dev_kvm", "access", "accounts")),
+    "kvm.functional": ("kvm", "check_functional", None, ("dev_kvm", "kvm")),
+    "kvm.modules": ("kvm", "check_modules", None, ("modules",)),
+    "devices.vhost_net": ("devices", "check_device_node", "devices.vhost_net", ("dev_vhost_net",)),
+    "devices.tun": ("devices", "check_device_node", "devices.tun", ("dev_tun",)),
+    "devices.vfio": ("devices", "check_device_node", "devices.vfio", ("dev_vfio",)),
+    "cgroups": ("platform", "check_cgroups", None, ("cgroups",)),
+    "iommu": ("platform", "check_iommu", None, ("iommu", "cpu")),
+    "secure_guest": ("platform", "check_secure_guest", None, ("cpu", "modules", "dev_sev")),
+    "numa": ("memory", "check_numa", None, ("numa",)),
+    "memory.hugepages": ("memory", "check_hugepages", None, ("hugepages",)),
+    "memory.thp": ("memory", "check_thp", None, ("thp",)),
+    "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
 # Readiness needs positive evidence of KVM: if these cannot be decided, the host is not ready.
 ESSENTIAL = ("kvm.device", "kvm.functional")
 AREAS = tuple(dict.fromkeys(i.split(".", 1)[0] for i in CHECK_IDS))
+# What the JSON host object shows of a full run, beyond what the checks judge.
+HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm")
 
 
 class Report:
@@ -48,16 +53,6 @@ class Report:
         self.strict = strict
         self.summary = summary
 
-    def to_json(self) -> dict:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "host": self.facts.to_json(),
-            "checks": [c.to_json() for c in self.checks],
-            "summary": self.summary,
-            "ready": self.ready,
-            "strict": self.strict,
-        }
-
 
 def validate_selectors(selectors: list[str], option: str) -> None:
     known = set(CHECK_IDS) | set(AREAS)
@@ -67,39 +62,55 @@ def validate_selectors(selectors: list[str], option: str) -> None:
                          f"known: {', '.join(CHECK_IDS)}")
 
 
-def run_checks(facts: Facts, only: list[str] | None = None, skip: list[str] | None = None,
-               strict: bool = False) -> Report:
-    only, skip = only or [], skip or []
+def selected(only: list[str], skip: list[str]) -> list[str]:
     validate_selectors(only, "--only")
     validate_selectors(skip, "--skip")
-    results = []
-    for check_id, fn in REGISTRY.items():
-        if (only and not matches(check_id, only)) or matches(check_id, skip):
-            continue
-        results.append(_run_one(check_id, fn, facts))
+    return [c for c in REGISTRY if (not only or matches(c, only)) and not matches(c, skip)]
+
+
+def read_phase(host, only: list[str], skip: list[str], as_user: str | None = None,
+               host_json: bool = False) -> Facts:
+    """Read the facts the selected checks need (and, for a JSON report of a whole run, what
+    its host object shows, with what KVM offers guests)."""
+    from kvmtune.checks.read import read_facts
+
+    names = [n for c in selected(only, skip) for n in REGISTRY[c][3]]
+    if host_json and not only:
+        names += [*HOST_FACTS, "kvm_features"]
+    return read_facts(host, list(dict.fromkeys(names)), as_user)
+
+
+def run_checks(facts: Facts, only: list[str] | None = None, skip: list[str] | None = None,
+               strict: bool = False) -> Report:
+    """Judge: a pure function of the facts."""
+    results = [_run_one(check_id, facts) for check_id in selected(only or [], skip or [])]
     blocking = {FAIL, WARN, UNKNOWN} if strict else {FAIL}
     blocked = [c for c in results
                if c.status in blocking or (c.id in ESSENTIAL and c.status == UNKNOWN)]
-    blockers = [c.id for c in blocked]
-    ready = not blockers
-    if not matches("ready", skip):  # the verdict over whatever ran
-        if ready:
-            verdict = Check("ready", PASS, "Ready to run KVM guests",
-                            f"{len(results)} checks, none blocking" + (" (strict)" if strict else ""))
-        else:
-            verdict = Check("ready", FAIL, "Ready to run KVM guests",
-                            "not ready: " + ", ".join(f"{c.id} {c.status}" for c in blocked),
-                            None, {"blocking": blockers})
-        results.append(verdict)
+    ready = not blocked
     summary = {s: 0 for s in STATUSES}
     for c in results:
         summary[c.status] += 1
+    if not matches("ready", skip or []):  # the verdict over whatever ran; not counted as a check
+        n = len(results)
+        if ready:
+            verdict = Check("ready", PASS, TITLES["ready"],
+                            f"{n} check{'s' if n != 1 else ''}, none blocking" + (" (strict)" if strict else ""))
+        else:
+            verdict = Check("ready", FAIL, TITLES["ready"],
+                            "not ready: " + ", ".join(f"{c.id} {c.status}" for c in blocked),
+                            None, {"blocking": [c.id for c in blocked]})
+        results.append(verdict)
     return Report(results, ready, facts, strict, summary)
 
 
-def _run_one(check_id: str, fn, facts: Facts) -> Check:
+def _run_one(check_id: str, facts: Facts) -> Check:
+    module, function, argument, needs = REGISTRY[check_id]
+    # __import__, not importlib.import_module: importlib's package imports warnings (0.7 ms).
+    fn = getattr(__import__(f"kvmtune.checks.{module}", fromlist=[function]), function)
+    view = facts.only(needs)
     try:
-        return fn(facts)
-    except (HostError, ParseError) as exc:
-        # A source that vanished or refused mid-read: say so rather than crash.
-        return Check(check_id, UNKNOWN, check_id, f"could not read: {exc}")
+        return fn(view, argument) if argument else fn(view)
+    except FactUnknown as exc:  # a fact it needs could not be read: say which and why
+        return Check(check_id, UNKNOWN, TITLES[check_id], f"could not read {exc.name}: {exc.reason}",
+                     None, {"unknown": {exc.name: exc.reason}})

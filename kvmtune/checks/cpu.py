@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check, unknown
+from kvmtune.checks.model import INFO, PASS, TITLES, UNKNOWN, WARN, Check, unknown
 
 INTEL_CAPS = ("ept", "vpid", "flexpriority", "tpr_shadow", "vnmi", "unrestricted_guest")
 AMD_CAPS = ("npt", "avic", "x2avic", "nrip_save", "decodeassists", "vgif")
@@ -11,7 +11,7 @@ VMX_VENDORS = ("GenuineIntel", "CentaurHauls")
 
 
 def check_cpu_virt(facts: Facts) -> Check:
-    title = "Hardware virtualization (VT-x / AMD-V)"
+    title = TITLES["cpu.virt"]
     cpu = facts.cpu
     if not cpu.flags:
         return unknown("cpu.virt", title, cpu.problems or ["/proc/cpuinfo has no flags"])
@@ -42,29 +42,43 @@ def check_cpu_virt(facts: Facts) -> Check:
                             if cpu.hypervisor else "Only a newer CPU generation provides it."),
                          data)
         return Check("cpu.virt", PASS, title, f"{name} present{where}: {caps_text}", None, data)
-    probe = facts.kvm_probe if facts.host.live else None
-    if probe is not None and probe.guest_ran:
-        backends = ", ".join(m.name for m in facts.modules.backends) or "unknown backend"
+    backends = ", ".join(m.name for m in facts.modules.backends) or None
+    kvm = facts.kvm
+    if kvm is not None and kvm.probe.guest_ran:
         return Check("cpu.virt", INFO, title,
-                     f"no {ext} flag{where}, yet KVM runs guests here (backend: {backends})",
+                     f"no {ext} flag{where}, yet KVM runs guests here (backend: {backends or 'unknown'})",
                      None, data)
-    log = facts.virt_refusals
+    if kvm is not None and kvm.probe.failed_stage == "open" and facts.dev_kvm.exists and backends:
+        # KVM is loaded and has a node, but this user may not open it: KVM could not be asked.
+        return Check("cpu.virt", INFO, title,
+                     f"no {ext} flag{where}; KVM's backend {backends} is loaded and /dev/kvm exists, but "
+                     f"this user may not open it ({kvm.probe.error}), so KVM was not asked: see kvm.access",
+                     None, data)
+    cpuid = facts.cpuid
+    data["cpuid"] = cpuid
+    log = list(facts.virt_refusals or ())
     data["kernel_log"] = log
-    if log:
+    firmware = (f"Enable {name} ('Intel Virtualization Technology' / 'SVM Mode') in the firmware "
+                "setup, then power the machine off and on (reboot needed).")
+    if cpuid is not None and cpuid.get(ext):
+        said = f"; the kernel logged: {log[-1]}" if log else ""
         return Check("cpu.virt", WARN, title,
-                     f"no {ext} flag; the kernel logged: {log[-1]}",
-                     f"Enable {name} ('Intel Virtualization Technology' / 'SVM Mode') in the firmware "
-                     "setup, then power the machine off and on (reboot needed).", data)
+                     f"the CPU reports {name} (CPUID) but the kernel hides the {ext} flag: the firmware "
+                     f"disabled it, or the kernel refused it{said}", firmware, data)
+    if log:
+        return Check("cpu.virt", WARN, title, f"no {ext} flag; the kernel logged: {log[-1]}", firmware, data)
     if cpu.hypervisor:
         return Check("cpu.virt", WARN, title,
-                     f"no {ext} flag: this is a guest whose hypervisor does not expose {name}",
+                     f"no {ext} flag: this is a guest whose hypervisor does not expose {name}"
+                     + (" (CPUID agrees)" if cpuid is not None else ""),
                      "Enable nested virtualization on the outer host (kvm_intel nested=1 or "
                      "kvm_amd nested=1) and give this guest the host CPU (host-passthrough).", data)
+    if cpuid is not None:
+        return Check("cpu.virt", WARN, title, f"no {ext} flag, and CPUID says this CPU has no {name}",
+                     "KVM needs a CPU with VT-x or AMD-V.", data)
     return Check("cpu.virt", WARN, title,
                  f"no {ext} flag: the CPU lacks {name}, or firmware disabled it "
-                 "(Linux >= 5.6 hides the flag when firmware locks it off)",
-                 f"Enable {name} ('Intel Virtualization Technology' / 'SVM Mode') in the firmware "
-                 "setup, then power the machine off and on (reboot needed).", data)
+                 "(Linux >= 5.6 hides the flag when firmware locks it off)", firmware, data)
 
 
 # Vulnerabilities that matter where guests run: guest-to-host or guest-to-guest leaks.
@@ -75,7 +89,7 @@ HYPERVISOR_VULNS = ("l1tf", "mds", "itlb_multihit", "retbleed", "mmio_stale_data
 
 
 def check_cpu_vulnerabilities(facts: Facts) -> Check:
-    title = "CPU vulnerabilities that reach across guests"
+    title = TITLES["cpu.vulnerabilities"]
     vulns = facts.vulns
     if not vulns.states:
         if vulns.problems:

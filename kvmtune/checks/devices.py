@@ -22,9 +22,13 @@ def check_device_node(facts: Facts, check_id: str) -> Check:
     data = node.to_json()
     if node.problem:
         return Check(check_id, UNKNOWN, title, f"/{node.path}: {node.problem}", None, data)
-    if not facts.dev_captured:
+    if not node.captured:
         return Check(check_id, UNKNOWN, title, "no /dev in this snapshot", None, data)
     if node.exists:
+        wrong = node.wrong_kind
+        if wrong:
+            return Check(check_id, missing_status, title, f"/{node.path} is not the device QEMU opens: {wrong}",
+                         f"Remove it and let udev recreate it: 'rm /{node.path} && udevadm trigger'.", data)
         return Check(check_id, PASS, title, f"/{node.path} is present", None, data)
     loaded = f" (module {', '.join(node.modules)} is present: check udev)" if node.modules else ""
     return Check(check_id, missing_status, title, f"/{node.path} is missing{loaded}: {why}",

@@ -7,13 +7,10 @@ explain why not, and what KVM's configuration costs.
 from __future__ import annotations
 
 import errno
-import os
 
 from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import FAIL, PASS, SKIP, SNAPSHOT, UNKNOWN, WARN, Check
-from kvmtune.errors import UsageError
+from kvmtune.checks.model import FAIL, PASS, SKIP, SNAPSHOT, TITLES, UNKNOWN, WARN, Check
 from kvmtune.probe.devices import can_read_write
-from kvmtune.probe.users import group_id, group_name, read_user
 
 ACCESS_HINT = ("Give the user the device's group ('usermod -aG kvm USER', then log in again), or "
                "set it with a udev rule: KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\" in "
@@ -21,18 +18,20 @@ ACCESS_HINT = ("Give the user the device's group ('usermod -aG kvm USER', then l
 
 
 def check_device(facts: Facts) -> Check:
-    title = "/dev/kvm exists"
+    title = TITLES["kvm.device"]
     node = facts.node("kvm")
     data = node.to_json()
     if node.problem:
         return Check("kvm.device", UNKNOWN, title, f"/dev/kvm: {node.problem}", None, data)
-    if not facts.dev_captured:
+    if not node.captured:
         return Check("kvm.device", UNKNOWN, title, "no /dev in this snapshot", None, data)
     if node.exists:
-        if facts.host.live and not node.stat.is_char_device:
-            return Check("kvm.device", FAIL, title, "/dev/kvm exists but is not a character device",
-                         "Remove it and let udev recreate it: 'rm /dev/kvm && udevadm trigger'.", data)
-        return Check("kvm.device", PASS, title, "/dev/kvm is present", None, data)
+        wrong = node.wrong_kind
+        if wrong:
+            return Check("kvm.device", FAIL, title, f"/dev/kvm is not the KVM character device (10:232): {wrong}",
+                         "Remove it and let udev recreate it: 'rm /dev/kvm && udevadm trigger' "
+                         "(or 'modprobe -r kvm_intel kvm && modprobe kvm_intel').", data)
+        return Check("kvm.device", PASS, title, "/dev/kvm is present (character device 10:232)", None, data)
     backends = facts.modules.backends
     if backends:
         hint = ("KVM is loaded but the node is missing: run 'udevadm trigger', check that /dev is a "
@@ -46,32 +45,31 @@ def check_device(facts: Facts) -> Check:
 
 
 def check_access(facts: Facts) -> Check:
-    title = "/dev/kvm is usable by the invoking user" + (f" and {facts.as_user}" if facts.as_user else "")
+    title = TITLES["kvm.access"] + (f" and {facts.as_user}" if facts.as_user else "")
     node = facts.node("kvm")
-    if not facts.host.live:
+    if not facts.live:
         return Check("kvm.access", SKIP, title, SNAPSHOT)
     if not node.exists:
         return Check("kvm.access", SKIP, title, "no /dev/kvm (see kvm.device)")
-    st = node.stat
-    owner_group = group_name(facts.host, st.gid) or str(st.gid)
+    st, accounts, me = node.stat, facts.accounts, facts.access
+    owner = next((n for n, (uid, _) in accounts.users.items() if uid == st.uid), str(st.uid))
+    owner_group = accounts.group_name(st.gid) or str(st.gid)
     data = {"mode": f"{st.perm:04o}", "uid": st.uid, "group": owner_group, "acl": bool(node.acl)}
     problems = []
-    me = facts.host.access(node.path, os.R_OK | os.W_OK)
-    data["invoking_user"] = {"uid": os.getuid(), "read_write": me}
-    if not me:
-        problems.append(f"uid {os.getuid()} cannot open /dev/kvm read-write")
+    data["invoking_user"] = {"uid": me.uid, "groups": list(me.groups), "read_write": me.read_write}
+    if not me.read_write:
+        groups = ", ".join(accounts.group_name(g) or str(g) for g in me.groups) or "none"
+        problems.append(f"uid {me.uid} (groups: {groups}) cannot open /dev/kvm read-write")
     if facts.as_user:
-        user = read_user(facts.host, facts.as_user)
-        if user is None:
-            raise UsageError(f"--as-user: no user named {facts.as_user!r} on this host")
-        ok = can_read_write(node, user.uid, set(user.groups))
-        data["as_user"] = {"name": user.name, "uid": user.uid, "read_write": ok}
+        user = accounts.user(facts.as_user)
+        ok = user is not None and can_read_write(node, user.uid, set(user.groups))
+        data["as_user"] = {"name": facts.as_user, "uid": user.uid if user else None, "read_write": ok}
         if not ok:
-            problems.append(f"user {user.name} cannot open /dev/kvm read-write")
-    where = f"mode {st.perm:04o}, group {owner_group}" + (", with ACL" if node.acl else "")
+            problems.append(f"user {facts.as_user} cannot open /dev/kvm read-write")
+    where = f"mode {st.perm:04o}, owner {owner}, group {owner_group}" + (", with ACL" if node.acl else "")
     if problems:
         hint = ACCESS_HINT
-        if group_id(facts.host, "kvm") is None:
+        if accounts.group_id("kvm") is None:
             hint = "There is no 'kvm' group: 'groupadd -r kvm' first. " + hint
         return Check("kvm.access", FAIL, title, f"{'; '.join(problems)} ({where})", hint, data)
     who = "invoking user" + (f" and {facts.as_user}" if facts.as_user else "")
@@ -79,12 +77,12 @@ def check_access(facts: Facts) -> Check:
 
 
 def check_functional(facts: Facts) -> Check:
-    title = "KVM runs a guest"
-    if not facts.host.live:
+    title = TITLES["kvm.functional"]
+    if not facts.live:
         return Check("kvm.functional", SKIP, title, SNAPSHOT)
     if not facts.node("kvm").exists:
         return Check("kvm.functional", SKIP, title, "no /dev/kvm (see kvm.device)")
-    probe = facts.kvm_probe
+    probe = facts.kvm.probe
     data = probe.to_json()
     if probe.guest_ran:
         return Check("kvm.functional", PASS, title,
@@ -93,8 +91,8 @@ def check_functional(facts: Facts) -> Check:
                      None, data)
     stage, err = probe.failed_stage, probe.errno
     if stage == "open" and err in (errno.EACCES, errno.EPERM):
-        return Check("kvm.functional", FAIL, title,
-                     f"permission denied opening /dev/kvm as uid {os.getuid()}", ACCESS_HINT, data)
+        return Check("kvm.functional", UNKNOWN, title,
+                     "KVM could not be asked: this user may not open /dev/kvm (see kvm.access)", ACCESS_HINT, data)
     if stage == "create_vm" and err == errno.EBUSY:
         return Check("kvm.functional", FAIL, title,
                      "KVM_CREATE_VM: device busy: another hypervisor holds VT-x/AMD-V",
@@ -135,13 +133,13 @@ def _off(value: str | None) -> bool:
 
 
 def check_modules(facts: Facts) -> Check:
-    title = "KVM modules and their effective parameters"
+    title = TITLES["kvm.modules"]
     mods = facts.modules
-    if not facts.host.is_dir("sys/module"):
+    if not mods.captured:
         return Check("kvm.modules", UNKNOWN, title, "no /sys/module to read (not captured in this snapshot)")
     data = mods.to_json()
     if not mods.modules:
-        return Check("kvm.modules", FAIL if facts.host.live else WARN, title,
+        return Check("kvm.modules", FAIL if facts.live else WARN, title,
                      "no kvm module is built in or loaded",
                      "Load it: 'modprobe kvm_intel' or 'modprobe kvm_amd'.", data)
     warns, notes = [], []

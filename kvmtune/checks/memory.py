@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check, unknown
+from kvmtune.checks.model import INFO, PASS, TITLES, UNKNOWN, WARN, Check, unknown
 from kvmtune.probe.hugepages import size_label
 from kvmtune.probe.parse import format_cpulist
 
@@ -13,7 +13,7 @@ def _mib(kb: int | None) -> str:
 
 
 def check_numa(facts: Facts) -> Check:
-    title = "NUMA topology"
+    title = TITLES["numa"]
     numa = facts.numa
     data = numa.to_json()
     if not numa.nodes:
@@ -37,13 +37,13 @@ def check_numa(facts: Facts) -> Check:
 
 
 def check_hugepages(facts: Facts) -> Check:
-    title = "Huge page pools and hugetlbfs mounts"
+    title = TITLES["memory.hugepages"]
     hp = facts.hugepages
     data = hp.to_json()
     if hp.problems:
         return unknown("memory.hugepages", title, hp.problems, data)
     if not hp.pools:
-        if facts.host.is_dir("sys/kernel/mm"):
+        if hp.captured:
             return Check("memory.hugepages", INFO, title, "the kernel has no HugeTLB support", None, data)
         return Check("memory.hugepages", UNKNOWN, title, "no /sys/kernel/mm/hugepages to read", None, data)
     pools = "; ".join(
@@ -53,7 +53,7 @@ def check_hugepages(facts: Facts) -> Check:
     if not reserved:
         return Check("memory.hugepages", INFO, title,
                      f"no huge pages reserved ({pools}): guests use THP or 4 KiB pages", None, data)
-    if not facts.host.exists("proc/mounts"):
+    if not hp.mounts_captured:
         return Check("memory.hugepages", INFO, title, f"{pools}; mounts not captured", None, data)
     mounted = {hp.mount_size_kb(m) for m in hp.mounts}
     unmounted = [p for p in reserved if p.size_kb not in mounted]
@@ -68,20 +68,21 @@ def check_hugepages(facts: Facts) -> Check:
                  f"{pools}; mounted at {', '.join(m.target for m in hp.mounts)}", None, data)
 
 
-def _absent(facts: Facts, check_id: str, title: str, rel: str, what: str) -> Check:
-    if facts.host.live or facts.host.is_dir(rel):
+def _absent(captured: bool, check_id: str, title: str, rel: str, what: str) -> Check:
+    if captured:
         return Check(check_id, INFO, title, f"the kernel has no {what}")
     return Check(check_id, UNKNOWN, title, f"no /{rel} to read (not captured in this snapshot)")
 
 
 def check_thp(facts: Facts) -> Check:
-    title = "Transparent huge pages"
+    title = TITLES["memory.thp"]
     thp = facts.thp
     data = thp.to_json()
     if thp.problems and not thp.available:
         return unknown("memory.thp", title, thp.problems, data)
     if not thp.available:
-        return _absent(facts, "memory.thp", title, "sys/kernel/mm/transparent_hugepage", "transparent huge pages")
+        return _absent(thp.captured, "memory.thp", title, "sys/kernel/mm/transparent_hugepage",
+                       "transparent huge pages")
     detail = f"enabled={thp.values['enabled']}, defrag={thp.values['defrag']}"
     if thp.cmdline:
         detail += f" (transparent_hugepage={thp.cmdline} on the kernel command line)"
@@ -94,19 +95,19 @@ def check_thp(facts: Facts) -> Check:
 
 
 def check_ksm(facts: Facts) -> Check:
-    title = "Kernel same-page merging (KSM)"
+    title = TITLES["ksm"]
     ksm = facts.ksm
     data = ksm.to_json()
     if not ksm.available:
         if ksm.problems:
             return unknown("ksm", title, ksm.problems, data)
-        return _absent(facts, "ksm", title, "sys/kernel/mm/ksm", "KSM")
+        return _absent(ksm.captured, "ksm", title, "sys/kernel/mm/ksm", "KSM")
     run = ksm.get("run")
     sharing = ksm.get("pages_sharing") or 0
     saved = f"saves {ksm.saved_bytes / (1 << 20):.1f} MiB ({sharing} pages sharing, {ksm.get('pages_shared') or 0} shared)"
     if run == 1:
         detail = f"running, {saved}"
-        if len(facts.numa.nodes) > 1 and ksm.get("merge_across_nodes") == 1:
+        if len(facts.node_ids) > 1 and ksm.get("merge_across_nodes") == 1:
             return Check("ksm", WARN, title, detail + "; merges pages across NUMA nodes",
                          "Guests then read merged pages from remote nodes: set merge_across_nodes=0 "
                          "(only possible after 'echo 2 > /sys/kernel/mm/ksm/run' unmerges; kvmtune's "

@@ -5,6 +5,25 @@ from __future__ import annotations
 PASS, WARN, FAIL, INFO, SKIP, UNKNOWN = "pass", "warn", "fail", "info", "skip", "unknown"
 STATUSES = (PASS, WARN, FAIL, INFO, SKIP, UNKNOWN)
 SNAPSHOT = "not available in a snapshot"
+TITLES = {
+    "cpu.virt": "Hardware virtualization (VT-x / AMD-V)",
+    "cpu.vulnerabilities": "CPU vulnerabilities that reach across guests",
+    "kvm.device": "/dev/kvm exists",
+    "kvm.access": "/dev/kvm is usable by the invoking user",
+    "kvm.functional": "KVM runs a guest",
+    "kvm.modules": "KVM modules and their effective parameters",
+    "devices.vhost_net": "/dev/vhost-net exists",
+    "devices.tun": "/dev/net/tun exists",
+    "devices.vfio": "/dev/vfio/vfio exists",
+    "cgroups": "cgroup controllers for QEMU/libvirt",
+    "iommu": "IOMMU for device assignment",
+    "secure_guest": "Confidential guests (AMD SEV, Intel TDX)",
+    "numa": "NUMA topology",
+    "memory.hugepages": "Huge page pools and hugetlbfs mounts",
+    "memory.thp": "Transparent huge pages",
+    "ksm": "Kernel same-page merging (KSM)",
+    "ready": "Ready to run KVM guests",
+}
 
 
 class Check:

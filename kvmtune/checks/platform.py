@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import INFO, PASS, UNKNOWN, WARN, Check
+from kvmtune.checks.model import INFO, PASS, TITLES, UNKNOWN, WARN, Check
 from kvmtune.probe.cgroups import V1_NEEDED, V2_NEEDED
 
 AMD_VENDORS = ("AuthenticAMD", "HygonGenuine")
@@ -12,10 +12,10 @@ GRUB = ("add it to GRUB_CMDLINE_LINUX in /etc/default/grub, run 'update-grub' "
 
 
 def check_cgroups(facts: Facts) -> Check:
-    title = "cgroup controllers for QEMU/libvirt"
-    if not facts.host.exists("proc/mounts"):
-        return Check("cgroups", UNKNOWN, title, "no /proc/mounts to read (not captured in this snapshot)")
+    title = TITLES["cgroups"]
     cg = facts.cgroups
+    if cg is None:
+        return Check("cgroups", UNKNOWN, title, "no /proc/mounts to read (not captured in this snapshot)")
     data = cg.to_json()
     if cg.problems:
         return Check("cgroups", UNKNOWN, title, "; ".join(cg.problems), None, data)
@@ -38,7 +38,7 @@ def check_cgroups(facts: Facts) -> Check:
 
 
 def check_iommu(facts: Facts) -> Check:
-    title = "IOMMU for device assignment"
+    title = TITLES["iommu"]
     io = facts.iommu
     data = io.to_json()
     if not io.tables_readable and not io.groups:
@@ -67,16 +67,23 @@ def check_iommu(facts: Facts) -> Check:
                     f"CONFIG_INTEL_IOMMU_DEFAULT_ON): {GRUB}.")
         return Check("iommu", WARN, title,
                      f"firmware has an {table} table but the kernel set up no IOMMU groups", hint, data)
-    where = "this guest has no virtual IOMMU" if facts.cpu.hypervisor else \
-        "IOMMU disabled in firmware or absent"
+    if facts.cpu.hypervisor:  # a guest: its IOMMU is whatever its hypervisor gives it
+        return Check("iommu", WARN, title,
+                     f"no ACPI {table} table: this guest has no virtual IOMMU; PCI device assignment "
+                     "(to nested guests) is unavailable",
+                     "Add a virtual IOMMU to this guest's definition on its host: libvirt "
+                     "<iommu model='intel'/> (needs <features><ioapic driver='qemu'/></features>) or "
+                     "QEMU '-device intel-iommu,intremap=on' with '-machine q35,kernel-irqchip=split'; "
+                     "only needed to pass PCI devices to nested guests.", data)
     return Check("iommu", WARN, title,
-                 f"no ACPI {table} table: {where}; PCI device assignment is unavailable",
+                 f"no ACPI {table} table: IOMMU disabled in firmware or absent; PCI device assignment "
+                 "is unavailable",
                  "Enable VT-d / AMD-Vi ('IOMMU') in the firmware setup (reboot needed); it is only "
                  "needed to pass PCI devices to guests.", data)
 
 
 def check_secure_guest(facts: Facts) -> Check:
-    title = "Confidential guests (AMD SEV, Intel TDX)"
+    title = TITLES["secure_guest"]
     cpu = facts.cpu
     mods = facts.modules
     if cpu.vendor in AMD_VENDORS or cpu.has("sev") or mods.get("kvm_amd"):

@@ -31,7 +31,7 @@ class ApplyOptions(Options):
 def _host(opts: ApplyOptions):
     import os
 
-    from kvmtune.host import Host
+    from kvmtune.host_writable import WritableHost as Host
 
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
@@ -140,13 +140,18 @@ def run_rollback(opts: ApplyOptions) -> int:
     return _emit(*rollback_result(opts), opts)
 
 
-def run_profiles(json_out: bool) -> int:
+class ProfilesOptions(Options):
+    def __init__(self, json: bool = False):
+        self.json = json
+
+
+def run_profiles(opts: ProfilesOptions) -> int:
     from kvmtune.profile import load_profile, shipped_profiles
 
     rows = []
     for name, path in shipped_profiles().items():
         rows.append({"name": name, "path": path, "description": load_profile(name).description})
-    if json_out:
+    if opts.json:
         from kvmtune.render.json_out import write_json
 
         write_json({"profiles": rows})

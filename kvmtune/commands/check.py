@@ -5,7 +5,6 @@ from __future__ import annotations
 from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
-FORMATS = ("text", "json", "prometheus")
 
 
 class CheckOptions(Options):
@@ -30,31 +29,33 @@ def split_selectors(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def check_report(opts: CheckOptions):
-    """Read and judge the host: the Report the CLI prints and the Ansible module returns."""
+def check_report(opts: CheckOptions, host_json: bool = True):
+    """Read, then judge: the Report the CLI prints and the Ansible module returns.
+    ``host_json``: also read what the JSON host object of a whole run shows."""
     import os
 
-    from kvmtune.checks import run_checks
-    from kvmtune.checks.facts import Facts
+    from kvmtune.checks import read_phase, run_checks
     from kvmtune.host import Host
 
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
-    facts = Facts(Host(opts.root), as_user=opts.as_user)
-    return run_checks(facts, split_selectors(opts.only), split_selectors(opts.skip), opts.strict)
+    only, skip = split_selectors(opts.only), split_selectors(opts.skip)
+    facts = read_phase(Host(opts.root), only, skip, opts.as_user, host_json=host_json)
+    accounts = facts.known("accounts")
+    if opts.as_user and accounts is not None and accounts.user(opts.as_user) is None:
+        raise UsageError(f"--as-user: no user named {opts.as_user!r} on this host")
+    return run_checks(facts, only, skip, opts.strict)
 
 
 def run_check(opts: CheckOptions) -> int:
     import io
     import sys
 
-    if opts.format not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {opts.format!r}")
-    report = check_report(opts)
+    report = check_report(opts, host_json=opts.format != "text")
     stream = sys.stdout if opts.output is None else io.StringIO()
     if opts.format == "json":
-        from kvmtune.render.json_out import write_json
-        write_json(report.to_json(), stream)
+        from kvmtune.render.json_out import report_json, write_json
+        write_json(report_json(report), stream)
     elif opts.format == "prometheus":
         from kvmtune.render.prometheus import render_prometheus
         stream.write(render_prometheus(report))

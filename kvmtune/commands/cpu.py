@@ -17,11 +17,12 @@ class CpuModelsOptions(Options):
 
 
 def host_source(opts: CpuModelsOptions):
-    """KVM's answers on a live host with a working /dev/kvm; cpuinfo otherwise (or if asked)."""
+    """(source, cpu, why KVM was not asked): KVM's answers on a live host whose /dev/kvm this
+    user may open; cpuinfo otherwise (or if asked), saying why."""
     import os
 
     from kvmtune.cpumodels.verdict import CpuinfoSource, KvmSource, kvm_features
-    from kvmtune.errors import HostError
+    from kvmtune.errors import HostError, Refused
     from kvmtune.host import Host
     from kvmtune.probe.cpu import read_cpu
     from kvmtune.probe.kvm_cpuid import read_kvm_cpuid
@@ -32,17 +33,22 @@ def host_source(opts: CpuModelsOptions):
         raise UsageError(f"--root: {opts.root} is not a directory")
     host = Host(opts.root)
     cpu = read_cpu(host)
-    if opts.source != "cpuinfo" and host.live:
+    if opts.source == "cpuinfo":
+        why = "--source cpuinfo was asked for"
+    elif not host.live:
+        if opts.source == "kvm":
+            raise UsageError("--source kvm needs the live host (not --root)")
+        why = "a snapshot (--root): only the live host's KVM can be asked"
+    else:
         try:
-            return KvmSource(kvm_features(read_kvm_cpuid(host))), cpu
+            return KvmSource(kvm_features(read_kvm_cpuid(host))), cpu, None
         except HostError as exc:
+            why = f"/dev/kvm: {exc.reason}" + (f" (as uid {os.getuid()})" if exc.exit_code == 4 else "")
             if opts.source == "kvm":
-                raise UsageError(f"--source kvm: {exc}") from None
-    elif opts.source == "kvm":
-        raise UsageError("--source kvm needs the live host (not --root)")
+                raise Refused(f"--source kvm: {why}") from None
     if not cpu.flags:
         raise UsageError(f"cannot judge CPU models: {'; '.join(cpu.problems) or 'no CPU flags'}")
-    return CpuinfoSource(cpu.flags, cpu.bugs), cpu
+    return CpuinfoSource(cpu.flags, cpu.bugs), cpu, why
 
 
 def models_result(opts: CpuModelsOptions) -> dict:
@@ -50,13 +56,16 @@ def models_result(opts: CpuModelsOptions) -> dict:
     from kvmtune.cpumodels.verdict import (best_per_vendor, evaluate, extra_features, libvirt_cpu, next_model,
                                            present_features, qemu_cpu)
 
-    source, cpu = host_source(opts)
+    source, cpu, kvm_unavailable = host_source(opts)
     verdicts = evaluate(source, opts.assume_undecided)
     best = best_per_vendor(verdicts)
     own = {v: k for k, v in table.vendors().items()}.get(cpu.vendor)
     pick = best.get(own or "generic") or best.get("generic")
-    out = {"source": source.kind, "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
-           "models": [v.to_json() for v in verdicts], "best": best, "recommended": None, "next": None,
+    out = {"source": source.kind, "kvm_unavailable": kvm_unavailable,
+           "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
+           "models": [v.to_json() for v in verdicts], "best": best,
+           "best_verified_by_kvm": source.kind == "kvm",  # False: usable by cpuinfo's word only
+           "recommended": None, "next": None,
            "table": table.source()}
     if pick:
         extras = extra_features(pick, present_features(source))

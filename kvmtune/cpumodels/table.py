@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-from functools import lru_cache
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 # Judgements that never make a model unusable: KVM provides them on any host (kvm), only
@@ -12,29 +10,32 @@ DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 NOT_REQUIRED = ("nested", "qemu_off")
 
 
+_LOADED: dict[str, dict] = {}  # read once per process (not functools.lru_cache: 3 ms to import)
+
+
 def _load(name: str) -> dict:
-    with open(os.path.join(DATA, name), encoding="utf-8") as f:
-        return json.load(f)
+    if name not in _LOADED:
+        from kvmtune.fastjson import loads
+
+        with open(os.path.join(DATA, name), encoding="utf-8") as f:
+            _LOADED[name] = loads(f.read())
+    return _LOADED[name]
 
 
-@lru_cache(maxsize=None)
 def features() -> dict[str, dict]:
     return _load("cpu_features.json")["features"]
 
 
-@lru_cache(maxsize=None)
 def vendors() -> dict[str, str]:
     """libvirt vendor name -> CPUID vendor string (Intel -> GenuineIntel)."""
     return _load("cpu_features.json")["vendors"]
 
 
-@lru_cache(maxsize=None)
 def models() -> list[dict]:
     """Every model in libvirt's index order (oldest first within a vendor)."""
     return _load("cpu_models.json")["models"]
 
 
-@lru_cache(maxsize=None)
 def source() -> dict:
     return _load("cpu_models.json")["source"]
 

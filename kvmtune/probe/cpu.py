@@ -59,9 +59,13 @@ class CpuInfoText:
     """What parse_cpuinfo finds in the text of /proc/cpuinfo."""
 
     first: dict[str, str]
-    processors: tuple[int, ...]
     physical_ids: frozenset[str]
     complete: bool
+    text: str  # the rest is read only when needed: see processors()
+
+    def processors(self) -> tuple[int, ...]:
+        """Every CPU cpuinfo lists (only wanted when sysfs has no cpu/online)."""
+        return tuple(int(v) for v in _values(self.text, "processor") if v.isdigit())
 
 
 def parse_cpuinfo(text: str) -> CpuInfoText:
@@ -72,11 +76,10 @@ def parse_cpuinfo(text: str) -> CpuInfoText:
         key, sep, value = line.partition(":")
         if sep:
             first.setdefault(key.strip(), value.strip())
-    # Only the ids are needed from the other blocks (1.3 MB on a 1024-CPU host).
-    processors = tuple(int(v) for v in _values(text, "processor") if v.isdigit())
+    # Only the socket ids are needed from the other blocks (1.3 MB on a 1024-CPU host).
     physical = frozenset(_values(text, "physical id"))
     complete = bool(first.get("flags")) and text.endswith("\n")
-    return CpuInfoText(first, processors, physical, complete)
+    return CpuInfoText(first, physical, complete, text)
 
 
 def _values(text: str, key: str) -> list[str]:
@@ -102,9 +105,10 @@ def _int(value: str | None) -> int | None:
 def read_cpu(host: Host) -> CpuFacts:
     problems: list[str] = []
     try:
-        info = parse_cpuinfo(host.read("proc/cpuinfo"))
+        # 1.5 MB on a 1024-CPU host; 16 MiB holds every machine Linux numbers.
+        info = parse_cpuinfo(host.read("proc/cpuinfo", limit=16 << 20))
     except HostError as exc:
-        info = CpuInfoText({}, (), frozenset(), False)
+        info = CpuInfoText({}, frozenset(), False, "")
         problems.append(f"/proc/cpuinfo: {exc.reason}")
     else:
         if not info.complete:
@@ -136,8 +140,19 @@ def _read_online(host: Host, info: CpuInfoText, problems: list[str]) -> list[int
             return parse.cpulist(text)
     except (HostError, parse.ParseError) as exc:
         problems.append(f"/{CPU_DIR}/online: {exc}")
-    # Old kernels and some snapshots lack the file: cpuinfo lists online CPUs.
-    return sorted(info.processors)
+    # Old kernels and some snapshots lack the file: cpuinfo lists online CPUs, and each
+    # cpuN/online that says 0 takes its CPU out (cpu0 usually has no such file).
+    known = set(info.processors()) or {int(e[3:]) for e in host.listdir(CPU_DIR)
+                                     if e.startswith("cpu") and e[3:].isdigit() and int(e[3:]) < parse.MAX_CPUS}
+    online = []
+    for cpu in sorted(known):
+        try:
+            flag = host.read_optional(f"{CPU_DIR}/cpu{cpu}/online")
+        except HostError:
+            flag = None
+        if flag is None or flag.strip() != "0":
+            online.append(cpu)
+    return online
 
 
 def _sockets_from_sysfs(host: Host, online: list[int]) -> int:

@@ -16,6 +16,9 @@ NODES = {
     "vfio": "dev/vfio/vfio",
     "sev": "dev/sev",
 }
+# The device numbers the kernel gives them (include/linux/miscdevice.h); /dev/sev's is dynamic.
+NUMBERS = {"kvm": (10, 232), "vhost_net": (10, 238), "vhost_vsock": (10, 241), "tun": (10, 200),
+           "vfio": (10, 196)}
 # Modules whose presence explains a missing node (built in or loaded).
 NODE_MODULES = {
     "vhost_net": ("vhost_net",),
@@ -33,16 +36,30 @@ class DevNode:
     acl: tuple[tuple[int, int, int], ...] | None  # (tag, perm, id) entries
     modules: tuple[str, ...]  # related modules present under /sys/module
     problem: str | None = None
+    captured: bool = True  # False: a snapshot without /dev, where absence proves nothing
 
     @property
     def exists(self) -> bool:
         return self.stat is not None
+
+    @property
+    def wrong_kind(self) -> str | None:
+        """Why what is there is not this device node (None: it is, or nothing is there)."""
+        if self.stat is None:
+            return None
+        want = NUMBERS.get(self.name)
+        if not self.stat.is_char_device:
+            return f"a {self.stat.kind}, not a character device"
+        if want and self.stat.device != want:
+            return f"character device {self.stat.device[0]}:{self.stat.device[1]}, not {want[0]}:{want[1]}"
+        return None
 
     def to_json(self) -> dict:
         return {
             "path": "/" + self.path,
             "exists": self.exists,
             "char_device": self.stat.is_char_device if self.stat else None,
+            "device": list(self.stat.device) if self.stat and self.stat.device else None,
             "mode": f"{self.stat.perm:04o}" if self.stat else None,
             "uid": self.stat.uid if self.stat else None,
             "gid": self.stat.gid if self.stat else None,
@@ -59,7 +76,8 @@ def read_node(host: Host, name: str) -> DevNode:
     except HostError as exc:
         return DevNode(name, rel, None, None, modules, exc.reason)
     acl = parse_acl(host.getxattr(rel, "system.posix_acl_access")) if st else None
-    return DevNode(name, rel, st, acl, modules)
+    captured = host.live or st is not None or host.is_dir("dev") or bool(host.manifest().get("nodes"))
+    return DevNode(name, rel, st, acl, modules, captured=captured)
 
 
 ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4, 8, 0x10, 0x20

@@ -57,6 +57,8 @@ class HugepageFacts:
     mounts: tuple[Mount, ...] = ()
     boot: dict[str, list[str]] = {}
     problems: tuple[str, ...] = ()
+    captured: bool = True  # False: a snapshot without /sys/kernel/mm
+    mounts_captured: bool = True  # False: a snapshot without /proc/mounts
 
     def pool(self, size_kb: int) -> Pool | None:
         return next((p for p in self.pools if p.size_kb == size_kb), None)
@@ -90,7 +92,8 @@ def parse_size_kb(text: str) -> int | None:
 
 
 def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
-                   mounts: list[Mount], cmdline: list[tuple[str, str | None]]) -> HugepageFacts:
+                   mounts: list[Mount] | None, cmdline: list[tuple[str, str | None]]) -> HugepageFacts:
+    """Every pool; ``mounts`` None: /proc/mounts was not there to read."""
     problems: list[str] = []
     pools = []
     for entry in host.listdir(POOL_DIR):
@@ -119,7 +122,9 @@ def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
     return HugepageFacts(
         pools=tuple(pools),
         default_size_kb=meminfo.get("Hugepagesize"),
-        mounts=tuple(m for m in mounts if m.fstype == "hugetlbfs"),
+        mounts=tuple(m for m in mounts or () if m.fstype == "hugetlbfs"),
         boot={k: v for k, v in boot.items() if v},
         problems=tuple(problems),
+        captured=host.live or host.is_dir("sys/kernel/mm"),
+        mounts_captured=mounts is not None,
     )

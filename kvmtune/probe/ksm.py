@@ -24,6 +24,7 @@ class KsmFacts:
     values: dict[str, int | str]  # every file of /sys/kernel/mm/ksm
     page_size: int
     problems: tuple[str, ...] = ()
+    captured: bool = True  # False: a snapshot without /sys/kernel/mm/ksm
 
     @property
     def available(self) -> bool:
@@ -59,5 +60,5 @@ def read_ksm(host: Host) -> KsmFacts:
         except HostError as exc:
             problems.append(f"/{KSM_DIR}/{name}: {exc.reason}")
             continue
-        values[name] = int(text) if text.lstrip("-").isdigit() else text
-    return KsmFacts(values, host.page_size, tuple(problems))
+        values[name] = int(text) if text.lstrip("-").isdigit() and len(text) < 20 else text
+    return KsmFacts(values, host.page_size, tuple(problems), host.live or host.is_dir(KSM_DIR))

@@ -12,7 +12,6 @@ from kvmtune.record import record
 
 from kvmtune.errors import HostError
 from kvmtune.host import Host
-from kvmtune.probe import parse
 
 MODULE_DIR = "sys/module"
 MODPROBE_DIR = "etc/modprobe.d"
@@ -30,6 +29,7 @@ class KvmModules:
     modules: tuple[KvmModule, ...] = ()
     requested: dict[str, dict[str, str]] = {}
     problems: tuple[str, ...] = ()
+    captured: bool = True  # False: a snapshot without /sys/module
 
     def get(self, name: str) -> KvmModule | None:
         return next((m for m in self.modules if m.name == name), None)
@@ -49,7 +49,9 @@ def is_kvm_module(name: str) -> bool:
     return name == "kvm" or name.startswith("kvm_")
 
 
-def read_kvm_modules(host: Host) -> KvmModules:
+def read_kvm_modules(host: Host, cmdline: list[tuple[str, str | None]]) -> KvmModules:
+    """Modules under /sys/module, and what /etc/modprobe.d and the command line (already
+    read: ``cmdline``) asked of them."""
     problems: list[str] = []
     modules = []
     for name in host.listdir(MODULE_DIR):
@@ -64,24 +66,23 @@ def read_kvm_modules(host: Host) -> KvmModules:
                 # Some parameters are root-only (mode 0200/0400).
                 problems.append(f"/{base}/parameters/{param}: {exc.reason}")
         modules.append(KvmModule(name, not host.exists(f"{base}/initstate"), params))
-    return KvmModules(tuple(modules), read_requested_params(host, problems), tuple(problems))
+    return KvmModules(tuple(modules), read_requested_params(host, cmdline, problems), tuple(problems),
+                      captured=host.live or host.is_dir(MODULE_DIR))
 
 
-def read_requested_params(host: Host, problems: list[str]) -> dict[str, dict[str, str]]:
-    """kvm*.param=value from /proc/cmdline, and ``options kvm_* ...`` from modprobe.d."""
+def read_requested_params(host: Host, cmdline, problems: list[str]) -> dict[str, dict[str, str]]:
+    """kvm*.param=value from the command line, and ``options kvm_* ...`` from modprobe.d."""
     requested: dict[str, dict[str, str]] = {}
     try:
         for name in host.listdir(MODPROBE_DIR):
             if name.endswith(".conf"):
-                _modprobe_options(host.read(f"{MODPROBE_DIR}/{name}"), requested)
+                try:
+                    _modprobe_options(host.read(f"{MODPROBE_DIR}/{name}"), requested)
+                except HostError as exc:
+                    problems.append(f"/{exc.rel}: {exc.reason}")
     except HostError as exc:
         problems.append(f"/{exc.rel}: {exc.reason}")
-    try:
-        text = host.read_optional("proc/cmdline") or ""
-    except HostError as exc:
-        problems.append(f"/proc/cmdline: {exc.reason}")
-        text = ""
-    for key, value in parse.cmdline(text):
+    for key, value in cmdline:
         module, dot, param = key.partition(".")
         if dot and is_kvm_module(module.replace("-", "_")):
             requested.setdefault(module.replace("-", "_"), {})[param] = value or "Y"

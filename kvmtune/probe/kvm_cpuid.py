@@ -38,18 +38,22 @@ class KvmCpuid:
 
 def read_kvm_cpuid(host: Host) -> KvmCpuid:
     """Ask /dev/kvm; HostError (with errno) if it cannot be opened or refuses."""
-    import fcntl
     import os
 
     fd = host.open_device("dev/kvm")
     try:
-        entries = _supported_cpuid(fd, fcntl)
-        msrs = _feature_msrs(fd, fcntl)
+        return query_kvm_cpuid(fd)
     except OSError as exc:
         raise HostError("dev/kvm", f"KVM refused the CPUID query: {exc.strerror}", exc.errno) from None
     finally:
         os.close(fd)
-    return KvmCpuid(tuple(entries), msrs)
+
+
+def query_kvm_cpuid(fd: int) -> KvmCpuid:
+    """KVM's supported CPUID and feature MSRs on an open system descriptor; OSError if refused."""
+    import fcntl
+
+    return KvmCpuid(tuple(_supported_cpuid(fd, fcntl)), _feature_msrs(fd, fcntl))
 
 
 def _supported_cpuid(fd: int, fcntl) -> list[tuple]:
@@ -89,11 +93,20 @@ def _feature_msrs(fd: int, fcntl) -> dict[int, int]:
 
 def offered_features(kvm_cpuid: KvmCpuid, features: dict[str, dict]) -> list[str]:
     """Names (of kvmtune's CPU feature table) whose CPUID or MSR bit KVM offers guests."""
+    # One pass over the entries, then a lookup per feature (not a scan per feature).
+    exact, any_index = {}, {}
+    for e in kvm_cpuid.entries:
+        if e[2] & SIGNIFICANT_INDEX:
+            exact.setdefault((e[0], e[1]), e)
+        else:
+            any_index.setdefault(e[0], e)
     out = []
     for name, f in features.items():
         if "cpuid" in f:
             leaf, subleaf, reg, bit = f["cpuid"]
-            if kvm_cpuid.cpuid_bit(int(leaf, 16), subleaf, reg, bit):
+            leaf = int(leaf, 16)
+            e = exact.get((leaf, subleaf)) or any_index.get(leaf)
+            if e is not None and e[REG[reg]] >> bit & 1:
                 out.append(name)
         elif kvm_cpuid.msr_bit(int(f["msr"][0], 16), f["msr"][1]):
             out.append(name)

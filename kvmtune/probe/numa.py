@@ -91,14 +91,20 @@ def read_numa(host: Host, online_cpus: tuple[int, ...] | None = None) -> NumaFac
     return NumaFacts(tuple(nodes), balancing, tuple(problems))
 
 
+def read_node_ids(host: Host) -> tuple[int, ...]:
+    """The online node ids alone (ksm judges merging across nodes by how many there are)."""
+    return tuple(_node_ids(host, "online", []))
+
+
 def _node_ids(host: Host, which: str, problems: list[str]) -> list[int]:
     try:
         text = host.read_optional(f"{NODE_DIR}/{which}")
         if text is not None and text.strip():
-            return parse.cpulist(text)
+            return parse.cpulist(text, parse.MAX_NODES)
     except (HostError, parse.ParseError) as exc:
         problems.append(f"/{NODE_DIR}/{which}: {exc}")
-    found = [int(e[4:]) for e in host.listdir(NODE_DIR) if e.startswith("node") and e[4:].isdigit()]
+    found = [int(e[4:]) for e in host.listdir(NODE_DIR)
+             if e.startswith("node") and e[4:].isdigit() and int(e[4:]) < parse.MAX_NODES]
     return sorted(found)
 
 

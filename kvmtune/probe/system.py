@@ -18,24 +18,40 @@ class Mount:
 
 
 def parse_mounts(text: str) -> list[Mount]:
-    """/proc/mounts lines; octal escapes (\\040 for a space) are decoded."""
+    """/proc/mounts lines; octal escapes (\\040 for a space) are decoded. A line whose mount
+    point is not a normal absolute path (``/../../etc``) is not a mount kvmtune can judge."""
     out = []
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 4:
             continue
+        target = unescape(fields[1])
+        if not target.startswith("/") or any(p in (".", "..") for p in target.split("/")):
+            continue
         opts: dict[str, str | None] = {}
         for opt in fields[3].split(","):
             key, sep, value = opt.partition("=")
             opts[key] = value if sep else None
-        out.append(Mount(_unescape(fields[0]), _unescape(fields[1]), fields[2], opts))
+        out.append(Mount(unescape(fields[0]), target, fields[2], opts))
     return out
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
+    """The kernel's mangle(): \\ooo octal escapes; anything else is taken as it is."""
     if "\\" not in field:
         return field
-    return field.encode().decode("unicode_escape")
+    out = bytearray()
+    data = field.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(data):
+        chunk = data[i + 1:i + 4]
+        if data[i] == 0x5C and len(chunk) == 3 and all(0x30 <= c <= 0x37 for c in chunk) and int(chunk, 8) < 256:
+            out.append(int(chunk, 8))
+            i += 4
+        else:
+            out.append(data[i])
+            i += 1
+    return out.decode("utf-8", "replace")
 
 
 def read_meminfo(host: Host) -> tuple[dict[str, int], str | None]:
@@ -50,17 +66,14 @@ def read_meminfo(host: Host) -> tuple[dict[str, int], str | None]:
 
 
 def read_cmdline(host: Host) -> list[tuple[str, str | None]]:
-    try:
-        return parse.cmdline(host.read_optional("proc/cmdline") or "")
-    except HostError:
-        return []
+    """The kernel command line as (key, value) words; [] if absent, HostError if unreadable."""
+    return parse.cmdline(host.read_optional("proc/cmdline") or "")
 
 
-def read_mounts(host: Host) -> list[Mount]:
-    try:
-        return parse_mounts(host.read_optional("proc/mounts") or "")
-    except HostError:
-        return []
+def read_mounts(host: Host) -> list[Mount] | None:
+    """/proc/mounts; None if absent (a snapshot that did not capture it), HostError if unreadable."""
+    text = host.read_optional("proc/mounts", limit=16 << 20)
+    return None if text is None else parse_mounts(text)
 
 
 def cmdline_values(words: list[tuple[str, str | None]], key: str) -> list[str]:

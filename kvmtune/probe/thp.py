@@ -19,6 +19,7 @@ class ThpFacts:
     choices: dict[str, tuple[str, ...]]  # what each selector accepts
     cmdline: str | None  # transparent_hugepage= on the kernel command line
     problems: tuple[str, ...] = ()
+    captured: bool = True  # False: a snapshot without /sys/kernel/mm/transparent_hugepage
 
     @property
     def available(self) -> bool:
@@ -41,4 +42,5 @@ def read_thp(host: Host, cmdline: list[tuple[str, str | None]]) -> ThpFacts:
         values[knob] = parse.bracketed(text) if text else None
         choices[knob] = tuple(w.strip("[]") for w in text.split()) if text else ()
     override = cmdline_values(cmdline, "transparent_hugepage")
-    return ThpFacts(values, choices, override[-1] if override else None, tuple(problems))
+    captured = host.live or host.is_dir(THP_DIR)
+    return ThpFacts(values, choices, override[-1] if override else None, tuple(problems), captured)

@@ -1,4 +1,4 @@
-"""Users and groups, from the host's /etc/passwd and /etc/group (NSS on a live host)."""
+"""Users and groups, from the host's /etc/passwd and /etc/group (NSS on a live host), read once."""
 
 from __future__ import annotations
 
@@ -15,48 +15,44 @@ class User:
     groups: frozenset[int]
 
 
-def parse_passwd(text: str, name: str) -> tuple[int, int] | None:
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == name and fields[2].isdigit() and fields[3].isdigit():
-            return int(fields[2]), int(fields[3])
-    return None
+@record
+class Accounts:
+    """/etc/passwd and /etc/group as read once, and the --as-user user (NSS on a live host)."""
+
+    users: dict  # name -> (uid, gid)
+    groups: dict  # name -> (gid, members)
+    extra: dict  # name -> (uid, gid, group ids): users found only through NSS
+
+    def user(self, name: str) -> User | None:
+        if name in self.users:
+            uid, gid = self.users[name]
+            ids = {g for g, members in self.groups.values() if name in members} | {gid}
+            return User(name, uid, gid, frozenset(ids))
+        if name in self.extra:
+            uid, gid, ids = self.extra[name]
+            return User(name, uid, gid, frozenset(ids))
+        return None
+
+    def group_id(self, name: str) -> int | None:
+        found = self.groups.get(name)
+        return found[0] if found else None
+
+    def group_name(self, gid: int) -> str | None:
+        return next((n for n, (g, _) in self.groups.items() if g == gid), None)
 
 
-def parse_group_ids(text: str, name: str) -> set[int]:
-    """Groups that list ``name`` as a member."""
-    out = set()
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[2].isdigit() and name in fields[3].split(","):
-            out.add(int(fields[2]))
-    return out
+def _table(text: str, fields: int) -> list[list[str]]:
+    return [f for f in (line.split(":") for line in text.splitlines()) if len(f) >= fields and f[2].isdigit()]
 
 
-def group_id(host: Host, group: str) -> int | None:
-    for line in (host.read_optional("etc/group") or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[0] == group and fields[2].isdigit():
-            return int(fields[2])
-    return None
-
-
-def group_name(host: Host, gid: int) -> str | None:
-    for line in (host.read_optional("etc/group") or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[2] == str(gid):
-            return fields[0]
-    return None
-
-
-def read_user(host: Host, name: str) -> User | None:
-    found = parse_passwd(host.read_optional("etc/passwd") or "", name)
-    if found:
-        uid, gid = found
-        groups = parse_group_ids(host.read_optional("etc/group") or "", name) | {gid}
-        return User(name, uid, gid, frozenset(groups))
-    if host.live:
-        nss = host.nss_user(name)
-        if nss:
-            return User(name, nss[0], nss[1], frozenset(nss[2]))
-    return None
+def read_accounts(host: Host, as_user: str | None = None) -> Accounts:
+    users = {f[0]: (int(f[2]), int(f[3])) for f in _table(host.read_optional("etc/passwd") or "", 4)
+             if f[3].isdigit()}
+    groups = {f[0]: (int(f[2]), tuple(m for m in f[3].split(",") if m)) for f in
+              _table(host.read_optional("etc/group") or "", 4)}
+    extra = {}
+    if as_user and as_user not in users and host.live:
+        found = host.nss_user(as_user)
+        if found:
+            extra[as_user] = (found[0], found[1], tuple(sorted(found[2])))
+    return Accounts(users, groups, extra)

@@ -31,12 +31,13 @@ def layout(report: Report, quiet: bool = False) -> list[tuple]:
     rows: list[tuple] = []
     facts = report.facts
     if not quiet:
-        cpu = facts.cpu
-        head: list[Segment] = [("kvmtune check ", "bold"),
-                               (f"{cpu.model_name or 'unknown CPU'} ({cpu.vendor or '?'}), "
-                                f"{len(cpu.online)} CPUs online", None)]
-        if not facts.host.live:
-            head.append((f"  snapshot {facts.host.root}", "dim"))
+        cpu = facts.known("cpu")
+        head: list[Segment] = [("kvmtune check ", "bold")]
+        if cpu is not None:
+            head.append((f"{cpu.model_name or 'unknown CPU'} ({cpu.vendor or '?'}), "
+                         f"{len(cpu.online)} CPUs online", None))
+        if not facts.live:
+            head.append((f"  snapshot {facts.root}", "dim"))
         rows.append(("line", head))
     area = None
     for check in report.checks:

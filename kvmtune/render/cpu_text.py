@@ -11,6 +11,10 @@ STYLES = {"usable": "green", "not-usable": "red", "undecided": "yellow"}
 
 def render_models(out: dict, stream=None) -> None:
     stream = stream or sys.stdout
+    if out.get("kvm_unavailable"):
+        # First, not last: every verdict below rests on it.
+        stream.write(f"verdicts from /proc/cpuinfo: KVM could not be asked ({out['kvm_unavailable']}); "
+                     "KVM may offer guests fewer features than cpuinfo shows\n\n")
     rows = []
     for m in out["models"]:
         why = ", ".join(m["missing"][:6]) + (" ..." if len(m["missing"]) > 6 else "") if m["missing"] else \
@@ -32,7 +36,8 @@ def render_models(out: dict, stream=None) -> None:
             stream.write(f"{status:11} {name:28} {vendor:22} {why}\n")
     w = stream.write
     w(f"\ndecided by: {'what KVM offers guests (KVM_GET_SUPPORTED_CPUID, feature MSRs)' if out['source'] == 'kvm' else '/proc/cpuinfo flags (KVM not asked)'}\n")
-    w("best per vendor: " + ", ".join(f"{k}: {v}" for k, v in out["best"].items()) + "\n")
+    word = " (by cpuinfo's word only)" if out["source"] == "cpuinfo" else ""
+    w(f"best per vendor{word}: " + ", ".join(f"{k}: {v}" for k, v in out["best"].items()) + "\n")
     rec = out["recommended"]
     if rec:
         w(f"\nrecommended: {rec['model']}\n  QEMU:    {rec['qemu']}\n  libvirt: "

@@ -32,19 +32,21 @@ def render_prometheus(report: Report) -> str:
            [({"check": c.id, "status": s}, 1 if c.status == s else 0) for c in report.checks for s in STATUSES])
     family("kvmtune_checks", "Number of checks per status.",
            [({"status": s}, n) for s, n in report.summary.items()])
+    hugepages = facts.known("hugepages")
     pools, nodes = [], []
-    for p in facts.hugepages.pools:
+    for p in hugepages.pools if hugepages is not None else ():
         pools.append((p, {"size_kb": p.size_kb}))
         for node_id, counts in sorted(p.nodes.items()):
             nodes.append((counts, {"size_kb": p.size_kb, "node": node_id}))
-    family("kvmtune_hugepages_total", "Persistent huge pages in the pool, per size (and per node).",
-           [(labels, p.total or 0) for p, labels in pools] +
-           [(labels, c.get("total") or 0) for c, labels in nodes])
-    family("kvmtune_hugepages_free", "Free huge pages in the pool, per size (and per node).",
-           [(labels, p.free or 0) for p, labels in pools] +
-           [(labels, c.get("free") or 0) for c, labels in nodes])
-    ksm = facts.ksm
-    if ksm.available:
+    if hugepages is not None:
+        family("kvmtune_hugepages_total", "Persistent huge pages in the pool, per size (and per node).",
+               [(labels, p.total or 0) for p, labels in pools] +
+               [(labels, c.get("total") or 0) for c, labels in nodes])
+        family("kvmtune_hugepages_free", "Free huge pages in the pool, per size (and per node).",
+               [(labels, p.free or 0) for p, labels in pools] +
+               [(labels, c.get("free") or 0) for c, labels in nodes])
+    ksm = facts.known("ksm")
+    if ksm is not None and ksm.available:
         family("kvmtune_ksm_run", "KSM run state: 0 stopped, 1 running, 2 unmerging.", [({}, ksm.get("run") or 0)])
         family("kvmtune_ksm_pages", "KSM page counters.",
                [({"kind": k}, ksm.get(f"pages_{k}") or 0) for k in ("shared", "sharing", "unshared", "volatile")])

@@ -41,7 +41,7 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
     out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
     needs_pools = bool(profile.hugepages or profile.hugetlbfs)
     if needs_pools or persist:
-        out["mounts"] = tuple(read_mounts(host))
+        out["mounts"] = tuple(read_mounts(host) or ())
     if needs_pools or persist:
         _pools(host, out)
     if profile.hugetlbfs:
@@ -83,7 +83,7 @@ def read_for_rollback(host, records: dict) -> TuneFacts:
 
         out["thp"] = read_thp(host, [])
     if "mount" in types:
-        out["mounts"] = tuple(read_mounts(host))
+        out["mounts"] = tuple(read_mounts(host) or ())
         out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))
                         for r in records.values() if r["type"] == "mount"}
     _files(host, out)
@@ -106,15 +106,16 @@ def _pools(host, out: dict) -> None:
 
 
 def _accounts(host, profile) -> dict:
-    from kvmtune.probe.users import group_id, read_user
+    from kvmtune.probe.users import read_accounts
 
     out = {}
+    accounts = read_accounts(host)
     for m in profile.hugetlbfs:
         if m.owner is not None and not m.owner.isdigit():
-            user = read_user(host, m.owner)
+            user = accounts.user(m.owner) or (read_accounts(host, m.owner).user(m.owner) if host.live else None)
             out[("user", m.owner)] = user.uid if user else None
         if m.group is not None and not m.group.isdigit():
-            out[("group", m.group)] = group_id(host, m.group)
+            out[("group", m.group)] = accounts.group_id(m.group)
     return out
 
 

@@ -146,7 +146,9 @@ def main():
     opts = CheckOptions(root=p["root"], strict=p["strict"], only=p["only"], skip=p["skip"],
                         as_user=p["as_user"])
     report = run_guarded(module, check_report, opts)
-    out = report.to_json()
+    from kvmtune.render.json_out import report_json
+
+    out = report_json(report)
     blocking = [f"{c['id']} {c['status']}" for c in out["checks"]
                 if c["id"] != "ready" and c["status"] in (("fail", "warn", "unknown") if p["strict"] else ("fail",))]
     verdict = next((c for c in out["checks"] if c["id"] == "ready"), None)

@@ -1,0 +1,112 @@
+"""The command line, declared once: every command, option, default and help text.
+
+The fast parser (cli_parse), the typer application (cli), the help screens and the man
+page (render/help_text) are all made from this table; a test walks the click tree typer
+builds from it and checks it option by option. Plain data: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+
+class Opt:
+    """An option. kind: ``flag`` (sets field to value), ``value`` (one argument) or ``list``
+    (repeatable, comma-separated items allowed by the command)."""
+
+    __slots__ = ("names", "field", "kind", "help", "metavar", "value", "choices", "param")
+
+    def __init__(self, names: str, field: str, help: str, kind: str = "flag", metavar: str | None = None,
+                 value=True, choices: tuple[str, ...] | None = None, param: str | None = None):
+        self.names = tuple(names.split("/"))
+        self.field, self.kind, self.help, self.metavar = field, kind, help, metavar
+        self.value, self.choices = value, choices
+        # The typer parameter's name: unique within a command (--json and --format share a field).
+        self.param = param or self.names[-1].lstrip("-").replace("-", "_")
+
+
+class Cmd:
+    __slots__ = ("name", "help", "options_class", "runner", "options", "positional", "fixed", "effect")
+
+    def __init__(self, name: str, help: str, options_class: str, runner: str, options: list[Opt],
+                 positional: tuple[str, str, str] | None = None, fixed: dict | None = None, effect: str = "reads"):
+        self.name, self.help, self.options_class, self.runner = name, help, options_class, runner
+        self.options, self.fixed, self.effect = options, fixed or {}, effect
+        # (field, METAVAR, help); a field ending in "*" takes one or more words.
+        self.positional = positional
+
+    def option(self, name: str) -> Opt | None:
+        return next((o for o in self.options if name in o.names), None)
+
+
+ROOT = Opt("--root", "root", "Read (and change) the host tree under DIR instead of / (a snapshot: "
+           "no ioctls, no mounts).", "value", "DIR")
+VERSION = "--version"
+COMPLETION = (("--install-completion", "Install shell completion for the current shell (bash, zsh, fish)."),
+              ("--show-completion", "Print the completion script for the current shell, to install it by hand."))
+EFFECTS = {
+    "reads": "Reads the host; with --root, the snapshot under DIR.",
+    "changes": "Changes the host; with --root, the tree under DIR (no ioctls, no mounts).",
+    "files": "Reads only the files named; never the host.",
+    "none": "Reads nothing but kvmtune's own data.",
+}
+
+JSON = Opt("--json", "json", "Exactly one JSON object on stdout (messages go to stderr).")
+DIFF = Opt("--diff", "diff", "Show before/after of every value and persisted file.")
+NO_PERSIST = Opt("--no-persist", "persist", "The running kernel only: no boot-time files.", value=False)
+FORCE = Opt("--force", "force", "Allow huge pages to eat into the safe memory reserve.")
+WAIT = Opt("--wait", "wait", "Wait for another apply/rollback to finish instead of failing.")
+PROFILE = ("profile", "PROFILE", "A shipped profile name (see 'kvmtune profiles') or a path to a YAML file.")
+APPLY = "kvmtune.commands.apply:ApplyOptions"
+PATHS = "kvmtune.commands.report:PathsOptions"
+
+COMMANDS = {c.name: c for c in (
+    Cmd("check", "Judge this host's readiness for KVM guests. Exit 0 ready, 1 not ready, 2 bad usage, "
+        "3 internal error, 4 not permitted.",
+        "kvmtune.commands.check:CheckOptions", "kvmtune.commands.check:run_check", [
+            Opt("--json", "format", "One JSON object on stdout (the same as --format json).", value="json",
+                param="json_"),
+            Opt("--format", "format", "Output format: text, json, or prometheus (node_exporter textfile; "
+                "use with --output).", "value", "FORMAT", choices=("text", "json", "prometheus")),
+            Opt("-q/--quiet", "quiet", "Print only what does not pass."),
+            Opt("--strict", "strict", "A warning or unknown also means not ready (exit 1)."),
+            Opt("--only", "only", "Run only these check ids or areas (repeat or comma-separate).", "list", "IDS"),
+            Opt("--skip", "skip", "Skip these check ids or areas.", "list", "IDS"),
+            Opt("--as-user", "as_user", "Also check /dev/kvm access for USER (e.g. libvirt-qemu).", "value", "USER"),
+            Opt("-o/--output", "output", "Write the report to PATH atomically.", "value", "PATH"),
+        ]),
+    Cmd("apply", "Make this host match a profile, now and after reboot. Exit 0 success, 1 failed "
+        "(undone), 2 invalid profile, 4 not permitted, 5 busy.", APPLY, "kvmtune.commands.apply:run_apply", [
+            Opt("--check", "check", "Plan only: print what would change and write nothing."),
+            DIFF, JSON, NO_PERSIST, FORCE,
+            Opt("--keep-partial", "keep_partial", "If a change fails, keep the changes made before it."),
+            WAIT,
+            Opt("--resume", "resume", "Carry on after an interrupted apply (instead of 'kvmtune rollback')."),
+        ], positional=PROFILE, effect="changes"),
+    Cmd("plan", "Show what 'apply' would change (the same as 'apply --check'); writes nothing.", APPLY,
+        "kvmtune.commands.apply:run_apply", [DIFF, JSON, NO_PERSIST, FORCE], positional=PROFILE,
+        fixed={"check": True}),
+    Cmd("verify", "Report every setting of a profile that drifted, live and persisted. Exit 1 on drift.", APPLY,
+        "kvmtune.commands.apply:run_verify",
+        [DIFF, JSON, NO_PERSIST, Opt("--force", "force", "Accept a profile that was applied with --force.")],
+        positional=PROFILE),
+    Cmd("rollback", "Restore every value and file kvmtune changed to what was there before kvmtune.", APPLY,
+        "kvmtune.commands.apply:run_rollback",
+        [Opt("--check", "check", "Show what would be restored; write nothing."), DIFF, JSON, WAIT],
+        effect="changes"),
+    Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
+        "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
+    Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "
+        "or unreadable.", PATHS, "kvmtune.commands.report:run_report", [JSON],
+        positional=("paths*", "PATH...", "check --json results: files, or directories of them."), effect="files"),
+    Cmd("cpu-models", "Which named guest CPU models this host can run, the best per vendor, and the "
+        "-cpu/libvirt strings.", "kvmtune.commands.cpu:CpuModelsOptions", "kvmtune.commands.cpu:run_cpu_models", [
+            JSON,
+            Opt("--assume-undecided", "assume_undecided", "Count features the source cannot decide as present."),
+            Opt("--source", "source", "auto (KVM on a live host, else cpuinfo), kvm or cpuinfo.", "value",
+                "SOURCE", choices=("auto", "kvm", "cpuinfo")),
+        ]),
+    Cmd("cpu-baseline", "The newest named CPU model every given host can run (safe for live migration), and "
+        "who holds it back.", PATHS, "kvmtune.commands.cpu:run_cpu_baseline", [
+            JSON,
+            Opt("--assume-undecided", "assume_undecided", "Count features a source cannot decide as present."),
+        ], positional=("paths*", "RESULT...", "check --json results: files or directories."), effect="files"),
+)}

@@ -1,0 +1,78 @@
+"""What only a live host can do: ask the kernel about access, open devices, read its log.
+
+Mixed into Host; on a snapshot every one of these raises NotLive rather than touching
+the machine kvmtune happens to run on.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kvmtune.errors import HostError, NotLive
+from kvmtune.host_records import reason
+
+
+class HostLive:
+    def require_live(self, what: str) -> None:
+        if not self.live:
+            raise NotLive(what)
+
+    def access(self, rel: str, mode: int) -> bool:
+        """Whether the invoking (real) user may use the file: the kernel decides."""
+        self.require_live(rel)
+        return os.access(self.path(rel), mode)
+
+    def open_device(self, rel: str, flags: int = os.O_RDWR) -> int:
+        """Open a device node for ioctls; the caller closes the descriptor."""
+        self.require_live(rel)
+        try:
+            return os.open(self.path(rel), flags | os.O_CLOEXEC)
+        except OSError as exc:
+            raise HostError(rel, reason(exc), exc.errno) from None
+
+    def mapping_address(self, name: str) -> int:
+        """Where this process mapped the memfd named ``name`` (/proc/self/maps says)."""
+        self.require_live("proc/self/maps")
+        for line in self.read("proc/self/maps", limit=16 << 20).splitlines():
+            if line.endswith((f"/memfd:{name} (deleted)", f"/memfd:{name}")):
+                return int(line.split("-", 1)[0], 16)
+        raise HostError("proc/self/maps", f"no mapping of memfd {name}")
+
+    def kernel_log(self) -> list[str]:
+        """The kernel's ring buffer (/dev/kmsg), message text only; [] if it may not be read."""
+        self.require_live("dev/kmsg")
+        try:
+            fd = os.open(self.path("dev/kmsg"), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return []  # dmesg_restrict without CAP_SYSLOG, or no /dev/kmsg
+        lines = []
+        try:
+            while True:
+                try:
+                    entry = os.read(fd, 8192)
+                except BlockingIOError:
+                    break
+                except OSError:  # EPIPE: a record was overwritten while reading; go on
+                    continue
+                if not entry:
+                    break
+                lines.append(entry.decode("utf-8", "replace").partition(";")[2].rstrip("\n"))
+        finally:
+            os.close(fd)
+        return lines
+
+    @property
+    def page_size(self) -> int:
+        """Base page size; a snapshot is assumed x86-64 (4 KiB), the only arch we judge."""
+        return os.sysconf("SC_PAGE_SIZE") if self.live else 4096
+
+    def nss_user(self, name: str) -> tuple[int, int, set[int]] | None:
+        """A user through NSS (LDAP, sssd...) on the live host: uid, gid, all group ids."""
+        self.require_live(f"user {name}")
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return pw.pw_uid, pw.pw_gid, set(os.getgrouplist(name, pw.pw_gid))

@@ -1,0 +1,15 @@
+"""The Host the tuning engine works on: the reading Host plus its writes and mounts.
+
+A separate class, so that check, which only reads, holds a Host that cannot write and
+never loads the writing half.
+"""
+
+from __future__ import annotations
+
+from kvmtune.host import Host
+from kvmtune.host_changes import HostChanges
+from kvmtune.host_mounts import HostMounts
+
+
+class WritableHost(Host, HostChanges, HostMounts):
+    """A machine kvmtune may change, within what kvmtune.owned allows."""
