@@ -55,6 +55,17 @@ def _global(ctx: typer.Context,
     ctx.obj = {"root": root}
 
 
+def _completer(choices: tuple[str, ...]):
+    return lambda incomplete: [c for c in choices if c.startswith(incomplete)]
+
+
+def _profile_names(incomplete: str) -> list[str]:
+    """Shipped profile names; the shell adds file names itself (complete -o default)."""
+    from kvmtune.profile import shipped_profiles
+
+    return [n for n in shipped_profiles() if n.startswith(incomplete)]
+
+
 def _parameters(cmd: Cmd) -> list[inspect.Parameter]:
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -62,16 +73,20 @@ def _parameters(cmd: Cmd) -> list[inspect.Parameter]:
         if opt.kind == "flag":
             default, annotation = typer.Option(False, *opt.names, help=opt.help), bool
         elif opt.kind == "value":
-            default, annotation = typer.Option(None, *opt.names, metavar=opt.metavar, help=opt.help), Optional[str]
+            default = typer.Option(None, *opt.names, metavar=opt.metavar, help=opt.help,
+                                   autocompletion=_completer(opt.choices) if opt.choices else None)
+            annotation = Optional[str]
         else:
             default = typer.Option(None, *opt.names, metavar=opt.metavar, help=opt.help)
             annotation = Optional[List[str]]
         params.append(inspect.Parameter(opt.param, kw, default=default, annotation=annotation))
     if cmd.positional:
         field, metavar, help_text = cmd.positional
-        many = field.endswith("*")
-        params.append(inspect.Parameter(field.rstrip("*"), kw, default=typer.Argument(..., metavar=metavar, help=help_text),
-                                        annotation=List[str] if many else str))
+        many, optional = field.endswith("*"), field.endswith("?")
+        default = typer.Argument(None if optional else ..., metavar=metavar, help=help_text,
+                                 autocompletion=_profile_names if field == "profile" else None)
+        annotation = List[str] if many else Optional[str] if optional else str
+        params.append(inspect.Parameter(field.rstrip("*?"), kw, default=default, annotation=annotation))
     return params
 
 
@@ -90,8 +105,8 @@ def _command(cmd: Cmd):
                 settings += [(opt, v) for v in value or ()]
         words = []
         if cmd.positional:
-            value = given.get(cmd.positional[0].rstrip("*"))
-            words = list(value) if isinstance(value, list) else [value]
+            value = given.get(cmd.positional[0].rstrip("*?"))
+            words = list(value) if isinstance(value, list) else [] if value is None else [value]
         root = (ctx.obj or {}).get("root")
         raise typer.Exit(guarded(lambda: _load(cmd.runner)(build(cmd, settings, words, root))))
 

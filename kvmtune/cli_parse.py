@@ -69,7 +69,7 @@ def build(cmd: Cmd, settings: list[tuple[Opt, object]], words: list[str], root: 
         if field.endswith("*"):
             setattr(opts, field[:-1], list(words))
         elif words:
-            setattr(opts, field, words[0])
+            setattr(opts, field.rstrip("?"), words[0])
     return opts
 
 
@@ -119,4 +119,6 @@ def _arity_ok(cmd: Cmd, words: list[str]) -> bool:
         return not words
     if cmd.positional[0].endswith("*"):
         return len(words) >= 1
+    if cmd.positional[0].endswith("?"):
+        return len(words) <= 1
     return len(words) == 1

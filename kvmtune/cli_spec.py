@@ -30,7 +30,7 @@ class Cmd:
                  positional: tuple[str, str, str] | None = None, fixed: dict | None = None, effect: str = "reads"):
         self.name, self.help, self.options_class, self.runner = name, help, options_class, runner
         self.options, self.fixed, self.effect = options, fixed or {}, effect
-        # (field, METAVAR, help); a field ending in "*" takes one or more words.
+        # (field, METAVAR, help); a field ending in "*" takes one or more words, "?" zero or one.
         self.positional = positional
 
     def option(self, name: str) -> Opt | None:
@@ -46,6 +46,7 @@ EFFECTS = {
     "reads": "Reads the host; with --root, the snapshot under DIR.",
     "changes": "Changes the host; with --root, the tree under DIR (no ioctls, no mounts).",
     "files": "Reads only the files named; never the host.",
+    "captures": "Reads the host (with --root, the tree under DIR) and writes only under DIR or the tar file.",
     "none": "Reads nothing but kvmtune's own data.",
 }
 
@@ -92,10 +93,17 @@ COMMANDS = {c.name: c for c in (
         "kvmtune.commands.apply:run_rollback",
         [Opt("--check", "check", "Show what would be restored; write nothing."), DIFF, JSON, WAIT],
         effect="changes"),
+    Cmd("snapshot", "Capture exactly what check reads of this host (and a manifest) into DIR or a tar "
+        "file, to judge it elsewhere with --root.", "kvmtune.commands.snapshot:SnapshotOptions",
+        "kvmtune.commands.snapshot:run_snapshot", [
+            Opt("--tar", "tar", "Write a tar file instead (.tar, .tar.gz, .tgz or .tar.xz).", "value", "FILE"),
+            Opt("--json", "json", "The manifest as one JSON object on stdout."),
+        ], positional=("directory?", "DIR", "A new or empty directory to capture into."), effect="captures"),
     Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
         "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
     Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "
-        "or unreadable.", PATHS, "kvmtune.commands.report:run_report", [JSON],
+        "or unreadable.", PATHS, "kvmtune.commands.report:run_report", [
+            JSON, Opt("--strict", "strict", "A warning or unknown also keeps a host from being ready.")],
         positional=("paths*", "PATH...", "check --json results: files, or directories of them."), effect="files"),
     Cmd("cpu-models", "Which named guest CPU models this host can run, the best per vendor, and the "
         "-cpu/libvirt strings.", "kvmtune.commands.cpu:CpuModelsOptions", "kvmtune.commands.cpu:run_cpu_models", [

@@ -17,6 +17,17 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_REFUSED = 4  # not permitted: by the system (not root, permission denied) or by kvmtune's safety rules
 EXIT_BUSY = 5  # another kvmtune run holds the lock, or an interrupted run must be settled first
+# One line each, for the man page (the README's table says more).
+EXIT_MEANINGS = {
+    EXIT_OK: "Success; for check, the host is ready.",
+    EXIT_NOT_READY: "check: not ready; verify: drift; apply: failed (and undone); report: a host not ready.",
+    EXIT_USAGE: "Bad usage or bad input (an option, a profile, a path); nothing was changed.",
+    EXIT_INTERNAL: "Internal error: a message, no traceback (KVMTUNE_DEBUG=1 shows it).",
+    EXIT_REFUSED: "Not permitted: root needed, permission denied, or something kvmtune will not do "
+                  "(write through a link); nothing was changed.",
+    EXIT_BUSY: "Busy: another apply or rollback holds the lock (--wait queues), or an interrupted run "
+               "must be settled first (rollback, or apply --resume).",
+}
 
 _REFUSALS = (_errno.EACCES, _errno.EPERM, _errno.ELOOP, _errno.EROFS)
 

@@ -58,3 +58,58 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
         replace_at(dir_fd, name, data, mode)
     finally:
         os.close(dir_fd)
+
+
+def check_output_dir(directory: str) -> None:
+    """An output directory must not exist, or be empty: kvmtune never mixes its output
+    with what is already there."""
+    from kvmtune.errors import UsageError
+
+    if os.path.lexists(directory) and (not os.path.isdir(directory) or os.path.islink(directory)
+                                       or os.listdir(directory)):
+        raise UsageError(f"{directory}: exists and is not an empty directory")
+
+
+def write_snapshot_tree(directory: str, dirs: list[str], files: dict[str, str], manifest: dict) -> None:
+    """A captured host tree (kvmtune.snapshot): directories, files as read, the manifest.
+    Written into a directory that is new or empty; never through a link."""
+    import json
+
+    os.makedirs(directory, exist_ok=True)
+    root = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for rel in sorted(set(dirs) | {f.rpartition("/")[0] for f in files if "/" in f}):
+            parts = rel.split("/")
+            for i in range(1, len(parts) + 1):
+                try:
+                    os.mkdir("/".join(parts[:i]), 0o755, dir_fd=root)
+                except FileExistsError:
+                    pass
+        for rel, text in files.items():
+            fd = os.open(rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=root)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(text)
+        replace_at(root, "kvmtune-snapshot.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
+                   0o644)
+    finally:
+        os.close(root)
+
+
+def to_tar(directory: str, tar_path: str) -> None:
+    """The snapshot as one tar file (compressed by its name: .tar.gz, .tgz, .tar.xz)."""
+    import tarfile
+
+    mode = "w:gz" if tar_path.endswith((".gz", ".tgz")) else "w:xz" if tar_path.endswith(".xz") else "w"
+
+    def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        if info.isfile():
+            info.mode = 0o644
+        elif info.isdir():
+            info.mode = 0o755
+        return info
+
+    with tarfile.open(tar_path, mode) as tar:
+        for name in sorted(os.listdir(directory)):
+            tar.add(os.path.join(directory, name), arcname=name, filter=plain)

@@ -59,16 +59,22 @@ class HostReads:
             # os.read is about twice as fast as open() for the many tiny sysfs files.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
             try:
-                if self.root == "/" and not _stat.S_ISREG(os.fstat(fd).st_mode):
+                st = os.fstat(fd)
+                if self.root == "/" and not _stat.S_ISREG(st.st_mode):
                     raise HostError(rel, NOT_REGULAR, _errno.EINVAL)
+                # A file that states its size (a snapshot's, sysfs's 4096) is read in one call, and
+                # a short read of it is its end; /proc's size-0 files are read until empty.
+                step = min(st.st_size + 1, limit + 1) if st.st_size else 1 << 16
                 chunks = []
                 size = 0
-                while chunk := os.read(fd, min(1 << 16, limit + 1 - size)):
+                while chunk := os.read(fd, min(step, limit + 1 - size)):
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > limit:
                         raise HostError(rel, f"larger than {limit >> 20 or limit} {'MiB' if limit >= 1 << 20 else 'bytes'}: "
                                         "not read", _errno.EFBIG)
+                    if st.st_size and len(chunk) < step:
+                        break
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -149,6 +155,10 @@ class HostReads:
         if not self.live and rel in self.manifest().get("nodes", {}):
             return True
         return os.path.lexists(self.real(rel, follow_last=False))
+
+    def kind(self, rel: str) -> str | None:
+        """file, dir, link, other (a device, FIFO or socket) or None: what is at rel itself."""
+        return _kind(self.real(rel, follow_last=False))
 
     def is_dir(self, rel: str) -> bool:
         return os.path.isdir(self.real(rel))

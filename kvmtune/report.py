@@ -62,9 +62,18 @@ def numa_shape(host: dict) -> str:
     return f"{len(nodes)} node{'s' if len(nodes) > 1 else ''} x {cpu_text} CPUs, {mem_text} GiB"
 
 
-def summarise(paths: list[str]) -> dict:
+def blocking(report: dict, strict: bool) -> list[dict]:
+    """The checks that keep a host from being ready (with strict, warnings and unknowns too)."""
+    statuses = ("fail", "warn", "unknown") if strict else ("fail",)
+    essential = ("kvm.device", "kvm.functional")  # readiness needs them decided (see kvmtune.checks)
+    return [{"check": c.get("id"), "status": c.get("status"), "detail": c.get("detail") or ""}
+            for c in report["checks"] if c.get("id") != "ready"
+            and (c.get("status") in statuses or (c.get("id") in essential and c.get("status") == "unknown"))]
+
+
+def summarise(paths: list[str], strict: bool = False) -> dict:
     hosts, invalid, facts = [], [], []
-    failing, warning = Counter(), Counter()
+    failing, warning, reasons = Counter(), Counter(), defaultdict(list)
     shapes: dict[str, list[str]] = defaultdict(list)
     pools: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "free": 0, "hosts": 0})
     ksm_saved = 0
@@ -79,6 +88,10 @@ def summarise(paths: list[str]) -> dict:
         warns = [c["id"] for c in report["checks"] if c.get("status") == "warn"]
         failing.update(fails)
         warning.update(warns)
+        why = blocking(report, strict)
+        ready = bool(report.get("ready")) and not why
+        for r in why:
+            reasons[(r["check"], r["status"], r["detail"])].append(name)
         shape = numa_shape(host)
         shapes[shape].append(name)
         for size, pool in ((host.get("memory") or {}).get("hugepages") or {}).get("pools", {}).items():
@@ -88,13 +101,16 @@ def summarise(paths: list[str]) -> dict:
         saved = (host.get("ksm") or {}).get("saved_bytes") or 0
         ksm_saved += saved
         facts.append((name, host))
-        hosts.append({"name": name, "path": path, "ready": bool(report.get("ready")), "failing": fails,
+        hosts.append({"name": name, "path": path, "ready": ready, "failing": fails, "reasons": why,
                       "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved})
     ready = sum(h["ready"] for h in hosts)
     return {
         "hosts": hosts,
         "invalid": invalid,
         "counts": {"hosts": len(hosts), "ready": ready, "not_ready": len(hosts) - ready, "invalid": len(invalid)},
+        "strict": strict,
+        "reasons": [{"check": c, "status": s, "detail": d, "hosts": sorted(h)}
+                    for (c, s, d), h in sorted(reasons.items(), key=lambda x: (-len(x[1]), x[0]))],
         "top_failing": [{"check": c, "hosts": n} for c, n in failing.most_common()],
         "top_warnings": [{"check": c, "hosts": n} for c, n in warning.most_common()],
         "numa_shapes": [{"shape": s, "hosts": sorted(h)} for s, h in sorted(shapes.items(), key=lambda x: -len(x[1]))],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,75 @@ def check_json(run_cli):
 
 def by_id(report: dict) -> dict[str, dict]:
     return {c["id"]: c for c in report["checks"]}
+
+
+# What a test could change on this machine: the kernel's knobs kvmtune tunes, the files under
+# /etc and /var/lib it writes, hugetlbfs mounts. Read at the start and the end of the session.
+LIVE_KNOBS = ("/proc/sys/vm/swappiness", "/proc/sys/vm/dirty_background_ratio", "/proc/sys/vm/stat_interval",
+              "/proc/sys/vm/nr_hugepages", "/proc/sys/kernel/numa_balancing", "/sys/kernel/mm/ksm/run",
+              "/sys/kernel/mm/ksm/pages_to_scan", "/sys/kernel/mm/ksm/sleep_millisecs",
+              "/sys/kernel/mm/ksm/merge_across_nodes", "/sys/kernel/mm/transparent_hugepage/enabled",
+              "/sys/kernel/mm/transparent_hugepage/defrag", "/proc/irq/default_smp_affinity",
+              "/sys/devices/virtual/workqueue/cpumask")
+LIVE_DIRS = ("/etc/sysctl.d", "/etc/tmpfiles.d", "/etc/default", "/etc/modprobe.d", "/etc/systemd/system.conf.d",
+             "/var/lib/kvmtune", "/boot/loader/entries")
+
+
+def live_state() -> dict:
+    import glob
+
+    from tests.support.treestate import tree_state
+
+    def read(path):
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            return None
+
+    knobs = list(LIVE_KNOBS) + sorted(glob.glob("/sys/kernel/mm/hugepages/hugepages-*/nr_hugepages")
+                                      + glob.glob("/sys/devices/system/node/node*/hugepages/*/nr_hugepages"))
+    return {"knobs": {k: read(k) for k in knobs}, "fstab": read("/etc/fstab"),
+            "dirs": {d: tree_state(d) if os.path.isdir(d) else None for d in LIVE_DIRS},
+            "mounts": sorted(l for l in (read("/proc/mounts") or "").splitlines() if " hugetlbfs " in l)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def live_host_untouched():
+    """Whatever ran, this machine is as the session found it: the live tests restore what
+    they change, and `pytest -m "not live"` changes nothing at all."""
+    before = live_state()
+    yield
+    after = live_state()
+    changed = [k for k in before if before[k] != after[k]]
+    changed += [f"{k}: {before['knobs'][k]!r} -> {after['knobs'][k]!r}" for k in before["knobs"]
+                if before["knobs"][k] != after["knobs"][k]]
+    assert before == after, f"the session left the live host changed: {changed}"
+
+
+# caches the tools keep by design; anything else new in the checkout is an artefact a test left
+TOOL_CACHES = (".pytest_cache/", ".hypothesis/", ".ruff_cache/")
+
+
+def checkout_extras() -> set[str] | None:
+    """Untracked and ignored paths in the checkout (dirs collapsed), or None outside git."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(repo, ".git")):
+        return None
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=repo,
+                         capture_output=True, text=True).stdout
+    entries = {e[3:] for e in out.split("\0") if e[:2] in ("??", "!!")}
+    return {e for e in entries if not e.startswith(TOOL_CACHES) and "__pycache__" not in e}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_left_clean():
+    """No test leaves a build artefact, tarball or output file in the repository."""
+    before = checkout_extras()
+    yield
+    after = checkout_extras()
+    if before is not None and after is not None:
+        assert after <= before, f"tests left these in the checkout: {sorted(after - before)}"
 
 
 live_kvm = pytest.mark.skipif(not os.path.exists("/dev/kvm"), reason="this machine has no /dev/kvm")

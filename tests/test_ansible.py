@@ -195,6 +195,7 @@ def test_collection_builds(tmp_path):
     assert (tmp_path / "kvmtune-host-0.1.0.tar.gz").exists()
 
 
+@pytest.mark.live
 @pytest.mark.skipif(_can_run() is not None, reason=_can_run() or "")
 def test_live_kernel_apply_and_rollback(tmp_path):
     mount_dir = str(tmp_path / "h")
@@ -222,3 +223,51 @@ def test_live_kernel_apply_and_rollback(tmp_path):
         if snapshot(mount_dir) != saved:
             force_restore(saved, mount_dir)
     assert snapshot(mount_dir) == saved
+
+
+def readme_commands(prefix: str) -> list[str]:
+    """The command lines of the README's shell blocks that start with ``prefix``, comments cut."""
+    lines, inside = [], False
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```sh"
+        elif inside and line.startswith(prefix):
+            lines.append(line.split("  #", 1)[0].strip())
+    return lines
+
+
+@pytest.mark.live
+@pytest.mark.skipif(_can_run() is not None, reason=_can_run() or "")
+def test_the_readme_ansible_commands_run_as_printed(tmp_path):
+    """Every ansible-playbook line the README shows, exactly as printed, from the checkout, on
+    this machine: check mode passes and changes nothing, a real run tunes, a second run
+    changes nothing, the fleet report names this host. The tuning is rolled back after."""
+    commands = readme_commands("ansible-playbook ")
+    assert len(commands) >= 3, commands
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", PYTHONPATH="",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    kvmtune = [sys.executable, "-m", "kvmtune"]
+    before = snapshot(str(tmp_path / "none"))
+    results_existed = os.path.exists("/tmp/kvm-results")  # fleet-report.yml's default
+    outputs = {}
+    try:
+        for command in commands:
+            for attempt in ("first", "second") if "--check" not in command else ("first",):
+                proc = subprocess.run(command, shell=True, cwd=REPO, env=env, capture_output=True, text=True,
+                                      timeout=600)
+                assert proc.returncode == 0, (command, proc.stdout[-3000:], proc.stderr[-2000:])
+                outputs[(command, attempt)] = proc.stdout
+                if "--check" in command:
+                    assert snapshot(str(tmp_path / "none")) == before, "check mode changed the host"
+                    assert "would be applied" in proc.stdout or "already in place" in proc.stdout
+        preflight = next(c for c in commands if "preflight" in c and "--check" not in c)
+        assert recap(subprocess.CompletedProcess([], 0, outputs[(preflight, "second")], ""))["changed"] == 0
+        report = next(out for (c, _), out in outputs.items() if "fleet-report" in c)
+        assert "1 host: " in report
+    finally:
+        subprocess.run(kvmtune + ["rollback", "--json"], capture_output=True)
+        if not results_existed:
+            shutil.rmtree("/tmp/kvm-results", ignore_errors=True)
+        if snapshot(str(tmp_path / "none")) != before:
+            force_restore(before, str(tmp_path / "none"))
+    assert snapshot(str(tmp_path / "none")) == before

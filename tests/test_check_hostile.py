@@ -271,3 +271,24 @@ def test_a_user_who_may_not_open_dev_kvm_is_told_so_not_advised_nested_virtualis
     assert out["source"] == "cpuinfo" and "Permission denied" in out["kvm_unavailable"]
     text = run_as_nobody("cpu-models").stdout
     assert "KVM could not be asked" in "\n".join(text.splitlines()[:3]), text[:400]
+
+
+@needs_root
+def test_not_permitted_is_exit_4_with_what_to_do(tmp_path_factory, run_cli):
+    """apply as a user who is not root, and rollback of a state only root may read: exit 4
+    (not permitted), never 3 (internal error), and the message says what to do."""
+    proc = run_as_nobody("apply", "kvm-host", "--json")
+    assert proc.returncode == 4 and "run as root" in proc.stderr, proc.stderr
+    base = tmp_path_factory.mktemp("perm")
+    for parent in (base, base.parent, base.parent.parent):
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    root = str(base / "host")
+    write_tree(root, synthetic_host(n_cpus=2, iommu_groups=0))
+    profile = base / "p.yaml"
+    profile.write_text("sysctl:\n  vm.swappiness: 7\n")
+    os.chmod(profile, 0o644)
+    assert run_cli("--root", root, "apply", str(profile), "--json")[0] == 0
+    proc = run_as_nobody("rollback", "--json", root=root)
+    assert proc.returncode == 4 and "state.json" in proc.stderr and "root" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert run_cli("--root", root, "rollback", "--json")[0] == 0

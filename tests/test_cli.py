@@ -96,7 +96,9 @@ def test_the_click_tree_is_the_spec():
             assert arguments == []
         else:
             (arg,) = arguments
-            assert arg.nargs == (-1 if cmd.positional[0].endswith("*") else 1) and arg.required
+            spec = cmd.positional[0]
+            assert arg.nargs == (-1 if spec.endswith("*") else 1)
+            assert arg.required == (not spec.endswith("?")), name
 
 
 @pytest.mark.parametrize("argv", [["check", "--help"], ["check", "--bogus"], ["check", "--only"],
@@ -282,3 +284,76 @@ def test_ansible_modules_declare_what_the_command_line_declares(command):
         if option.get("type") == "list":
             assert option.get("default") == [] and getattr(defaults, field) == []
         assert documented[name].get("default") == option.get("default"), name
+
+
+def test_quiet_hides_info_and_skip_too(host_roots, run_cli):
+    code, out, _ = run_cli("--root", str(host_roots["synthetic-nested-guest"]), "check", "-q")
+    assert "INFO" not in out and "SKIP" not in out and "PASS" not in out
+    assert "WARN" in out
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_hint_command_is_never_broken_on_a_terminal(width, host_roots, monkeypatch):
+    """At any width, every quoted command of every hint stands whole on one printed line."""
+    import re
+
+    from kvmtune.render.check_text import render_check_text
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    for name in ("synthetic-no-dev-kvm", "synthetic-nested-guest", "synthetic-intel-shadow-paging"):
+        facts = read_phase(Host(str(host_roots[name])), [], [])
+        report = run_checks(facts)
+        buf = io.StringIO()
+        render_check_text(report, stream=buf, colour=True)
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in buf.getvalue().splitlines()]
+        commands = [m for c in report.checks if c.hint and c.status != "pass"
+                    for m in re.findall(r"(?:^|\s)('[^']*[^'\s=]')(?=[\s.,;:)]|$)", c.hint)]
+        assert commands
+        for command in commands:
+            assert any(command in line for line in lines), (name, width, command)
+            assert all(len(line) <= width for line in lines if command not in line)
+
+
+def test_plurals_and_the_verdict_is_not_counted(host_roots, run_cli):
+    code, out, _ = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check", "--only", "ksm")
+    assert "1 check, none blocking" in out
+    assert out.strip().endswith("1 info"), out
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("kvmtune ch", {"check"}),
+    ("kvmtune check --f", {"--format"}),
+    ("kvmtune check --format ", {"text", "json", "prometheus"}),
+    ("kvmtune cpu-models --source ", {"auto", "kvm", "cpuinfo"}),
+    ("kvmtune apply d", {"dense"}),
+])
+def test_shell_completion_offers_commands_options_choices_and_profiles(words, expected):
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = dict(os.environ, COMP_WORDS=words, COMP_CWORD=str(cword), _KVMTUNE_COMPLETE="complete_bash")
+    proc = subprocess.run([sys.executable, "-m", "kvmtune"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.split()) == expected
+
+
+def test_the_man_page_is_generated_from_the_cli_declaration(tmp_path):
+    from pathlib import Path
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(repo / "scripts" / "make_manpage.py"), "--out", str(tmp_path / "k.1")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "k.1").read_text() == (repo / "man" / "kvmtune.1").read_text(), \
+        "man/kvmtune.1 is stale: run python scripts/make_manpage.py"
+    from kvmtune.cli_spec import COMMANDS
+
+    page = (tmp_path / "k.1").read_text()
+    for name, cmd in COMMANDS.items():
+        assert f".SS {name.replace('-', chr(92) + '-')}" in page
+        for opt in cmd.options:
+            assert opt.names[-1].replace("-", "\\-") in page, (name, opt.names)
+    if shutil.which("groff") is None:
+        pytest.skip("groff is not installed: the page's syntax is not checked")
+    render = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(tmp_path / "k.1")],
+                            capture_output=True, text=True, timeout=60)
+    assert render.returncode == 0 and not render.stderr, render.stderr

@@ -16,9 +16,9 @@ from kvmtune.cpumodels.verdict import CpuinfoSource, evaluate, model_family
 from tests.conftest import live_kvm
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE = Path(__file__).parent / "fixtures" / "reference"  # see its README.md
 needs_reference = pytest.mark.skipif(not (REFERENCE / "cpu-models.json").exists(),
-                                     reason="../shared/reference is not beside this checkout")
+                                     reason="tests/fixtures/reference is missing")
 
 
 def models_json(run_cli, root=None, *extra):
@@ -156,7 +156,7 @@ def test_kvm_verdicts_agree_with_qemu_on_every_model(run_cli):
         pytest.skip("/dev/kvm is not usable by this user")
     expansion = REFERENCE / "qemu-cpu-model-expansion.json"
     if not expansion.exists():
-        pytest.skip("../shared/reference is not beside this checkout")
+        pytest.skip("tests/fixtures/reference is missing")
     data, ours = models_json(run_cli)
     assert data["source"] == "kvm"
     qemu = json.loads(expansion.read_text())["models"]

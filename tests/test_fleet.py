@@ -74,3 +74,23 @@ def test_prometheus_ksm_saved_bytes(run_cli, host_roots):
     assert families["kvmtune_ksm_saved_bytes"].samples[0].value == 65280 * 4096
     pages = {s.labels["kind"]: s.value for s in families["kvmtune_ksm_pages"].samples}
     assert pages == {"shared": 256, "sharing": 65280, "unshared": 0, "volatile": 0}
+
+
+def test_report_names_why_each_host_is_not_ready_and_groups_the_reasons(run_cli, host_roots, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for i in range(3):
+        check_json_file(run_cli, host_roots["synthetic-no-dev-kvm"], results / f"bad{i}.json")
+    check_json_file(run_cli, host_roots["synthetic-intel-vtx"], results / "good.json")
+    check_json_file(run_cli, host_roots["synthetic-nested-guest"], results / "guest.json")
+    code, out, _ = run_cli("report", str(results))
+    assert code == 1
+    assert "kvm.device fail: /dev/kvm does not exist" in out
+    assert "3 hosts: kvm.device fail (/dev/kvm does not exist)" in out
+    assert "see its report" not in out
+    code, out, _ = run_cli("report", str(results), "--json", "--strict")
+    summary = json.loads(out)
+    assert summary["counts"]["not_ready"] == 4  # strict: the nested guest's warnings count too
+    assert summary["reasons"][0] == {"check": "kvm.device", "status": "fail", "detail": "/dev/kvm does not exist",
+                                     "hosts": [str(results / f"bad{i}.json") for i in range(3)]}
+    assert any(r["status"] == "warn" for r in summary["reasons"])

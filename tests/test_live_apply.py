@@ -36,7 +36,7 @@ def _can_run() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_can_run() is not None, reason=_can_run() or "")
+pytestmark = [pytest.mark.live, pytest.mark.skipif(_can_run() is not None, reason=_can_run() or "")]
 
 
 def read(path):

@@ -54,6 +54,12 @@ def check_cpu_virt(facts: Facts) -> Check:
                      f"no {ext} flag{where}; KVM's backend {backends} is loaded and /dev/kvm exists, but "
                      f"this user may not open it ({kvm.probe.error}), so KVM was not asked: see kvm.access",
                      None, data)
+    if not facts.live and facts.dev_kvm.exists and backends:
+        # A snapshot of such a host: its KVM loaded and made its node; only the live host can run a guest.
+        return Check("cpu.virt", INFO, title,
+                     f"no {ext} flag{where}; KVM's backend {backends} is loaded and /dev/kvm exists: whether "
+                     "it runs guests is for the live host's kvm.functional (not available in a snapshot)",
+                     None, data)
     cpuid = facts.cpuid
     data["cpuid"] = cpuid
     log = list(facts.virt_refusals or ())

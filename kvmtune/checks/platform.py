@@ -68,13 +68,14 @@ def check_iommu(facts: Facts) -> Check:
         return Check("iommu", WARN, title,
                      f"firmware has an {table} table but the kernel set up no IOMMU groups", hint, data)
     if facts.cpu.hypervisor:  # a guest: its IOMMU is whatever its hypervisor gives it
+        model, device = ("amd", "amd-iommu") if amd else ("intel", "intel-iommu,intremap=on")
         return Check("iommu", WARN, title,
                      f"no ACPI {table} table: this guest has no virtual IOMMU; PCI device assignment "
                      "(to nested guests) is unavailable",
-                     "Add a virtual IOMMU to this guest's definition on its host: libvirt "
-                     "<iommu model='intel'/> (needs <features><ioapic driver='qemu'/></features>) or "
-                     "QEMU '-device intel-iommu,intremap=on' with '-machine q35,kernel-irqchip=split'; "
-                     "only needed to pass PCI devices to nested guests.", data)
+                     f"Add a virtual IOMMU to this guest's definition on its host: libvirt "
+                     f"<iommu model='{model}'/> (q35 machine, <ioapic driver='qemu'/> under <features>) or "
+                     f"QEMU '-device {device}' with '-machine q35,kernel-irqchip=split'; only needed to "
+                     "pass PCI devices to nested guests.", data)
     return Check("iommu", WARN, title,
                  f"no ACPI {table} table: IOMMU disabled in firmware or absent; PCI device assignment "
                  "is unavailable",

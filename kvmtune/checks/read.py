@@ -159,16 +159,23 @@ def _node_ids(host, got):
     return read_node_ids(host)
 
 
+def _pools(host, got):
+    from kvmtune.probe.hugepages import read_global_pools
+    return read_global_pools(host)
+
+
 def _numa(host, got):
+    from kvmtune.probe.hugepages import empty_sizes
     from kvmtune.probe.numa import read_numa
-    return read_numa(host, got.cpu.online if got.cpu else None)
+    pools = got.hugepage_pools
+    return read_numa(host, got.cpu.online if got.cpu else None, empty_sizes(pools[0]) if pools else frozenset())
 
 
 def _hugepages(host, got):
     from kvmtune.probe.hugepages import read_hugepages
     from kvmtune.probe.numa import NumaFacts
     meminfo = got.meminfo[0] if got.meminfo else {}
-    return read_hugepages(host, got.numa or NumaFacts(), meminfo, got.mounts, got.cmdline or [])
+    return read_hugepages(host, got.numa or NumaFacts(), meminfo, got.mounts, got.cmdline or [], got.hugepage_pools)
 
 
 def _thp(host, got):
@@ -203,8 +210,9 @@ READERS = {
     "iommu": (_iommu, ("cmdline",)),
     "vulns": (_vulns, ()),
     "node_ids": (_node_ids, ()),
-    "numa": (_numa, ("cpu",)),
-    "hugepages": (_hugepages, ("numa", "meminfo", "mounts", "cmdline")),
+    "hugepage_pools": (_pools, ()),
+    "numa": (_numa, ("cpu", "hugepage_pools")),
+    "hugepages": (_hugepages, ("numa", "meminfo", "mounts", "cmdline", "hugepage_pools")),
     "thp": (_thp, ("cmdline",)),
     "ksm": (_ksm, ()),
 }

@@ -9,17 +9,19 @@ from kvmtune.errors import EXIT_NOT_READY, EXIT_OK
 class PathsOptions(Options):
     """report and cpu-baseline: result files or directories, and how to print."""
 
-    def __init__(self, paths: list[str] | None = None, json: bool = False, assume_undecided: bool = False):
+    def __init__(self, paths: list[str] | None = None, json: bool = False, assume_undecided: bool = False,
+                 strict: bool = False):
         self.paths = list(paths or [])
         self.json = json
         self.assume_undecided = assume_undecided
+        self.strict = strict
 
 
 
 def run_report(opts: PathsOptions) -> int:
     from kvmtune.report import summarise
 
-    summary = summarise(opts.paths)
+    summary = summarise(opts.paths, opts.strict)
     if opts.json:
         from kvmtune.render.json_out import write_json
 

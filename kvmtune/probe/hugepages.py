@@ -91,11 +91,10 @@ def parse_size_kb(text: str) -> int | None:
     return {"": value // 1024, "K": value, "M": value << 10, "G": value << 20}[unit]
 
 
-def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
-                   mounts: list[Mount] | None, cmdline: list[tuple[str, str | None]]) -> HugepageFacts:
-    """Every pool; ``mounts`` None: /proc/mounts was not there to read."""
+def read_global_pools(host: Host) -> tuple[dict[int, list[int | None]], tuple[str, ...]]:
+    """Each pool size's global counters (_FIELDS order) and what could not be read."""
     problems: list[str] = []
-    pools = []
+    pools = {}
     for entry in host.listdir(POOL_DIR):
         size = pool_size_kb(entry)
         if size is None:
@@ -112,6 +111,23 @@ def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
             if text is not None and value is None:
                 problems.append(f"/{rel}: not a number: {text.strip()[:40]!r}")
             values.append(value)
+        pools[size] = values
+    return pools, tuple(problems)
+
+
+def empty_sizes(pools: dict[int, list[int | None]]) -> frozenset[int]:
+    """Sizes with no page at all: every node's pool of them is empty too, unread."""
+    return frozenset(size for size, v in pools.items() if v[0] == 0 and v[3] == 0)
+
+
+def read_hugepages(host: Host, numa: NumaFacts, meminfo: dict[str, int],
+                   mounts: list[Mount] | None, cmdline: list[tuple[str, str | None]],
+                   global_pools: tuple[dict[int, list[int | None]], tuple[str, ...]] | None = None) -> HugepageFacts:
+    """Every pool; ``mounts`` None: /proc/mounts was not there to read."""
+    by_size, read_problems = global_pools if global_pools is not None else read_global_pools(host)
+    problems = list(read_problems)
+    pools = []
+    for size, values in by_size.items():
         nodes = {
             n.id: {"total": p.total, "free": p.free, "surplus": p.surplus}
             for n in numa.nodes if (p := n.hugepages.get(size)) is not None

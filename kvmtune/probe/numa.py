@@ -63,7 +63,10 @@ class NumaFacts:
         }
 
 
-def read_numa(host: Host, online_cpus: tuple[int, ...] | None = None) -> NumaFacts:
+def read_numa(host: Host, online_cpus: tuple[int, ...] | None = None,
+              empty_sizes: frozenset[int] = frozenset()) -> NumaFacts:
+    """The online nodes; a huge page size in ``empty_sizes`` has no page anywhere, so its
+    per-node counters are known to be 0 without reading them (16 nodes: 96 reads fewer)."""
     problems: list[str] = []
     ids = _node_ids(host, "online", problems)
     possible = _node_ids(host, "possible", problems)
@@ -81,7 +84,7 @@ def read_numa(host: Host, online_cpus: tuple[int, ...] | None = None) -> NumaFac
             mem_total_kb=meminfo.get("MemTotal"),
             mem_free_kb=meminfo.get("MemFree"),
             distances=_distances(host, base, ids, possible, problems),
-            hugepages=_node_pools(host, base),
+            hugepages=_node_pools(host, base, empty_sizes),
         ))
     balancing = None
     try:
@@ -151,11 +154,14 @@ def _distances(host: Host, base: str, ids: list[int], possible: list[int],
     return {}
 
 
-def _node_pools(host: Host, base: str) -> dict[int, NodePool]:
+def _node_pools(host: Host, base: str, empty_sizes: frozenset[int]) -> dict[int, NodePool]:
     pools = {}
     for entry in host.listdir(f"{base}/hugepages"):
         size = pool_size_kb(entry)
         if size is None:
+            continue
+        if size in empty_sizes:
+            pools[size] = NodePool(0, 0, 0)
             continue
         d = f"{base}/hugepages/{entry}"
         pools[size] = NodePool(*(_int(host, f"{d}/{f}_hugepages") for f in ("nr", "free", "surplus")))

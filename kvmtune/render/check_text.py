@@ -13,7 +13,7 @@ import os
 import sys
 
 from kvmtune.checks import Report
-from kvmtune.checks.model import PASS
+from kvmtune.checks.model import FAIL, UNKNOWN, WARN
 
 AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
@@ -41,13 +41,13 @@ def layout(report: Report, quiet: bool = False) -> list[tuple]:
         rows.append(("line", head))
     area = None
     for check in report.checks:
-        if quiet and check.status == PASS:
+        if quiet and check.status not in (WARN, FAIL, UNKNOWN):  # -q: only what needs doing
             continue
         if check.area != area:
             area = check.area
             rows.append(("area", AREA_TITLES.get(area, area)))
         rows.append(("check", check))
-        if check.hint and check.status != PASS:
+        if check.hint and check.status != "pass":
             rows.append(("hint", check.hint))
     counts = ", ".join(f"{n} {k}" for k, n in report.summary.items() if n)
     rows.append(("line", []))
@@ -82,35 +82,70 @@ def render_check_text(report: Report, quiet: bool = False, stream=None,
     stream.write("\n".join(out) + "\n")
 
 
+def hint_lines(hint: str, width: int) -> list[str]:
+    """A hint folded to ``width`` between words of prose only: a quoted command ('...')
+    stays whole on one line, even past the width, so it can be copied as it is."""
+    tokens: list[str] = []
+    command: list[str] = []
+    for word in hint.split():
+        if not command and word.lstrip("(").startswith("'") and not _closes(word.lstrip("(")[1:]):
+            command = [word]  # a command opens here and goes on past this word
+        elif command:
+            command.append(word)
+            if _closes(word):
+                tokens.append(" ".join(command))
+                command = []
+        else:
+            tokens.append(word)
+    tokens += command  # an unclosed quote: the words as they are
+    lines: list[str] = []
+    line = ""
+    for token in tokens:
+        if line and len(line) + 1 + len(token) > width:
+            lines.append(line)
+            line = ""
+        line += (" " if line else "") + token
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _closes(word: str) -> bool:
+    """Whether a word ends a quoted command ('...', or '...'. and the like)."""
+    return word.rstrip(".,;:)").endswith("'")
+
+
 def _render_rich(rows: list[tuple], stream) -> None:
-    """A grid per area, so a wrapped detail or hint stays in its column."""
+    """A grid per check row, so a wrapped detail stays in its column; hints are folded
+    by hint_lines (never inside a command) and printed under it."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console(file=stream, highlight=False, force_terminal=True)
-    grid = None
+    indent = 31  # two spaces, status (7), a space, id (20), a space
     for kind, value in rows:
         if kind in ("line", "area"):
-            if grid is not None:
-                console.print(grid)
-                grid = None
             text = Text(value, style="bold underline") if kind == "area" else Text()
             if kind == "line":
                 for chunk, style in value:
                     text.append(chunk, style=style)
             console.print(text)
-            continue
-        if grid is None:
+        elif kind == "check":
             grid = Table.grid(padding=(0, 1))
             grid.add_column(width=1)
             grid.add_column(width=7, no_wrap=True)
             grid.add_column(width=20, no_wrap=True)
             grid.add_column(ratio=1)
-        if kind == "check":
             grid.add_row("", Text(value.status.upper(), style=STYLES[value.status]),
                          Text(value.id, style="bold"), Text(value.detail))
+            console.print(grid)
         else:
-            grid.add_row("", "", Text("fix:", style="dim", justify="right"), Text(value, style="dim"))
-    if grid is not None:
-        console.print(grid)
+            width = max(console.width - indent, 12)
+            for n, line in enumerate(hint_lines(value, width)):
+                lead = " " * (indent - 5) + "fix: " if n == 0 else " " * indent
+                if len(line) > width:  # one command longer than the column: its own line, further left
+                    if n == 0:
+                        console.print(Text(lead.rstrip(), style="dim"))
+                    lead = " " * max(0, min(indent, console.width - len(line)))
+                console.print(Text(lead + line, style="dim"), soft_wrap=True)

@@ -64,7 +64,10 @@ def command_help(cmd: Cmd) -> str:
 
     width = _width()
     defaults = _load(cmd.options_class)()
-    positional = f" {cmd.positional[1]}" if cmd.positional else ""
+    positional = ""
+    if cmd.positional:
+        optional = cmd.positional[0].endswith("?")
+        positional = f" [{cmd.positional[1]}]" if optional else f" {cmd.positional[1]}"
     lines = [f"Usage: kvmtune [--root DIR] {cmd.name} [OPTIONS]{positional}", ""]
     lines += textwrap.wrap(cmd.help, width) + textwrap.wrap(EFFECTS[cmd.effect], width)
     if cmd.positional:

@@ -7,17 +7,27 @@ import sys
 from kvmtune.probe.hugepages import size_label
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def render_report(summary: dict, stream=None, limit: int = 10) -> None:
     stream = stream or sys.stdout
     w = stream.write
     c = summary["counts"]
-    w(f"{c['hosts']} hosts: {c['ready']} ready, {c['not_ready']} not ready"
-      + (f", {c['invalid']} unreadable results" if c["invalid"] else "") + "\n")
+    w(f"{plural(c['hosts'], 'host')}: {c['ready']} ready, {c['not_ready']} not ready"
+      + (" (strict: warnings and unknowns count)" if summary.get("strict") else "")
+      + (f", {plural(c['invalid'], 'unreadable result')}" if c["invalid"] else "") + "\n")
     not_ready = [h for h in summary["hosts"] if not h["ready"]]
     if not_ready:
         w("\nNot ready:\n")
         for h in not_ready[:limit * 5]:
-            w(f"  {h['name']}: {', '.join(h['failing']) or 'see its report'}\n")
+            why = "; ".join(f"{r['check']} {r['status']}: {r['detail']}" for r in h["reasons"])
+            w(f"  {h['name']}: {why or 'see its report'}\n")
+    if summary.get("reasons"):
+        w("\nWhy, across the fleet:\n")
+        for r in summary["reasons"][:limit]:
+            w(f"  {plural(len(r['hosts']), 'host'):>9}: {r['check']} {r['status']} ({r['detail']})\n")
     for key, title in (("top_failing", "Most common failures"), ("top_warnings", "Most common warnings")):
         if summary[key]:
             w(f"\n{title}:\n")
@@ -39,6 +49,7 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
             w(f"  warning: {warning}\n")
         if cpu["held_back"]:
             hb = cpu["held_back"]
-            w(f"  {len(hb['hosts'])} hosts hold it back from {hb['model']}\n")
+            w(f"  {plural(len(hb['hosts']), 'host')} {'holds' if len(hb['hosts']) == 1 else 'hold'} it back "
+              f"from {hb['model']}\n")
     for bad in summary["invalid"]:
         w(f"unreadable: {bad['path']}: {bad['error']}\n")

@@ -100,7 +100,7 @@ def _pools(host, out: dict) -> None:
     from kvmtune.probe.system import read_meminfo
 
     meminfo, _ = read_meminfo(host)
-    numa = read_numa(host)
+    numa = read_numa(host)  # every node's own counters: the engine reads back what it wrote there
     out["meminfo"], out["numa"] = meminfo, numa
     out["hugepages"] = read_hugepages(host, numa, meminfo, list(out["mounts"]), list(out.get("cmdline", ())))
 

@@ -69,7 +69,10 @@ def load(host) -> Journal | None:
 
     Readers without the lock (plan, verify, rollback --check) may find it vanishing under
     a concurrent rollback: then there is none."""
-    state = host.path_state(owned.STATE_DIR)
+    try:
+        state = host.path_state(owned.STATE_DIR)
+    except HostError as exc:
+        raise Refused(f"/{owned.STATE_FILE}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if state.link:
         raise Refused(f"/{state.link} is a symbolic link: kvmtune keeps its state only in a real directory")
     if state.missing:
@@ -77,7 +80,7 @@ def load(host) -> Journal | None:
     try:
         found = host.read_file_state(owned.STATE_FILE)
     except HostError as exc:
-        raise Refused(f"/{owned.STATE_FILE}: {exc.reason} (run as root)") from None
+        raise Refused(f"/{owned.STATE_FILE}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if found is None:
         return None
     where = f"/{owned.STATE_FILE}"

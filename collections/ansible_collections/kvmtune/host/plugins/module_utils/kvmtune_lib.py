@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmtune developers
-# Apache-2.0
+# SPDX-License-Identifier: Apache-2.0
 """Shared by the kvmtune modules: import the library on the managed host, or say how to get it."""
 
 from __future__ import annotations
@@ -21,11 +21,21 @@ def require_kvmtune(module):
     return kvmtune
 
 
+# kvmtune's exit codes, as the task says them (README "Exit codes").
+KINDS = {2: "invalid input", 3: "internal error", 4: "not permitted", 5: "busy"}
+ADVICE = {4: " (a task that changes the host needs 'become: true')",
+          5: " (set 'wait: true' to queue behind the other run; after an interrupted run, "
+             "'state: absent' rolls back and 'resume: true' carries on)"}
+
+
 def run_guarded(module, fn, *args):
-    """Call the library: its own errors (bad profile, lock held, bad root) fail the task cleanly."""
+    """Call the library: its own errors (bad profile, not root, lock held, bad root) fail the
+    task cleanly, saying which kind of error it is and what to do."""
     from kvmtune.errors import KvmtuneError
 
     try:
         return fn(*args)
     except KvmtuneError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        code = exc.exit_code
+        module.fail_json(msg=f"{KINDS.get(code, 'error')}: {exc}{ADVICE.get(code, '')}", changed=False,
+                         rc=code)

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: kvmtune developers
-# Apache-2.0
+# SPDX-License-Identifier: Apache-2.0
+# Licensed under the Apache License, Version 2.0 (see LICENSE in the collection root).
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ description:
     verdict does not rest on CPU flags alone.
   - Reads only; never changes the host.
 author:
-  - kvmtune developers
+  - kvmtune developers (@kvmtune)
 requirements:
   - the kvmtune Python package on the managed host, for the Python that runs the module
 options:

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: kvmtune developers
-# Apache-2.0
+# SPDX-License-Identifier: Apache-2.0
+# Licensed under the Apache License, Version 2.0 (see LICENSE in the collection root).
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ description:
   - With C(--diff), returns the before and after of every value and persisted file.
   - C(state=absent) rolls back everything kvmtune changed on the host.
 author:
-  - kvmtune developers
+  - kvmtune developers (@kvmtune)
 requirements:
   - the kvmtune Python package on the managed host, for the Python that runs the module
 options:
@@ -173,7 +174,7 @@ def main():
         import yaml
 
         opts.profile_text = yaml.safe_dump(p["profile"], sort_keys=False)
-    out, _ = run_guarded(module, rollback_result if p["state"] == "absent" else apply_result, opts)
+    out, _rc = run_guarded(module, rollback_result if p["state"] == "absent" else apply_result, opts)
     for warning in out.pop("warnings"):
         module.warn(warning)
     diff = out.pop("diff")

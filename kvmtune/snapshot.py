@@ -1,0 +1,116 @@
+"""Capture what check reads of this host, so it can be judged elsewhere (``--root DIR``).
+
+The capture is the read phase itself, run on a Host that notes every path it reads,
+lists or looks at: exactly those are copied, nothing else (no /etc/shadow, no process
+data). Files are copied as read; directories that were listed get their subdirectories
+(empty unless something in them was read); device nodes, which a copy cannot hold, go
+to the manifest with their type, numbers, mode, owner and ACL, as does every path that
+could not be read and why. What only a live kernel answers (the guest run, the invoking
+user's access) is not captured: a snapshot says "not available in a snapshot".
+
+Layout of DIR: the host's paths under DIR (``proc/cpuinfo``, ``sys/...``, ``etc/...``),
+and ``kvmtune-snapshot.json``: {format, kvmtune, captured_at, hostname, kernel, files,
+bytes, nodes: {path: {mode, uid, gid, major, minor, xattrs}}, unreadable: {path: reason},
+live_only: [...]}.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+from kvmtune.errors import HostError
+from kvmtune.host import Host
+
+LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features")
+# Never captured, whatever a reader asks for: another process's data, the kernel log.
+PRIVATE = ("proc/self/", "proc/thread-self/", "dev/kmsg")
+
+
+class RecordingHost(Host):
+    """A Host that notes what is read (with the text), listed and looked at."""
+
+    def __init__(self, root: str = "/"):
+        super().__init__(root)
+        self.files: dict[str, str] = {}
+        self.listed: dict[str, list[str]] = {}
+        self.looked: set[str] = set()
+        self.unreadable: dict[str, str] = {}
+
+    def read(self, rel, limit=None):
+        try:
+            text = super().read(rel) if limit is None else super().read(rel, limit)
+        except HostError as exc:
+            if exc.errno not in (2, 20):  # ENOENT, ENOTDIR: absent is not unreadable
+                self.unreadable[rel] = exc.reason
+            raise
+        self.files[rel] = text
+        return text
+
+    def listdir(self, rel):
+        names = super().listdir(rel)
+        self.listed[rel] = names
+        return names
+
+    def stat(self, rel):
+        self.looked.add(rel)
+        return super().stat(rel)
+
+    def exists(self, rel):
+        self.looked.add(rel)
+        return super().exists(rel)
+
+    def is_dir(self, rel):
+        self.looked.add(rel)
+        return super().is_dir(rel)
+
+
+def capture(directory: str, root: str = "/") -> dict:
+    """Read the host (or a tree, ``root``) as check does and write what was read under
+    ``directory`` (which must not exist, or be empty). Returns the manifest."""
+    from kvmtune import __version__
+    from kvmtune.checks import HOST_FACTS, REGISTRY
+    from kvmtune.checks.read import read_facts
+    from kvmtune.files import check_output_dir, write_snapshot_tree
+
+    check_output_dir(directory)
+    host = RecordingHost(root)
+    names = [n for c in REGISTRY.values() for n in c[3]] + list(HOST_FACTS)
+    read_facts(host, [n for n in dict.fromkeys(names) if n not in LIVE_ONLY])
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    nodes, dirs = {}, set(host.listed)
+    for rel in sorted(host.looked):  # looked at (exists, stat): reproduce what was there
+        st = host.stat(rel)
+        if st is not None and st.device is not None:
+            nodes[rel] = _node(host, rel, st)
+        elif host.kind(rel) == "dir":
+            dirs.add(rel)
+        elif host.kind(rel) == "file" and rel not in host.files:
+            try:
+                host.read(rel)
+            except HostError:
+                pass
+    for rel, names_ in host.listed.items():  # a listing shows its subdirectories
+        dirs.update(f"{rel}/{n}" if rel else n for n in names_ if host.kind(f"{rel}/{n}" if rel else n) == "dir")
+    files = {rel: text for rel, text in host.files.items() if not rel.startswith(PRIVATE)}
+    dirs = {d for d in dirs if not d.startswith(PRIVATE)}
+    manifest = {
+        "format": 1, "kvmtune": __version__, "captured_at": started,
+        "hostname": (files.get("proc/sys/kernel/hostname") or "").strip() or None,
+        "kernel": os.uname().release if host.live else host.manifest().get("kernel"),
+        "files": len(files), "bytes": sum(len(t.encode()) for t in files.values()),
+        "nodes": nodes, "unreadable": dict(sorted(host.unreadable.items())),
+        "live_only": ["the guest run through /dev/kvm (kvm.functional)", "the invoking user's access (kvm.access)",
+                      "what KVM offers guests (host.cpu.kvm_features)", "the kernel log"],
+    }
+    write_snapshot_tree(directory, sorted(dirs), files, manifest)
+    return manifest
+
+
+def _node(host: Host, rel: str, st) -> dict:
+    node = {"mode": st.mode, "uid": st.uid, "gid": st.gid, "major": st.device[0], "minor": st.device[1]}
+    acl = host.getxattr(rel, "system.posix_acl_access")
+    if acl:
+        node["xattrs"] = {"system.posix_acl_access": base64.b64encode(acl).decode()}
+    return node
