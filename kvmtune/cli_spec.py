@@ -48,6 +48,7 @@ EFFECTS = {
     "files": "Reads only the files named; never the host.",
     "captures": "Reads the host (with --root, the tree under DIR) and writes only under DIR or the tar file.",
     "none": "Reads nothing but kvmtune's own data.",
+    "measures": "Runs guests on the live host through /dev/kvm and puts back what it changed; no --root.",
 }
 
 JSON = Opt("--json", "json", "Exactly one JSON object on stdout (messages go to stderr).")
@@ -99,6 +100,26 @@ COMMANDS = {c.name: c for c in (
             Opt("--tar", "tar", "Write a tar file instead (.tar, .tar.gz, .tgz or .tar.xz).", "value", "FILE"),
             Opt("--json", "json", "The manifest as one JSON object on stdout."),
         ], positional=("directory?", "DIR", "A new or empty directory to capture into."), effect="captures"),
+    Cmd("bench", "Measure through KVM what the tuning buys here: guest memory walks on 4K, THP and hugetlb "
+        "backings, VM exit costs, KSM. Live host only; puts back all it changes. Exit 130 if interrupted.",
+        "kvmtune.commands.bench:BenchOptions", "kvmtune.commands.bench:run_bench_command", [
+            Opt("--quick", "quick", "A smaller working set and fewer rounds (about 10 s)."),
+            Opt("--only", "only", "Run only these sections: memory, exits, native, ksm.", "list", "SECTIONS"),
+            Opt("--size", "size", "The working set per backing, e.g. 512M or 2G (default 1G; --quick 64M).",
+                "value", "SIZE"),
+            Opt("--rounds", "rounds", "Paired rounds (default 5; --quick 3).", "value", "N"),
+            Opt("--grow-pools", "grow_pools", "Grow huge page pools for the run, and give back exactly what "
+                "was added."),
+            Opt("--ksm", "ksm", "Also time KSM merging guest memory (switches KSM on for the run)."),
+            Opt("--json", "format", "One JSON object on stdout (the same as --format json).", value="json",
+                param="json_"),
+            Opt("--format", "format", "Output format: text, json, or prometheus.", "value", "FORMAT",
+                choices=("text", "json", "prometheus")),
+            Opt("-o/--output", "output", "Also write the result as JSON to PATH atomically (for --compare; "
+                "with --format prometheus, the metrics instead).", "value", "PATH"),
+            Opt("--compare", "compare", "Compare two results: --compare BEFORE.json AFTER.json.", "value",
+                "BEFORE"),
+        ], positional=("after?", "AFTER", "With --compare: the later result."), effect="measures"),
     Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
         "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
     Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "

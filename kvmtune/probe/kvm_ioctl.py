@@ -8,8 +8,8 @@ API documentation and LWN's "Using the KVM API"):
 
 With al = bl = 2 it writes "4\\n" to port 0x3f8 and halts, so a correct run
 exits twice with KVM_EXIT_IO and once with KVM_EXIT_HLT. Real mode needs no
-page tables, so the same code runs on VT-x, AMD-V and paravirtual backends.
-Constants and struct layouts are from include/uapi/linux/kvm.h (x86-64).
+page tables, so the same code runs on VT-x, AMD-V and paravirtual backends. The
+ioctls themselves are kvm_api's, shared with the bench's long-mode guest.
 """
 
 from __future__ import annotations
@@ -22,20 +22,8 @@ import time
 from kvmtune.errors import HostError
 from kvmtune.host import Host
 
-# Request numbers are _IO/_IOR/_IOW(KVMIO=0xAE, nr, size), precomputed.
-KVM_GET_API_VERSION = 0xAE00
-KVM_CREATE_VM = 0xAE01
-KVM_CHECK_EXTENSION = 0xAE03
-KVM_GET_VCPU_MMAP_SIZE = 0xAE04
-KVM_CREATE_VCPU = 0xAE41
-KVM_SET_USER_MEMORY_REGION = 0x4020AE46  # _IOW(KVMIO, 0x46, 32-byte region)
-KVM_RUN = 0xAE80
-KVM_SET_REGS = 0x4090AE82  # _IOW(KVMIO, 0x82, struct kvm_regs: 144 bytes)
-KVM_GET_SREGS = 0x8138AE83  # _IOR(KVMIO, 0x83, struct kvm_sregs: 312 bytes)
-KVM_SET_SREGS = 0x4138AE84
-
-KVM_EXIT_NAMES = {0: "unknown", 2: "io", 5: "hlt", 6: "mmio", 8: "shutdown", 9: "fail_entry", 17: "internal_error"}
-KVM_EXIT_IO, KVM_EXIT_HLT = 2, 5
+from kvmtune.probe.kvm_api import (KVM_CHECK_EXTENSION, KVM_EXIT_HLT, KVM_EXIT_IO, KVM_EXIT_NAMES,
+                                   KVM_GET_API_VERSION, Vm, ioctl)
 
 # KVM_CHECK_EXTENSION numbers worth reporting.
 CAPS = {"irqchip": 0, "user_memory": 3, "nr_vcpus": 9, "nr_memslots": 10, "irqfd": 32,
@@ -125,11 +113,14 @@ def run_kvm_probe(host: Host, device: str = "dev/kvm", then=None) -> KvmProbe:
     return result
 
 
-def _ioctl(stage: str, fd: int, request: int, arg=0, mutate: bool = False):
-    import fcntl
+def _ioctl(stage: str, fd: int, request: int, arg=0):
+    return _at(stage, ioctl, fd, request, arg)
 
+
+def _at(stage: str, call, *args, **kwargs):
+    """``call(...)``, with a kernel refusal named by the stage it stopped."""
     try:
-        return fcntl.ioctl(fd, request, arg, mutate) if mutate else fcntl.ioctl(fd, request, arg)
+        return call(*args, **kwargs)
     except OSError as exc:
         raise _Stage(stage, exc) from None
 
@@ -143,51 +134,44 @@ def _run(host: Host, kvm: int, fds: list[int], result: KvmProbe) -> None:
     for name, cap in CAPS.items():
         result.caps[name] = _ioctl("check_extension", kvm, KVM_CHECK_EXTENSION, cap)
 
-    vm = _ioctl("create_vm", kvm, KVM_CREATE_VM, 0)
-    fds.append(vm)
+    vm = _at("create_vm", Vm, kvm)
     result.vm_created = True
-
-    # Guest RAM: a memfd mapping is page-aligned, and the kernel names its address in
-    # /proc/self/maps (no ctypes, and no array module, which imports collections.abc).
-    name = f"kvmtune-probe-{os.getpid()}"
-    memfd = os.memfd_create(name, os.MFD_CLOEXEC)
-    fds.append(memfd)
-    os.ftruncate(memfd, GUEST_MEM)
-    ram = mmap.mmap(memfd, GUEST_MEM, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    ram[GUEST_ADDR:GUEST_ADDR + len(GUEST_CODE)] = GUEST_CODE
     try:
-        address = host.mapping_address(name)
-    except (HostError, ValueError) as exc:
-        raise _Stage("set_user_memory_region", f"guest memory not found in /proc/self/maps: {exc}") from None
-    # struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, size, userspace_addr
-    region = struct.pack("=IIQQQ", 0, 0, 0, GUEST_MEM, address)
-    _ioctl("set_user_memory_region", vm, KVM_SET_USER_MEMORY_REGION, region)
-    vcpu = _ioctl("create_vcpu", vm, KVM_CREATE_VCPU, 0)
-    fds.append(vcpu)
-    result.vcpu_created = True
-    size = _ioctl("get_vcpu_mmap_size", kvm, KVM_GET_VCPU_MMAP_SIZE, 0)
-    run = mmap.mmap(vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    try:
-        _setup_registers(vcpu)
-        _run_guest(vcpu, run, result)
+        # Guest RAM: a memfd mapping is page-aligned, and the kernel names its address in
+        # /proc/self/maps (no ctypes, and no array module, which imports collections.abc).
+        name = f"kvmtune-probe-{os.getpid()}"
+        memfd = os.memfd_create(name, os.MFD_CLOEXEC)
+        fds.append(memfd)
+        os.ftruncate(memfd, GUEST_MEM)
+        ram = mmap.mmap(memfd, GUEST_MEM, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            ram[GUEST_ADDR:GUEST_ADDR + len(GUEST_CODE)] = GUEST_CODE
+            try:
+                address = host.mapping_address(name)
+            except (HostError, ValueError) as exc:
+                raise _Stage("set_user_memory_region",
+                             f"guest memory not found in /proc/self/maps: {exc}") from None
+            _at("set_user_memory_region", vm.add_memory, 0, GUEST_MEM, address)
+            vcpu = _at("create_vcpu", vm.create_vcpu)
+            result.vcpu_created = True
+            _setup_registers(vcpu)
+            _run_guest(vcpu, result)
+        finally:
+            ram.close()  # KVM holds its own reference to the pages until the VM is closed
     finally:
-        run.close()
-        ram.close()  # KVM holds its own reference to the pages until the VM is closed
+        vm.close()
 
 
-def _setup_registers(vcpu: int) -> None:
-    sregs = bytearray(312)
-    _ioctl("get_sregs", vcpu, KVM_GET_SREGS, sregs, mutate=True)
+def _setup_registers(vcpu) -> None:
+    sregs = _at("get_sregs", vcpu.get_sregs)
     struct.pack_into("=Q", sregs, 0, 0)  # cs.base = 0
     struct.pack_into("=H", sregs, 12, 0)  # cs.selector = 0
-    _ioctl("set_sregs", vcpu, KVM_SET_SREGS, bytes(sregs))
-    regs = bytearray(144)
-    struct.pack_into("=QQ", regs, 0, 2, 2)  # rax, rbx
-    struct.pack_into("=QQ", regs, 128, GUEST_ADDR, 0x2)  # rip, rflags (bit 1 is reserved-set)
-    _ioctl("set_regs", vcpu, KVM_SET_REGS, bytes(regs))
+    _at("set_sregs", vcpu.set_sregs, sregs)
+    # rflags bit 1 is reserved-set
+    _at("set_regs", vcpu.set_regs, rax=2, rbx=2, rip=GUEST_ADDR, rflags=0x2)
 
 
-def _run_guest(vcpu: int, run, result: KvmProbe) -> None:
+def _run_guest(vcpu, result: KvmProbe) -> None:
     # The C module behind ``signal``: the same calls, without the enum import (~8 ms).
     import _signal as signal
 
@@ -204,14 +188,12 @@ def _run_guest(vcpu: int, run, result: KvmProbe) -> None:
         signal.setitimer(signal.ITIMER_REAL, TIMEOUT_S)
     try:
         for _ in range(MAX_RUNS):
-            _ioctl("run", vcpu, KVM_RUN, 0)
-            reason = struct.unpack_from("=I", run, 8)[0]
+            reason = _at("run", vcpu.run)
             result.exits.append(KVM_EXIT_NAMES.get(reason, str(reason)))
             if reason == KVM_EXIT_IO:
-                # struct kvm_run io: direction u8, size u8, port u16, count u32, data_offset u64
-                _, size, port, count, offset = struct.unpack_from("=BBHIQ", run, 32)
+                _, size, port, count, offset = vcpu.io()
                 if port == 0x3F8:
-                    result.output += bytes(run[offset:offset + size * count])
+                    result.output += bytes(vcpu.run_page[offset:offset + size * count])
                 continue
             if reason != KVM_EXIT_HLT:
                 raise _Stage("run", f"guest stopped with exit {result.exits[-1]}")

@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from kvmtune.checks import Report
 from kvmtune.checks.model import STATUSES
-
-
-def _label(value) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+from kvmtune.render.metrics import Metrics
 
 
 def render_prometheus(report: Report) -> str:
     facts = report.facts
-    out: list[str] = []
-
-    def family(name: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            number = str(int(value)) if float(value).is_integer() else repr(float(value))
-            out.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
+    metrics = Metrics()
+    family = metrics.family
 
     family("kvmtune_ready", "1 if kvmtune check found the host ready to run KVM guests.",
            [({}, 1 if report.ready else 0)])
@@ -52,4 +42,4 @@ def render_prometheus(report: Report) -> str:
                [({"kind": k}, ksm.get(f"pages_{k}") or 0) for k in ("shared", "sharing", "unshared", "volatile")])
         family("kvmtune_ksm_saved_bytes", "Memory KSM saves now: (pages_sharing + ksm_zero_pages) x page size.",
                [({}, ksm.saved_bytes)])
-    return "\n".join(out) + "\n"
+    return metrics.text()

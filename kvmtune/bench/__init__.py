@@ -1,0 +1,1 @@
+"""kvmtune bench: measure, through KVM itself, what the tuning buys on this host."""

@@ -1,0 +1,123 @@
+"""One VM holding every backing, and the calls that run guest routines in it.
+
+The vCPU runs the loop of kvm_guest64; each call fills the mailbox, runs the vCPU
+until the guest is back at the loop, and times that from the host. One exit per
+call, so a call's overhead (tens of microseconds here) is small next to what it
+times (hundreds of milliseconds for a chase).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from kvmtune.bench.hostmem import Mapping
+from kvmtune.probe import kvm_guest64 as g64
+from kvmtune.probe.kvm_api import KVM_CAP_IRQCHIP, KVM_CHECK_EXTENSION, KVM_EXIT_IO, KVM_EXIT_NAMES, Vm, ioctl
+
+CALL_TIMEOUT_S = 60.0
+
+
+class GuestFailed(Exception):
+    """The guest did not come back to its loop: the host's KVM does not run this mode."""
+
+
+class BenchVm:
+    def __init__(self, kvm_fd: int, regions: list[Mapping]):
+        self.program = g64.guest_program()
+        code = self.program.assemble()
+        addresses, system_size = g64.layout([m.length for m in regions])
+        self.guest_addresses = dict(zip((m.kind for m in regions), addresses))
+        self.system = Mapping("4k", system_size)
+        self.vm = None
+        try:
+            g64.build_system_memory(self.system.view().cast("B"), system_size,
+                                    [(a, m.length) for a, m in zip(addresses, regions)], code)
+            self.mailbox = self.system.view()
+            self.vm = Vm(kvm_fd)
+            self.kernel_irqchip = bool(ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP))
+            if self.kernel_irqchip:
+                try:
+                    self.vm.create_irqchip()
+                except OSError:
+                    self.kernel_irqchip = False
+            self.vm.add_memory(0, system_size, self.system.address)
+            for address, mapping in zip(addresses, regions):
+                self.vm.add_memory(address, mapping.length, mapping.address)
+            self.vcpu = self.vm.create_vcpu()
+            self.vcpu.set_sregs(g64.long_mode_sregs(self.vcpu.get_sregs()))
+            self.vcpu.set_regs(rip=self.program.address("top"), rflags=g64.RFLAGS)
+            self._run_to_ready(lambda port: False)
+        except BaseException:
+            self.close()
+            raise
+
+    def base(self, kind: str, guest_page: str) -> int:
+        """The guest-virtual address of a backing's memory mapped with 2M or 4K guest pages."""
+        return self.guest_addresses[kind] + (g64.ALIAS_4K if guest_page == "4K" else 0)
+
+    def call(self, routine: str, count: int, base: int = 0, start: int = 0) -> float:
+        """Run one routine to its end; seconds it took, seen from the host."""
+        words = self.mailbox
+        words[g64.OP // 8] = self.program.address(routine)
+        words[g64.BASE // 8], words[g64.START // 8], words[g64.COUNT // 8] = base, start, count
+        began = time.perf_counter()
+        self._run_to_ready(lambda port: port == g64.USER_PORT)
+        return time.perf_counter() - began
+
+    def answers(self) -> tuple[int, int]:
+        """What the last chase left: the offset it stopped at and its checksum."""
+        return self.mailbox[g64.RESULT // 8], self.mailbox[g64.CHECKSUM // 8]
+
+    def user_exits(self, count: int) -> float:
+        """Seconds per exit to this process and back (KVM_RUN in a Python loop)."""
+        return self.call("user_pio", count) / count
+
+    def _run_to_ready(self, expected) -> None:
+        import signal
+
+        def timeout(signum, frame):
+            raise TimeoutError
+
+        old = signal.signal(signal.SIGALRM, timeout)
+        signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+        try:
+            while True:
+                reason = self.vcpu.run()
+                if reason != KVM_EXIT_IO:
+                    raise GuestFailed(self._describe(reason))
+                port = self.vcpu.io()[2]
+                if port == g64.READY_PORT:
+                    return
+                if not expected(port):
+                    raise GuestFailed(f"the guest wrote to port {port:#x}, which it never should")
+        except TimeoutError:
+            raise GuestFailed(f"the guest did not return within {CALL_TIMEOUT_S:g} s") from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    def _describe(self, reason: int) -> str:
+        name = KVM_EXIT_NAMES.get(reason, str(reason))
+        try:
+            rip = struct.unpack_from("=Q", self.vcpu.get_regs(), 128)[0]
+        except OSError:
+            rip = None
+        where = f" at {rip:#x}" if rip is not None else ""
+        return (f"the 64-bit CPL3 guest stopped with exit '{name}'{where}: this host's KVM does not run "
+                "long-mode user code as set up here (the kernel log may say why)")
+
+    def close(self) -> None:
+        if self.vm is not None:
+            self.vm.close()
+            self.vm = None
+        if getattr(self, "mailbox", None) is not None:
+            self.mailbox.release()
+            self.mailbox = None
+        if self.system.address is not None:
+            self.system.free()
+
+
+def open_kvm(host) -> int:
+    return host.open_device("dev/kvm", os.O_RDWR)

@@ -1,0 +1,108 @@
+"""The KSM section: how long ksmd, at this host's settings, takes to merge a guest's duplicates.
+
+Two regions with the same contents page for page, marked mergeable as QEMU marks guest
+RAM, are given to a VM as guest memory. KSM is switched on for the run if it is off
+(and put back by the guard); the section waits until ksmd has merged them, and
+reports the time, the pages saved and the CPU time ksmd spent doing it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from array import array
+
+from kvmtune.bench.hostmem import MADV_MERGEABLE, Mapping, madvise
+from kvmtune.bench.host_guard import KSM_DIR
+from kvmtune.errors import HostError
+
+POLL_S = 0.1
+MERGED = 0.95  # of the pages: merged enough to call it done
+
+
+def _ksmd_ticks(host) -> int | None:
+    """utime + stime of ksmd, in clock ticks (the kernel thread named ksmd)."""
+    for pid in host.listdir("proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if (host.read_optional(f"proc/{pid}/comm") or "").strip() != "ksmd":
+                continue
+            fields = host.read(f"proc/{pid}/stat").rpartition(")")[2].split()
+        except HostError:
+            continue
+        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return None
+
+
+def _counter(host, name: str) -> int:
+    return int(host.read(f"{KSM_DIR}/{name}").strip())
+
+
+def _merged_here(host, rel: str | None, sharing_before: int) -> int:
+    """Pages saved so far by merging this process's two copies. The process's own count
+    (kernel 6.1+) is exact: the global pages_sharing also moves when ksmd clears stale
+    merges of other processes, which it does only while it runs."""
+    if rel is not None:
+        return int(host.read(rel).strip()) // 2  # both copies of a page count; one is saved
+    return _counter(host, "pages_sharing") - sharing_before
+
+
+def measure(host, guard, kvm_fd: int | None, pages: int, timeout_s: float, held: list):
+    """(the section's result, or None and the reason it was skipped)."""
+    if not host.exists(f"{KSM_DIR}/run"):
+        return None, "this kernel has no KSM (/sys/kernel/mm/ksm)"
+    regions = []
+    vm, switched_on, sharing = None, False, 0
+    try:
+        for _ in range(2):
+            mapping = Mapping("4k", pages * 4096)
+            regions.append(mapping)
+            madvise(mapping.address, mapping.length, MADV_MERGEABLE)
+            words = mapping.view()
+            # Distinct pages (so merging within a region cannot help), the same in both regions.
+            words[::512] = array("Q", range(0x6B766D74756E6500, 0x6B766D74756E6500 + pages))
+            words.release()
+        if kvm_fd is not None:
+            from kvmtune.probe.kvm_api import Vm
+
+            vm = Vm(kvm_fd)
+            for i, mapping in enumerate(regions):
+                vm.add_memory((i + 1) << 30, mapping.length, mapping.address)
+        settings = {k: _counter(host, k) for k in ("pages_to_scan", "sleep_millisecs")}
+        sharing = _counter(host, "pages_sharing")
+        own = f"proc/{os.getpid()}/ksm_merging_pages"
+        own = own if host.exists(own) else None
+        ticks = _ksmd_ticks(host)
+        if host.read(f"{KSM_DIR}/run").strip() != "1":
+            guard.set(f"{KSM_DIR}/run", "1")
+            guard.notes.append("switched KSM on for the run and put it back")
+            switched_on = True
+        began, merged_s, saved = time.perf_counter(), None, 0
+        while time.perf_counter() - began < timeout_s:
+            time.sleep(POLL_S)
+            saved = _merged_here(host, own, sharing)
+            if saved >= MERGED * pages:
+                merged_s = time.perf_counter() - began
+                break
+        after = _ksmd_ticks(host)
+        cpu_s = (after - ticks) / os.sysconf("SC_CLK_TCK") if None not in (ticks, after) else None
+        return {"pages": pages, "merged": merged_s is not None,
+                "merge_s": round(merged_s, 2) if merged_s is not None else None, "timeout_s": timeout_s,
+                "pages_saved": max(saved, 0), "saved_bytes": max(saved, 0) * 4096,
+                "ksmd_cpu_s": round(cpu_s, 2) if cpu_s is not None else None, "settings": settings}, None
+    finally:
+        if vm is not None:
+            vm.close()
+        for mapping in regions:
+            mapping.free()
+        if switched_on:
+            _settle(host, sharing)
+
+
+def _settle(host, sharing_before: int, timeout_s: float = 5.0) -> None:
+    """Let ksmd, still on, drop its merges of the freed regions: stopped first, it would leave
+    pages_sharing showing pages that no longer exist until it next runs."""
+    end = time.perf_counter() + timeout_s
+    while time.perf_counter() < end and _counter(host, "pages_sharing") > sharing_before:
+        time.sleep(POLL_S)

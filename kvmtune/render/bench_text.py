@@ -1,0 +1,186 @@
+"""bench results for people: a table per section, the ratio to 4K drawn as a bar, one conclusion.
+
+rich on a terminal; plain aligned text (ASCII bars) when piped. Host strings go to
+rich as Text only, never markup.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kvmtune.bench.judge import conclusion
+from kvmtune.render.check_text import use_colour
+
+SCALE = 30  # cells for a ratio of 1.5 (so 20 for 1.0); a terminal gets what its width allows
+SCALE_MIN = 6
+
+
+def _bar(ratio: float | None, ascii_only: bool, width: int = SCALE) -> str:
+    if ratio is None:
+        return ""
+    cells = max(1, round(min(ratio, 1.5) * width / 1.5))
+    return ("#" if ascii_only else "█") * cells
+
+
+def _ns(row: dict) -> str:
+    ns = row["ns_per_access"]
+    return f"{ns['median']:.0f} ({ns['min']:.0f}-{ns['max']:.0f})"
+
+
+def header(result: dict) -> str:
+    h, s = result["host"], result["settings"]
+    pools = ", ".join(f"{k} {v['total']}/{v['free']} free" for k, v in h["pools"].items()) or "none"
+    return (f"kvmtune bench  {h['cpu_model'] or 'unknown CPU'}, {h['cpus']} CPUs, kernel {h['kernel']}, "
+            f"KVM {h['kvm_flavour']}\n"
+            f"THP {h['thp'].get('enabled')}, huge page pools {pools}; working set {s['size'] >> 20} MiB, "
+            f"{s['rounds']} rounds x {s['accesses']:,} accesses")
+
+
+def memory_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[str]]:
+    rows = []
+    for r in result["memory"]:
+        if r["skipped"]:
+            rows.append([r["backing"], r["guest_page"], "skipped: " + r["skipped"], "", "", ""])
+            continue
+        touch = f"{r['first_touch_ms']:.0f} ms" if r["first_touch_ms"] is not None else ""
+        rows.append([r["backing"], r["guest_page"], _ns(r), f"{r['ratio_vs_4k']:.2f}",
+                     _bar(r["ratio_vs_4k"], ascii_only, bar), touch])
+    return rows
+
+
+def native_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[str]]:
+    rows = []
+    for r in result["native"]:
+        if r["skipped"]:
+            rows.append([r["backing"], "skipped: " + r["skipped"], "", "", ""])
+            continue
+        overhead = f"{r['guest_vs_native']:.2f}" if r.get("guest_vs_native") is not None else ""
+        rows.append([r["backing"], _ns(r), f"{r['ratio_vs_4k']:.2f}", _bar(r["ratio_vs_4k"], ascii_only, bar), overhead])
+    return rows
+
+
+def exit_line(exits: dict) -> str:
+    def us(key: str) -> str:
+        return f"{exits[key]:.1f} us" if exits.get(key) is not None else "not measured"
+
+    return (f"in the kernel (port I/O to the in-kernel PIC) {us('kernel_pio_us')}, cpuid {us('cpuid_us')}, "
+            f"to user space and back {us('user_pio_us')}")
+
+
+def ksm_line(ksm: dict) -> str:
+    s = ksm["settings"]
+    at = f"pages_to_scan={s['pages_to_scan']}, sleep_millisecs={s['sleep_millisecs']}"
+    cpu = f"; ksmd used {ksm['ksmd_cpu_s']:.2f} s of CPU" if ksm["ksmd_cpu_s"] is not None else ""
+    if not ksm["merged"]:
+        return (f"not merged within {ksm['timeout_s']:g} s at {at} ({ksm['pages_saved']} of {ksm['pages']} "
+                f"pages){cpu}")
+    return (f"merged {ksm['pages_saved']} of {ksm['pages']} duplicate pages "
+            f"({ksm['saved_bytes'] >> 20} MiB saved) in {ksm['merge_s']:.1f} s at {at}{cpu}")
+
+
+MEMORY_COLUMNS = ("backing", "guest pages", "ns/access (min-max)", "vs 4K", "", "first touch")
+NATIVE_COLUMNS = ("backing", "ns/access (min-max)", "vs 4K", "", "guest/native")
+
+
+def render_bench(result: dict, stream=None) -> None:
+    stream = stream or sys.stdout
+    colour = use_colour(stream)
+    out = _Sink(stream, colour)
+    out.line(header(result), "bold")
+    if result["memory"]:
+        out.line("")
+        out.line("Memory: a random walk in the guest, ns per access (median of rounds); "
+                 "vs 4K = time over the 4K-backed walk of the same round", "bold")
+        out.table(MEMORY_COLUMNS, memory_rows(result, not colour, out.bar_width(66)))
+    if result["native"]:
+        out.line("")
+        out.line("Native: the same walk by this process on the host", "bold")
+        out.table(NATIVE_COLUMNS, native_rows(result, not colour, out.bar_width(58)))
+    if result["exits"]:
+        out.line("")
+        out.line("VM exits, per exit (median): " + exit_line(result["exits"]))
+    if result["ksm"]:
+        out.line("")
+        out.line("KSM: " + ksm_line(result["ksm"]))
+    for section, reason in result["skipped"].items():
+        out.line(f"{section}: skipped: {reason}", "dim")
+    out.line("")
+    out.line(conclusion(result), "bold green" if not result.get("emulated") else "bold red")
+    for text in result["changes"]:
+        out.line(f"note: {text}", "dim")
+    for text in result["warnings"]:
+        out.line(f"warning: {text}", "yellow")
+    out.flush()
+
+
+def render_compare(comparison: dict, stream=None) -> None:
+    stream = stream or sys.stdout
+    out = _Sink(stream, use_colour(stream))
+    rows = []
+    for f in comparison["figures"]:
+        def fmt(v):
+            return "-" if v is None else f"{v:g}"
+        change = "" if f["change"] is None else f"{f['change']:+.1%}"
+        rows.append([f["figure"], fmt(f["before"]), fmt(f["after"]), change])
+    out.table(("figure", "before", "after", "change"), rows)
+    for key, both in comparison["settings_differ"].items():
+        out.line(f"warning: {key} differs ({both['before']} before, {both['after']} after): figures are not "
+                 "like for like", "yellow")
+    for key, both in comparison["host_changes"].items():
+        out.line(f"host {key}: {both['before']} -> {both['after']}", "dim")
+    out.line("")
+    out.line(f"before: {comparison['conclusion_before']}")
+    out.line(f"after:  {comparison['conclusion_after']}", "bold")
+    out.flush()
+
+
+class _Sink:
+    """Lines and tables to rich (terminal) or plain text (pipe)."""
+
+    def __init__(self, stream, colour: bool):
+        self.stream, self.colour = stream, colour
+        self.console = None
+        if colour:
+            from rich.console import Console
+
+            self.console = Console(file=stream, highlight=False)
+
+    def bar_width(self, other_columns: int) -> int:
+        """Cells for a ratio of 1.5 beside columns needing ``other_columns`` (at most SCALE)."""
+        if self.console is None:
+            return SCALE
+        return max(SCALE_MIN, min(SCALE, self.console.width - other_columns))
+
+    def line(self, text: str, style: str | None = None) -> None:
+        if self.console is not None:
+            from rich.text import Text
+
+            self.console.print(Text(text, style=style or ""))
+        else:
+            self.stream.write(text + "\n")
+
+    def table(self, columns: tuple[str, ...], rows: list[list[str]]) -> None:
+        if self.console is not None:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(show_edge=False, header_style="bold")
+            for name in columns:
+                # bars are cut, never wrapped onto a second line
+                table.add_column(name, overflow="crop" if not name else "fold", no_wrap=not name)
+            for row in rows:
+                table.add_row(*(Text(cell, style="cyan" if cell.startswith("█") else "") for cell in row))
+            self.console.print(table)
+            return
+        widths = [max(len(columns[i]), *(len(r[i]) for r in rows if not r[i].startswith("skipped")))
+                  for i in range(len(columns))]
+        self.stream.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+        for row in rows:
+            if any(cell.startswith("skipped") for cell in row):
+                cells = [c for c in row if c]
+                self.stream.write("  ".join([cells[0].ljust(widths[0])] + cells[1:]).rstrip() + "\n")
+                continue
+            self.stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
