@@ -33,14 +33,14 @@ def header(result: dict) -> str:
     return (f"kvmtune bench  {h['cpu_model'] or 'unknown CPU'}, {h['cpus']} CPUs, kernel {h['kernel']}, "
             f"KVM {h['kvm_flavour']}\n"
             f"THP {h['thp'].get('enabled')}, huge page pools {pools}; working set {s['size'] >> 20} MiB, "
-            f"{s['rounds']} rounds x {s['accesses']:,} accesses")
+            f"{s['rounds']} round{'s' if s['rounds'] != 1 else ''} x {s['accesses']:,} accesses")
 
 
 def memory_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[str]]:
     rows = []
     for r in result["memory"]:
         if r["skipped"]:
-            rows.append([r["backing"], r["guest_page"], "skipped: " + r["skipped"], "", "", ""])
+            rows.append([r["backing"], r["guest_page"], "skipped", "", "", ""])
             continue
         touch = f"{r['first_touch_ms']:.0f} ms" if r["first_touch_ms"] is not None else ""
         rows.append([r["backing"], r["guest_page"], _ns(r), f"{r['ratio_vs_4k']:.2f}",
@@ -52,7 +52,7 @@ def native_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[s
     rows = []
     for r in result["native"]:
         if r["skipped"]:
-            rows.append([r["backing"], "skipped: " + r["skipped"], "", "", ""])
+            rows.append([r["backing"], "skipped", "", "", ""])
             continue
         overhead = f"{r['guest_vs_native']:.2f}" if r.get("guest_vs_native") is not None else ""
         rows.append([r["backing"], _ns(r), f"{r['ratio_vs_4k']:.2f}", _bar(r["ratio_vs_4k"], ascii_only, bar), overhead])
@@ -92,10 +92,13 @@ def render_bench(result: dict, stream=None) -> None:
         out.line("Memory: a random walk in the guest, ns per access (median of rounds); "
                  "vs 4K = time over the 4K-backed walk of the same round", "bold")
         out.table(MEMORY_COLUMNS, memory_rows(result, not colour, out.bar_width(66)))
+        _skip_reasons(out, result["memory"])
     if result["native"]:
         out.line("")
         out.line("Native: the same walk by this process on the host", "bold")
         out.table(NATIVE_COLUMNS, native_rows(result, not colour, out.bar_width(58)))
+        if not result["memory"]:
+            _skip_reasons(out, result["native"])
     if result["exits"]:
         out.line("")
         out.line("VM exits, per exit (median): " + exit_line(result["exits"]))
@@ -111,6 +114,14 @@ def render_bench(result: dict, stream=None) -> None:
     for text in result["warnings"]:
         out.line(f"warning: {text}", "yellow")
     out.flush()
+
+
+def _skip_reasons(out, rows: list[dict]) -> None:
+    """Why a backing was skipped, once per backing, under its table (too long for a cell)."""
+    reasons = {r["backing"]: r["skipped"] for r in rows if r["skipped"]}
+    for backing, reason in reasons.items():
+        if reason != "not asked for":
+            out.line(f"  {backing} skipped: {reason}", "dim")
 
 
 def render_compare(comparison: dict, stream=None) -> None:
@@ -172,14 +183,8 @@ class _Sink:
                 table.add_row(*(Text(cell, style="cyan" if cell.startswith("█") else "") for cell in row))
             self.console.print(table)
             return
-        widths = [max(len(columns[i]), *(len(r[i]) for r in rows if not r[i].startswith("skipped")))
-                  for i in range(len(columns))]
-        self.stream.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
-        for row in rows:
-            if any(cell.startswith("skipped") for cell in row):
-                cells = [c for c in row if c]
-                self.stream.write("  ".join([cells[0].ljust(widths[0])] + cells[1:]).rstrip() + "\n")
-                continue
+        widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) for i in range(len(columns))]
+        for row in [list(columns), *rows]:
             self.stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
 
     def flush(self) -> None:
