@@ -120,6 +120,15 @@ COMMANDS = {c.name: c for c in (
             Opt("--compare", "compare", "Compare two results: --compare BEFORE.json AFTER.json.", "value",
                 "BEFORE"),
         ], positional=("after?", "AFTER", "With --compare: the later result."), effect="measures"),
+    Cmd("guests", "The running KVM guests and whether they use what the host was tuned for: huge pages, "
+        "NUMA locality, pinning, KSM.", "kvmtune.commands.guests:GuestsOptions", "kvmtune.commands.guests:run_guests", [
+            Opt("--json", "format", "One JSON object on stdout (the same as --format json).", value="json",
+                param="json_"),
+            Opt("--format", "format", "Output format: text, json, or prometheus (one series per guest).", "value",
+                "FORMAT", choices=("text", "json", "prometheus")),
+            Opt("--strict", "strict", "Exit 1 when a finding warns."),
+            Opt("-o/--output", "output", "Write the output to PATH atomically.", "value", "PATH"),
+        ]),
     Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
         "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
     Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "

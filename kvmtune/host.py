@@ -23,6 +23,7 @@ import stat as _stat
 
 from kvmtune.errors import HostError
 from kvmtune.host_live import HostLive
+from kvmtune.host_procs import HostProcs
 from kvmtune.host_reads import HostReads
 from kvmtune.host_records import FileStat, FileState, PathState
 
@@ -30,7 +31,7 @@ __all__ = ["Host", "FileStat", "FileState", "PathState"]
 MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 
 
-class Host(HostReads, HostLive):
+class Host(HostReads, HostLive, HostProcs):
     """A machine to read, rooted at ``root`` (``/`` is the live one). It cannot write: the
     tuning engine works on a kvmtune.host_writable.WritableHost, and check never imports it."""
 

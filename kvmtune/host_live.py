@@ -17,6 +17,22 @@ class HostLive:
         if not self.live:
             raise NotLive(what)
 
+    def process_cpu_seconds(self, name: str) -> float | None:
+        """User plus system CPU seconds of the process named ``name`` (a kernel thread such as
+        ksmd), None if there is none. psutil finds it and converts clock ticks; its import
+        (~50 ms) only matters to check, which never asks."""
+        self.require_live(name)
+        import psutil
+
+        for proc in psutil.process_iter(["name"]):
+            if proc.info["name"] == name:
+                try:
+                    times = proc.cpu_times()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    return None
+                return times.user + times.system
+        return None
+
     def access(self, rel: str, mode: int) -> bool:
         """Whether the invoking (real) user may use the file: the kernel decides."""
         self.require_live(rel)

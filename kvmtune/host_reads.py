@@ -156,6 +156,18 @@ class HostReads:
             return True
         return os.path.lexists(self.real(rel, follow_last=False))
 
+    def readlink(self, rel: str) -> str | None:
+        """The text of a symbolic link itself (never followed), None if absent or not a link:
+        /proc/PID/fd/N names what a descriptor is (``anon_inode:kvm-vm``)."""
+        try:
+            return os.readlink(self.real(rel, follow_last=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == _errno.EINVAL:  # not a link
+                return None
+            raise HostError(rel, reason(exc), exc.errno) from None
+
     def kind(self, rel: str) -> str | None:
         """file, dir, link, other (a device, FIFO or socket) or None: what is at rel itself."""
         return _kind(self.real(rel, follow_last=False))

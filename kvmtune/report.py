@@ -44,8 +44,13 @@ def load_result(path: str) -> tuple[dict | None, str | None]:
             obj = json.loads(obj["stdout"])
         except ValueError:
             return None, "a command result whose stdout is not kvmtune's JSON"
+    if isinstance(obj, dict) and isinstance(obj.get("guests"), list) and isinstance(obj.get("findings"), list) \
+            and isinstance(obj.get("host"), dict):
+        if obj.get("schema_version") != 1:
+            return None, f"schema_version {obj.get('schema_version')!r}, expected 1"
+        return obj, None  # a kvmtune guests result
     if not isinstance(obj, dict) or not isinstance(obj.get("checks"), list) or not isinstance(obj.get("host"), dict):
-        return None, "not a kvmtune check result (no checks and host)"
+        return None, "not a kvmtune check or guests result (no checks or guests, and no host)"
     if obj.get("schema_version") != 1:
         return None, f"schema_version {obj.get('schema_version')!r}, expected 1"
     return obj, None
@@ -77,10 +82,14 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     shapes: dict[str, list[str]] = defaultdict(list)
     pools: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "free": 0, "hosts": 0})
     ksm_saved = 0
+    guest_reports = []
     for path in collect_files(paths):
         report, why = load_result(path)
         if report is None:
             invalid.append({"path": path, "error": why})
+            continue
+        if "guests" in report:
+            guest_reports.append((report["host"].get("hostname") or path, report))
             continue
         host = report["host"]
         name = host.get("hostname") or path
@@ -117,7 +126,34 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
         "hugepages": {size: dict(v) for size, v in sorted(pools.items(), key=lambda x: int(x[0]))},
         "ksm_saved_bytes": ksm_saved,
         "cpu_baseline": _cpu_baseline(facts),
+        "guests": guests_summary(guest_reports),
     }
+
+
+OFF_HUGE = 0.05  # of resident guest RAM on 4K pages: a guest "off huge pages"
+LOW_LOCALITY = 0.95
+
+
+def guests_summary(reports: list[tuple[str, dict]]) -> dict | None:
+    """kvmtune guests results across hosts: guests off huge pages, guests below locality."""
+    if not reports:
+        return None
+    off, far, total = [], [], 0
+    for host, report in reports:
+        for g in report["guests"]:
+            if not isinstance(g, dict):
+                continue
+            total += 1
+            mem = g.get("memory") or {}
+            small = mem.get("small_kb") or 0
+            resident = small + (mem.get("thp_kb") or 0) + sum((mem.get("hugetlb_kb") or {}).values())
+            if resident and small > OFF_HUGE * resident:
+                off.append({"host": host, "guest": g.get("name"), "pid": g.get("pid"), "small_kb": small,
+                            "share": round(small / resident, 3)})
+            locality = (g.get("numa") or {}).get("locality")
+            if locality is not None and locality < LOW_LOCALITY:
+                far.append({"host": host, "guest": g.get("name"), "pid": g.get("pid"), "locality": locality})
+    return {"hosts": len(reports), "guests": total, "off_hugepages": off, "low_locality": far}
 
 
 def _cpu_baseline(facts: list) -> dict | None:

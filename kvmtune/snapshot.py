@@ -23,9 +23,14 @@ import time
 from kvmtune.errors import HostError
 from kvmtune.host import Host
 
-LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features")
+LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles")
 # Never captured, whatever a reader asks for: another process's data, the kernel log.
 PRIVATE = ("proc/self/", "proc/thread-self/", "dev/kmsg")
+
+
+def _private(rel: str) -> bool:
+    head, _, rest = rel.partition("/")
+    return rel.startswith(PRIVATE) or (head == "proc" and rest.split("/", 1)[0].isdigit())
 
 
 class RecordingHost(Host):
@@ -93,8 +98,8 @@ def capture(directory: str, root: str = "/") -> dict:
                 pass
     for rel, names_ in host.listed.items():  # a listing shows its subdirectories
         dirs.update(f"{rel}/{n}" if rel else n for n in names_ if host.kind(f"{rel}/{n}" if rel else n) == "dir")
-    files = {rel: text for rel, text in host.files.items() if not rel.startswith(PRIVATE)}
-    dirs = {d for d in dirs if not d.startswith(PRIVATE)}
+    files = {rel: text for rel, text in host.files.items() if not _private(rel)}
+    dirs = {d for d in dirs if not _private(d)}
     manifest = {
         "format": 1, "kvmtune": __version__, "captured_at": started,
         "hostname": (files.get("proc/sys/kernel/hostname") or "").strip() or None,
@@ -102,7 +107,8 @@ def capture(directory: str, root: str = "/") -> dict:
         "files": len(files), "bytes": sum(len(t.encode()) for t in files.values()),
         "nodes": nodes, "unreadable": dict(sorted(host.unreadable.items())),
         "live_only": ["the guest run through /dev/kvm (kvm.functional)", "the invoking user's access (kvm.access)",
-                      "what KVM offers guests (host.cpu.kvm_features)", "the kernel log"],
+                      "what KVM offers guests (host.cpu.kvm_features)", "the kernel log",
+                      "the running guests (processes are never captured)"],
     }
     write_snapshot_tree(directory, sorted(dirs), files, manifest)
     return manifest

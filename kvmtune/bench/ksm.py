@@ -14,25 +14,9 @@ from array import array
 
 from kvmtune.bench.hostmem import MADV_MERGEABLE, Mapping, madvise
 from kvmtune.bench.host_guard import KSM_DIR
-from kvmtune.errors import HostError
 
 POLL_S = 0.1
 MERGED = 0.95  # of the pages: merged enough to call it done
-
-
-def _ksmd_ticks(host) -> int | None:
-    """utime + stime of ksmd, in clock ticks (the kernel thread named ksmd)."""
-    for pid in host.listdir("proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if (host.read_optional(f"proc/{pid}/comm") or "").strip() != "ksmd":
-                continue
-            fields = host.read(f"proc/{pid}/stat").rpartition(")")[2].split()
-        except HostError:
-            continue
-        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
-    return None
 
 
 def _counter(host, name: str) -> int:
@@ -73,7 +57,7 @@ def measure(host, guard, kvm_fd: int | None, pages: int, timeout_s: float, held:
         sharing = _counter(host, "pages_sharing")
         own = f"proc/{os.getpid()}/ksm_merging_pages"
         own = own if host.exists(own) else None
-        ticks = _ksmd_ticks(host)
+        cpu_before = host.process_cpu_seconds("ksmd")
         if host.read(f"{KSM_DIR}/run").strip() != "1":
             guard.set(f"{KSM_DIR}/run", "1")
             guard.notes.append("switched KSM on for the run and put it back")
@@ -85,8 +69,8 @@ def measure(host, guard, kvm_fd: int | None, pages: int, timeout_s: float, held:
             if saved >= MERGED * pages:
                 merged_s = time.perf_counter() - began
                 break
-        after = _ksmd_ticks(host)
-        cpu_s = (after - ticks) / os.sysconf("SC_CLK_TCK") if None not in (ticks, after) else None
+        cpu_after = host.process_cpu_seconds("ksmd")
+        cpu_s = cpu_after - cpu_before if None not in (cpu_before, cpu_after) else None
         return {"pages": pages, "merged": merged_s is not None,
                 "merge_s": round(merged_s, 2) if merged_s is not None else None, "timeout_s": timeout_s,
                 "pages_saved": max(saved, 0), "saved_bytes": max(saved, 0) * 4096,

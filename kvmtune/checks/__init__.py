@@ -33,6 +33,7 @@ REGISTRY = {
     "memory.hugepages": ("memory", "check_hugepages", None, ("hugepages",)),
     "memory.thp": ("memory", "check_thp", None, ("thp",)),
     "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
+    "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolated_cpus", "applied_profiles")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
 # Readiness needs positive evidence of KVM: if these cannot be decided, the host is not ready.

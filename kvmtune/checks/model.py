@@ -22,6 +22,7 @@ TITLES = {
     "memory.hugepages": "Huge page pools and hugetlbfs mounts",
     "memory.thp": "Transparent huge pages",
     "ksm": "Kernel same-page merging (KSM)",
+    "guests": "Running guests use the host's tuning",
     "ready": "Ready to run KVM guests",
 }
 

@@ -18,6 +18,7 @@ from kvmtune.checks.model import FAIL, UNKNOWN, WARN
 AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
     "secure_guest": "Confidential guests", "numa": "NUMA", "memory": "Memory", "ksm": "KSM",
+    "guests": "Guests",
     "ready": "Verdict",
 }
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "info": "blue",
@@ -64,8 +65,11 @@ def use_colour(stream) -> bool:
 
 def render_check_text(report: Report, quiet: bool = False, stream=None,
                       colour: bool | None = None) -> None:
-    stream = stream or sys.stdout
-    rows = layout(report, quiet)
+    render_rows(layout(report, quiet), stream or sys.stdout, colour)
+
+
+def render_rows(rows: list[tuple], stream, colour: bool | None = None) -> None:
+    """Rows of layout()'s kinds, to rich on a terminal or as plain text."""
     if colour if colour is not None else use_colour(stream):
         _render_rich(rows, stream)
         return

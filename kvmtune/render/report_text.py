@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from kvmtune.probe.hugepages import size_label
+from kvmtune.report import LOW_LOCALITY
 
 
 def plural(n: int, word: str) -> str:
@@ -51,5 +52,14 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
             hb = cpu["held_back"]
             w(f"  {plural(len(hb['hosts']), 'host')} {'holds' if len(hb['hosts']) == 1 else 'hold'} it back "
               f"from {hb['model']}\n")
+    guests = summary.get("guests")
+    if guests:
+        w(f"\nGuests: {plural(guests['guests'], 'guest')} on {plural(guests['hosts'], 'host')}: "
+          f"{len(guests['off_hugepages'])} off huge pages, {len(guests['low_locality'])} below "
+          f"{LOW_LOCALITY:.0%} NUMA locality\n")
+        for g in guests["off_hugepages"][:limit]:
+            w(f"  {g['host']}: {g['guest']} (pid {g['pid']}) {g['small_kb'] >> 10} MiB ({g['share']:.0%}) on 4K pages\n")
+        for g in guests["low_locality"][:limit]:
+            w(f"  {g['host']}: {g['guest']} (pid {g['pid']}) {g['locality']:.0%} local\n")
     for bad in summary["invalid"]:
         w(f"unreadable: {bad['path']}: {bad['error']}\n")

@@ -1,0 +1,108 @@
+"""kvmtune guests for people: a row per guest (RAM, backing bar, locality, pinning), then findings."""
+
+from __future__ import annotations
+
+import sys
+
+from kvmtune.checks.model import Check
+from kvmtune.render.check_text import render_rows, use_colour
+
+BAR = 10
+
+
+def _backing(g: dict) -> tuple[str, float | None]:
+    mem = g["memory"]
+    huge = {int(k): v for k, v in mem["hugetlb_kb"].items() if v}
+    resident = sum(huge.values()) + mem["thp_kb"] + mem["small_kb"]
+    if not resident:
+        return "nothing resident", None
+    parts = [f"{v * 100 // resident}% {_size(k)}" for k, v in sorted(huge.items())]
+    if mem["thp_kb"]:
+        parts.append(f"{mem['thp_kb'] * 100 // resident}% THP")
+    if mem["small_kb"]:
+        parts.append(f"{mem['small_kb'] * 100 // resident}% 4K")
+    of = f" of {resident >> 10} MiB resident" if resident < 0.9 * mem["total_kb"] else ""
+    return ", ".join(parts) + of + f" ({mem['source'] or '?'})", 1 - mem["small_kb"] / resident
+
+
+def _size(kb: int) -> str:
+    return f"{kb >> 20}G" if kb >= 1 << 20 else f"{kb >> 10}M"
+
+
+def _pinning(g: dict) -> str:
+    if not g["vcpus"]:
+        n = g["vcpu_fds"]
+        return f"{n} vCPU{'s' if n != 1 else ''}, threads unnamed, none seen in KVM_RUN"
+    if g["pinned_one_to_one"]:
+        return "1:1 on " + ",".join(str(v["allowed"][0]) for v in g["vcpus"])
+    cpus = sorted({c for v in g["vcpus"] for c in v["allowed"]})
+    n = len(g["vcpus"])
+    return f"{n} vCPU{'s' if n != 1 else ''} float on {_cpus(cpus)}"
+
+
+def _cpus(cpus: list[int]) -> str:
+    from kvmtune.probe.parse import format_cpulist
+
+    return format_cpulist(cpus) if cpus else "-"
+
+
+def rows(report: dict) -> list[list[str]]:
+    out = []
+    for g in report["guests"]:
+        text, huge = _backing(g)
+        bar = "" if huge is None else "█" * round(huge * BAR) + "░" * (BAR - round(huge * BAR))
+        loc = g["numa"]["locality"]
+        out.append([f"{g['name']} ({g['pid']})", g["vmm"], f"{g['memory']['total_kb'] >> 10} MiB", bar, text,
+                    "-" if loc is None else f"{loc:.0%}", _pinning(g)])
+    return out
+
+
+COLUMNS = ("guest (pid)", "vmm", "RAM", "huge", "backing", "local", "vCPUs")
+
+
+def render_guests(report: dict, stream=None) -> None:
+    stream = stream or sys.stdout
+    host = report["host"]
+    head = (f"kvmtune guests  {len(report['guests'])} running on {host['hostname'] or 'this host'}"
+            + ("" if host["live"] else f"  (snapshot {host['root']})"))
+    colour = use_colour(stream)
+    table = rows(report)
+    if colour:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console(file=stream, highlight=False)
+        console.print(Text(head, style="bold"))
+        if table:
+            grid = Table(show_edge=False, header_style="bold")
+            for name in COLUMNS:
+                grid.add_column(name, no_wrap=name in ("huge", "RAM", "local"))
+            for row in table:
+                grid.add_row(*(Text(cell, style="green" if cell.startswith("█") else "") for cell in row))
+            console.print(grid)
+    else:
+        stream.write(head + "\n")
+        if table:
+            plain = [[c.replace("█", "#").replace("░", ".") for c in row] for row in table]
+            widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in plain)) for i in range(len(COLUMNS))]
+            for row in [list(COLUMNS), *plain]:
+                stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    lines: list[tuple] = []
+    if not host["processes"]:
+        lines.append(("line", [("the snapshot holds no process table: no guests can be seen", None)]))
+    elif not report["guests"]:
+        lines.append(("line", [("no running KVM guests (no process holds a KVM VM descriptor)", None)]))
+    for hidden in report["hidden"]:
+        lines.append(("line", [(f"not inspectable: {hidden['name']} (pid {hidden['pid']}): {hidden['reason']}",
+                                "yellow")]))
+    if report["findings"]:
+        lines.append(("line", []))
+        lines.append(("area", "Findings"))
+        for f in report["findings"]:
+            lines.append(("check", Check(f["id"], f["status"], f["title"], f["detail"], f["hint"])))
+            if f["hint"] and f["status"] != "pass":
+                for hint in f["hint"].split(" | "):
+                    lines.append(("hint", hint))
+    if lines:
+        render_rows(lines, stream, colour)
