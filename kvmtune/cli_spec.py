@@ -129,6 +129,15 @@ COMMANDS = {c.name: c for c in (
             Opt("--strict", "strict", "Exit 1 when a finding warns."),
             Opt("-o/--output", "output", "Write the output to PATH atomically.", "value", "PATH"),
         ]),
+    Cmd("partition", "The split of this host's CPUs between housekeeping and pinned guests (whole cores, "
+        "every node keeps some), with the kernel arguments, nova.conf and libvirt settings to match.",
+        "kvmtune.commands.partition:PartitionOptions", "kvmtune.commands.partition:run_partition", [
+            Opt("--housekeeping-per-node", "housekeeping_per_node", "Whole cores kept for the host on every "
+                "NUMA node (default 1).", "value", "N"),
+            Opt("--isolated", "isolated", "Check this CPU list as the isolated set instead of computing one.",
+                "value", "CPUS"),
+            JSON,
+        ]),
     Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
         "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
     Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "

@@ -19,6 +19,8 @@ REGISTRY = {
     "cpu.virt": ("cpu", "check_cpu_virt", None,
                  ("cpu", "modules", "dev_kvm", "kvm", "virt_refusals", "cpuid")),
     "cpu.vulnerabilities": ("cpu", "check_cpu_vulnerabilities", None, ("vulns",)),
+    "cpu.isolation": ("isolation", "check_isolation", None, ("isolation", "cores", "numa")),
+    "cpu.power": ("isolation", "check_power", None, ("power", "isolation")),
     "kvm.device": ("kvm", "check_device", None, ("dev_kvm", "modules", "cpu")),
     "kvm.access": ("kvm", "check_access", None, ("dev_kvm", "access", "accounts")),
     "kvm.functional": ("kvm", "check_functional", None, ("dev_kvm", "kvm")),
@@ -33,6 +35,7 @@ REGISTRY = {
     "memory.hugepages": ("memory", "check_hugepages", None, ("hugepages",)),
     "memory.thp": ("memory", "check_thp", None, ("thp",)),
     "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
+    "kernel.cmdline": ("isolation", "check_cmdline", None, ("boot_args", "cmdline")),
     "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolated_cpus", "applied_profiles")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
@@ -40,7 +43,7 @@ CHECK_IDS = (*REGISTRY, "ready")
 ESSENTIAL = ("kvm.device", "kvm.functional")
 AREAS = tuple(dict.fromkeys(i.split(".", 1)[0] for i in CHECK_IDS))
 # What the JSON host object shows of a full run, beyond what the checks judge.
-HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm")
+HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm", "isolation", "power")
 
 
 class Report:

@@ -8,6 +8,8 @@ SNAPSHOT = "not available in a snapshot"
 TITLES = {
     "cpu.virt": "Hardware virtualization (VT-x / AMD-V)",
     "cpu.vulnerabilities": "CPU vulnerabilities that reach across guests",
+    "cpu.isolation": "CPUs isolated for pinned guests",
+    "cpu.power": "CPU frequency and idle policy",
     "kvm.device": "/dev/kvm exists",
     "kvm.access": "/dev/kvm is usable by the invoking user",
     "kvm.functional": "KVM runs a guest",
@@ -22,6 +24,7 @@ TITLES = {
     "memory.hugepages": "Huge page pools and hugetlbfs mounts",
     "memory.thp": "Transparent huge pages",
     "ksm": "Kernel same-page merging (KSM)",
+    "kernel.cmdline": "Kernel arguments kvmtune persisted are in effect",
     "guests": "Running guests use the host's tuning",
     "ready": "Ready to run KVM guests",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from kvmtune.checks.facts import Facts, Unknown
+from kvmtune.checks.read_placement import PLACEMENT_READERS
 from kvmtune.record import record
 
 
@@ -188,35 +189,6 @@ def _ksm(host, got):
     return read_ksm(host)
 
 
-def _guests(host, got):
-    from kvmtune.probe.guests import read_guests
-    mounts = got.mounts or []
-    nodes = tuple(n.id for n in got.numa.nodes) if got.numa else ()
-    return read_guests(host, tuple(m.target for m in mounts if m.fstype == "hugetlbfs"), nodes)
-
-
-def _isolated_cpus(host, got):
-    from kvmtune.probe import parse
-    text = host.read_optional("sys/devices/system/cpu/isolated")
-    return tuple(parse.cpulist(text.strip())) if text and text.strip() else ()
-
-
-def _applied_profiles(host, got):
-    """The profiles kvmtune applied here (its state file), () if none or unreadable. Only the
-    guests' KSM finding asks, so without guests it is not read (nor json and owned imported)."""
-    if got.guests is None or not got.guests.guests:
-        return ()
-    import json
-
-    from kvmtune.owned import STATE_FILE
-    try:
-        text = host.read_optional(STATE_FILE)
-        profiles = json.loads(text).get("profiles", []) if text else []
-    except (ValueError, AttributeError):
-        return ()
-    return tuple(p for p in profiles if isinstance(p, str))
-
-
 READERS = {
     "hostname": (_hostname, ()),
     "cmdline": (_cmdline, ()),
@@ -244,9 +216,7 @@ READERS = {
     "hugepages": (_hugepages, ("numa", "meminfo", "mounts", "cmdline", "hugepage_pools")),
     "thp": (_thp, ("cmdline",)),
     "ksm": (_ksm, ()),
-    "guests": (_guests, ("mounts", "numa")),
-    "isolated_cpus": (_isolated_cpus, ()),
-    "applied_profiles": (_applied_profiles, ("guests",)),
+    **PLACEMENT_READERS,
 }
 
 

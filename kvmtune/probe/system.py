@@ -78,3 +78,12 @@ def read_mounts(host: Host) -> list[Mount] | None:
 
 def cmdline_values(words: list[tuple[str, str | None]], key: str) -> list[str]:
     return [v if v is not None else "" for k, v in words if k == key]
+
+
+def read_noting(host: Host, rel: str, problems: list[str]) -> str | None:
+    """A file's text, None if absent; a refusal is noted in ``problems`` (and gives None)."""
+    try:
+        return host.read_optional(rel)
+    except HostError as exc:
+        problems.append(f"/{rel}: {exc.reason}")
+        return None

@@ -18,7 +18,7 @@ from kvmtune.checks.model import FAIL, UNKNOWN, WARN
 AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
     "secure_guest": "Confidential guests", "numa": "NUMA", "memory": "Memory", "ksm": "KSM",
-    "guests": "Guests",
+    "guests": "Guests", "kernel": "Kernel",
     "ready": "Verdict",
 }
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "info": "blue",

@@ -43,6 +43,9 @@ def host_json(facts) -> dict:
         kvm = known("kvm")
         if kvm is not None and kvm.features is not None:
             out["cpu"]["kvm_features"] = list(kvm.features)  # so fleet results judge CPU models by KVM
+        for name in ("isolation", "power"):
+            if known(name) is not None:
+                out["cpu"][name] = known(name).to_json()
     if known("numa") is not None:
         out["numa"] = known("numa").to_json()
     memory: dict = {}

@@ -1,0 +1,67 @@
+"""Readers of the read phase for where work runs: cores, isolation, power, boot arguments, guests.
+
+Kept apart from kvmtune.checks.read (the platform and memory readers); READERS there
+takes these in. Same contract: a reader gets the Host and the facts read before it.
+"""
+
+from __future__ import annotations
+
+
+def _guests(host, got):
+    from kvmtune.probe.guests import read_guests
+    mounts = got.mounts or []
+    nodes = tuple(n.id for n in got.numa.nodes) if got.numa else ()
+    return read_guests(host, tuple(m.target for m in mounts if m.fstype == "hugetlbfs"), nodes)
+
+
+def _isolated_cpus(host, got):
+    from kvmtune.probe import parse
+    text = host.read_optional("sys/devices/system/cpu/isolated")
+    return tuple(parse.cpulist(text.strip())) if text and text.strip() else ()
+
+
+def _applied_profiles(host, got):
+    """The profiles kvmtune applied here (its state file), () if none or unreadable. Only the
+    guests' KSM finding asks, so without guests it is not read (nor json and owned imported)."""
+    if got.guests is None or not got.guests.guests:
+        return ()
+    import json
+
+    from kvmtune.owned import STATE_FILE
+    try:
+        text = host.read_optional(STATE_FILE)
+        profiles = json.loads(text).get("profiles", []) if text else []
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(p for p in profiles if isinstance(p, str))
+
+
+def _cores(host, got):
+    from kvmtune.probe.topology import read_cores
+    return read_cores(host, got.cpu.online) if got.cpu else None
+
+
+def _isolation(host, got):
+    from kvmtune.probe.isolation import read_isolation
+    return read_isolation(host, got.cmdline or [])
+
+
+def _power(host, got):
+    from kvmtune.probe.power import read_power
+    return read_power(host, got.cmdline or [], got.isolation.all_isolated if got.isolation else ())
+
+
+def _boot_args(host, got):
+    from kvmtune.probe.bootargs import read_boot_args
+    return read_boot_args(host)
+
+
+PLACEMENT_READERS = {
+    "cores": (_cores, ("cpu",)),
+    "isolation": (_isolation, ("cmdline",)),
+    "power": (_power, ("cmdline", "isolation")),
+    "boot_args": (_boot_args, ()),
+    "guests": (_guests, ("mounts", "numa")),
+    "isolated_cpus": (_isolated_cpus, ()),
+    "applied_profiles": (_applied_profiles, ("guests",)),
+}

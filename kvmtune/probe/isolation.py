@@ -1,0 +1,204 @@
+"""CPU isolation as the host has it now, from every place it can be set.
+
+The kernel's answer (/sys/devices/system/cpu/isolated and nohz_full), the boot
+arguments behind it (isolcpus=, nohz_full=, rcu_nocbs=, irqaffinity=), cgroup v2
+isolated partitions (what the kernel's cpu-isolation guide now prefers), and what
+keeps work off isolated CPUs afterwards: IRQ affinities, default_smp_affinity, the
+workqueue cpumask, irqbalance's ban list and systemd's CPUAffinity=. IRQs are read only
+when something is isolated: a host without isolation pays for none of it.
+"""
+
+from __future__ import annotations
+
+from kvmtune.errors import HostError
+from kvmtune.probe import parse
+from kvmtune.probe.system import cmdline_values, read_noting
+from kvmtune.record import record
+
+CPU_DIR = "sys/devices/system/cpu"
+ARGS = ("isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity")
+MAX_IRQS = 8192
+IRQBALANCE = ("etc/default/irqbalance", "etc/sysconfig/irqbalance")
+SYSTEMD = "etc/systemd/system.conf"
+
+
+@record
+class IsolationFacts:
+    isolated: tuple  # the kernel's isolated CPUs (isolcpus domain)
+    nohz_full: tuple
+    args: dict  # boot argument -> its raw value, for those on the command line
+    arg_cpus: dict  # boot argument -> its CPUs
+    partitions: tuple  # (cgroup, CPUs) of cpuset partitions that are "isolated"
+    default_smp_affinity: tuple | None
+    workqueue: tuple | None
+    irqs: tuple  # (irq, name, CPUs) whose effective affinity reaches an isolated CPU
+    irqbalance: tuple | None  # (file, banned CPUs) if irqbalance is configured here
+    systemd_affinity: tuple | None  # (file, CPUs)
+    problems: tuple = ()
+
+    @property
+    def all_isolated(self) -> tuple:
+        cpus = set(self.isolated) | set(self.nohz_full) | set(self.arg_cpus.get("isolcpus", ()))
+        for _, part in self.partitions:
+            cpus |= set(part)
+        return tuple(sorted(cpus))
+
+    def to_json(self) -> dict:
+        fmt = parse.format_cpulist
+        return {
+            "isolated": fmt(list(self.isolated)), "nohz_full": fmt(list(self.nohz_full)),
+            "cmdline": dict(self.args),
+            "partitions": {cg: fmt(list(c)) for cg, c in self.partitions},
+            "default_smp_affinity": None if self.default_smp_affinity is None else fmt(list(self.default_smp_affinity)),
+            "workqueue_cpumask": None if self.workqueue is None else fmt(list(self.workqueue)),
+            "irqs_on_isolated": [{"irq": i, "name": n, "cpus": fmt(list(c))} for i, n, c in self.irqs],
+            "irqbalance_banned": None if self.irqbalance is None else
+            {"file": "/" + self.irqbalance[0], "cpus": fmt(list(self.irqbalance[1]))},
+            "systemd_cpu_affinity": None if self.systemd_affinity is None else
+            {"file": "/" + self.systemd_affinity[0], "cpus": fmt(list(self.systemd_affinity[1]))},
+            "problems": list(self.problems),
+        }
+
+
+def isolcpus_cpus(value: str) -> list[int]:
+    """``managed_irq,domain,2-7`` -> [2..7]: flags are words, the rest is the CPU list."""
+    parts = value.split(",")
+    while parts and parts[0].isalpha():
+        parts.pop(0)
+    return parse.cpulist(",".join(parts))
+
+
+def read_isolation(host, cmdline: list[tuple[str, str | None]]) -> IsolationFacts:
+    problems: list[str] = []
+
+    def cpus(rel: str, mask: bool = False) -> tuple | None:
+        try:
+            text = host.read_optional(rel)
+            if text is None:
+                return None
+            return tuple(parse.cpumask(text) if mask else parse.cpulist(text.strip()))
+        except (HostError, ValueError) as exc:
+            problems.append(f"/{rel}: {exc}")
+            return None
+
+    args, arg_cpus = {}, {}
+    for name in ARGS:
+        values = cmdline_values(cmdline, name)
+        if values:
+            args[name] = values[-1]
+            try:
+                arg_cpus[name] = tuple(isolcpus_cpus(values[-1]) if name == "isolcpus" else parse.cpulist(values[-1]))
+            except ValueError as exc:
+                problems.append(f"{name}= on the kernel command line: {exc}")
+    partitions = _partitions(host, problems)
+    facts = IsolationFacts(cpus(f"{CPU_DIR}/isolated") or (), cpus(f"{CPU_DIR}/nohz_full") or (), args, arg_cpus,
+                           partitions, cpus("proc/irq/default_smp_affinity", mask=True),
+                           cpus("sys/devices/virtual/workqueue/cpumask", mask=True), (),
+                           _irqbalance(host, problems), _systemd(host, problems))
+    isolated = set(facts.all_isolated)
+    if isolated:
+        facts = facts._replace(irqs=_irqs_on(host, isolated, problems))
+    return facts._replace(problems=tuple(problems))
+
+
+def _partitions(host, problems: list[str]) -> tuple:
+    """cgroup v2 cpuset partitions marked isolated (the top two levels, where they are made)."""
+    out = []
+    base = "sys/fs/cgroup"
+    try:
+        first = [e for e in host.listdir(base) if host.is_dir(f"{base}/{e}")]
+    except HostError:
+        return ()
+    for entry in first:
+        for rel in [f"{base}/{entry}"] + [f"{base}/{entry}/{e}" for e in _subdirs(host, f"{base}/{entry}")]:
+            try:
+                state = host.read_optional(f"{rel}/cpuset.cpus.partition")
+                if state and state.split()[0] == "isolated":
+                    text = host.read_optional(f"{rel}/cpuset.cpus.effective") or ""
+                    out.append((rel[len(base):] or "/", tuple(parse.cpulist(text.strip()))))
+            except (HostError, ValueError) as exc:
+                problems.append(f"/{rel}: {exc}")
+    return tuple(out)
+
+
+def _subdirs(host, rel: str) -> list[str]:
+    try:
+        return [e for e in host.listdir(rel) if "." not in e and host.is_dir(f"{rel}/{e}")][:256]
+    except HostError:
+        return []
+
+
+def _irqs_on(host, isolated: set[int], problems: list[str]) -> tuple:
+    names = {}
+    try:
+        for line in (host.read_optional("proc/interrupts", limit=16 << 20) or "").splitlines()[1:]:
+            irq, _, rest = line.partition(":")
+            if irq.strip().isdigit():
+                names[irq.strip()] = " ".join(w for w in rest.split() if not w.isdigit())[-60:]
+    except HostError as exc:
+        problems.append(f"/proc/interrupts: {exc.reason}")
+    out = []
+    for irq in [e for e in host.listdir("proc/irq") if e.isdigit()][:MAX_IRQS]:
+        for name in ("effective_affinity_list", "smp_affinity_list"):
+            try:
+                text = host.read_optional(f"proc/irq/{irq}/{name}")
+            except HostError:
+                text = None
+            if text is not None:
+                try:
+                    cpus = set(parse.cpulist(text.strip()))
+                except ValueError:
+                    break
+                if cpus & isolated:
+                    out.append((int(irq), names.get(irq, ""), tuple(sorted(cpus))))
+                break
+    return tuple(sorted(out))
+
+
+def _shell_value(text: str, key: str) -> str | None:
+    """KEY=value (quotes dropped) from a shell-style file, the last assignment not commented out."""
+    found = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(key + "="):
+            found = line.partition("=")[2].strip().strip("\"'")
+    return found
+
+
+def _irqbalance(host, problems: list[str]) -> tuple | None:
+    for rel in IRQBALANCE:
+        text = read_noting(host, rel, problems)
+        if text is None:
+            continue
+        listed = _shell_value(text, "IRQBALANCE_BANNED_CPULIST")
+        mask = _shell_value(text, "IRQBALANCE_BANNED_CPUS")
+        try:
+            cpus = parse.cpulist(listed) if listed else (parse.cpumask(mask) if mask else [])
+        except ValueError as exc:
+            problems.append(f"/{rel}: {exc}")
+            cpus = []
+        return rel, tuple(cpus)
+    return None
+
+
+def _systemd(host, problems: list[str]) -> tuple | None:
+    """CPUAffinity= of system.conf and its drop-ins, the last one read winning (as systemd reads them)."""
+    rels = [SYSTEMD] + sorted(f"{SYSTEMD}.d/{e}" for e in host.listdir(f"{SYSTEMD}.d") if e.endswith(".conf"))
+    found = None
+    for rel in rels:
+        try:
+            text = host.read_optional(rel)
+        except HostError:
+            continue
+        for line in (text or "").splitlines():
+            line = line.strip()
+            if line.startswith("CPUAffinity="):
+                value = line.partition("=")[2].strip()
+                try:
+                    cpus: list[int] = []
+                    for word in value.replace(",", " ").split():
+                        cpus += parse.cpulist(word)
+                    found = (rel, tuple(sorted(set(cpus))))
+                except ValueError as exc:
+                    problems.append(f"/{rel}: {exc}")
+    return found
