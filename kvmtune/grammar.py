@@ -62,3 +62,20 @@ def account_problem(name: str) -> str | None:
     if not ACCOUNT.fullmatch(name):
         return "expected a user or group name (letters, digits, '_', '.', '-', at most 32) or a numeric id"
     return None
+
+
+MODULE_PARAM = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MODULE_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{1,64}")
+KVM_MODULES = ("kvm", "kvm_intel", "kvm_amd")
+
+
+def module_param_problem(name: str) -> str | None:
+    if not MODULE_PARAM.fullmatch(name):
+        return "expected a module parameter name (lower-case letters, digits, _)"
+    return None
+
+
+def module_value_problem(value: str) -> str | None:
+    if not MODULE_VALUE.fullmatch(value):
+        return "expected a module parameter value: up to 64 letters, digits and _.,:+- (no spaces or quotes)"
+    return None

@@ -26,9 +26,12 @@ OWNED_FILES = {
     "sysctl": "etc/sysctl.d/99-zz-kvmtune.conf",
     "tmpfiles": "etc/tmpfiles.d/kvmtune.conf",
     "grub": "etc/default/grub.d/90-kvmtune.cfg",
+    "modprobe": "etc/modprobe.d/kvmtune.conf",
+    "systemd": "etc/systemd/system.conf.d/90-kvmtune.conf",
 }
 SHARED_FILES = ("etc/fstab",)
-OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d",
+OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d", "etc/modprobe.d",
+              "etc/systemd", "etc/systemd/system.conf.d",
               *STATE_PARENTS, "run", "run/lock")
 
 KNOBS = re.compile(
@@ -36,7 +39,11 @@ KNOBS = re.compile(
     r"|sys/kernel/mm/hugepages/hugepages-[0-9]+kB/nr_hugepages"
     r"|sys/devices/system/node/node[0-9]+/hugepages/hugepages-[0-9]+kB/nr_hugepages"
     r"|sys/kernel/mm/ksm/[a-z_]+"
-    r"|sys/kernel/mm/transparent_hugepage/(?:enabled|defrag|shmem_enabled)")
+    r"|sys/kernel/mm/transparent_hugepage/(?:enabled|defrag|shmem_enabled)"
+    r"|proc/irq/default_smp_affinity|proc/irq/[0-9]+/smp_affinity_list|sys/devices/virtual/workqueue/cpumask"
+    r"|sys/devices/system/cpu/cpufreq/policy[0-9]+/(?:scaling_governor|energy_performance_preference)"
+    r"|sys/devices/system/cpu/cpufreq/boost|sys/devices/system/cpu/intel_pstate/no_turbo"
+    r"|sys/devices/system/cpu/cpu[0-9]+/power/pm_qos_resume_latency_us")
 
 
 def temp_name(rel: str) -> str:

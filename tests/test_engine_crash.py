@@ -80,7 +80,43 @@ def restored(run_cli, root, original, where) -> None:
     assert now == original, (where, tree_diff(original, now))
 
 
+CPU_SECTIONS = """
+cpus:
+  housekeeping: {per_node: 1}
+power: {governor: performance, max_wakeup_latency_us: 20}
+kvm_modules:
+  kvm: {halt_poll_ns: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def cpu_template(tmp_path_factory):
+    files = synthetic_host(n_cpus=4, iommu_groups=0)
+    files.update({"proc/irq/default_smp_affinity": "f\n", "sys/devices/virtual/workqueue/cpumask": "f\n",
+                  "sys/module/kvm/parameters/halt_poll_ns": "200000\n"})
+    for irq in (24, 25):
+        files[f"proc/irq/{irq}/smp_affinity_list"] = "0-3\n"
+    for cpu in range(4):
+        base = f"sys/devices/system/cpu/cpufreq/policy{cpu}"
+        files.update({f"{base}/affected_cpus": f"{cpu}\n", f"{base}/scaling_governor": "powersave\n",
+                      f"{base}/scaling_available_governors": "performance powersave\n",
+                      f"sys/devices/system/cpu/cpu{cpu}/power/pm_qos_resume_latency_us": "0\n"})
+    root = write_tree(str(tmp_path_factory.mktemp("cpu-template") / "host"), files)
+    profile = tmp_path_factory.mktemp("cpu-profile") / "cpus.yaml"
+    profile.write_text(CPU_SECTIONS)
+    return root, str(profile)
+
+
 def test_a_kill_before_or_after_every_mutation_is_rolled_back_exactly(template, tmp_path, run_cli):
+    _every_kill_point(template, tmp_path, run_cli)
+
+
+def test_the_cpu_sections_survive_a_kill_at_every_mutation_too(cpu_template, tmp_path, run_cli):
+    """IRQ affinities, cpumasks, power knobs, the modprobe and systemd drop-ins: the same journal."""
+    _every_kill_point(cpu_template, tmp_path, run_cli)
+
+
+def _every_kill_point(template, tmp_path, run_cli) -> None:
     template_root, profile = template
     root = fresh(template_root, tmp_path)
     original = tree_state(root)

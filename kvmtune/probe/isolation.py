@@ -102,15 +102,15 @@ def read_isolation(host, cmdline: list[tuple[str, str | None]]) -> IsolationFact
 
 
 def _partitions(host, problems: list[str]) -> tuple:
-    """cgroup v2 cpuset partitions marked isolated (the top two levels, where they are made)."""
-    out = []
+    """cgroup v2 cpuset partitions marked isolated, in the top two levels where they are made.
+    Only on the unified hierarchy (cgroup.controllers at the top), where every file name has a
+    dot: a name without one is a child cgroup, so no entry needs a stat."""
     base = "sys/fs/cgroup"
-    try:
-        first = [e for e in host.listdir(base) if host.is_dir(f"{base}/{e}")]
-    except HostError:
+    if not host.exists(f"{base}/cgroup.controllers"):
         return ()
-    for entry in first:
-        for rel in [f"{base}/{entry}"] + [f"{base}/{entry}/{e}" for e in _subdirs(host, f"{base}/{entry}")]:
+    out = []
+    for first in _children(host, base):
+        for rel in [f"{base}/{first}"] + [f"{base}/{first}/{e}" for e in _children(host, f"{base}/{first}")]:
             try:
                 state = host.read_optional(f"{rel}/cpuset.cpus.partition")
                 if state and state.split()[0] == "isolated":
@@ -121,9 +121,9 @@ def _partitions(host, problems: list[str]) -> tuple:
     return tuple(out)
 
 
-def _subdirs(host, rel: str) -> list[str]:
+def _children(host, rel: str) -> list[str]:
     try:
-        return [e for e in host.listdir(rel) if "." not in e and host.is_dir(f"{rel}/{e}")][:256]
+        return [e for e in host.listdir(rel) if "." not in e or e.endswith((".slice", ".scope", ".service"))][:64]
     except HostError:
         return []
 

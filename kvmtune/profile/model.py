@@ -62,3 +62,19 @@ class Profile:
     allow_unmerge: bool
     thp: dict  # knob -> (value, Node)
     chain: tuple  # the files merged, base first
+    kvm_modules: dict = {}  # module -> {parameter: (value text, Node)}
+    cpus: object = None  # CpusRequest
+    power: dict = {}  # knob -> (value, Node)
+
+
+@record
+class CpusRequest:
+    isolated: tuple | None  # the CPUs asked for, or None: computed from housekeeping
+    housekeeping_per_node: int
+    nohz_full: bool
+    rcu_nocbs: bool
+    managed_irq: bool
+    irqaffinity: bool
+    systemd: bool
+    workqueue: bool
+    src: object  # the section's Node

@@ -7,20 +7,17 @@ which raise the same ProfileError with the same positions.
 
 from __future__ import annotations
 
-import difflib
-import re
-
 from kvmtune.grammar import account_problem, mount_path_problem, sysctl_name_problem, sysctl_value_problem
-
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
+from kvmtune.profile.schema_cpus import cpus_section, kvm_modules_section, power_section
+from kvmtune.profile.shapes import _bool, _int, _kind, _str, expect_mapping, unknown_key
 from kvmtune.profile.source import Node
 
-TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm", "thp")
+TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm", "thp", "cpus", "power",
+            "kvm_modules")
 POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
-MAX_INT = 1 << 40  # beyond any real page count or knob: a typo, not a setting
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:@+-]{1,64}")
 
 # KSM knobs (Documentation/admin-guide/mm/ksm.rst): name -> (min, max) or the allowed words.
 KSM_KNOBS = {
@@ -36,47 +33,6 @@ THP_KNOBS = {
     "defrag": ("always", "defer", "defer+madvise", "madvise", "never"),
     "shmem_enabled": ("always", "within_size", "advise", "never", "deny", "force"),
 }
-
-
-def unknown_key(node: Node, key: str, allowed) -> Exception:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of: {', '.join(allowed)}"
-    shown = f"'{key}'" if PLAIN_WORD.fullmatch(key) else "(not a plain word)"
-    return node.value[key].key_error(f"unknown key {shown}{hint}")
-
-
-def expect_mapping(node: Node, what: str) -> dict:
-    if not node.is_mapping:
-        raise node.error(f"expected a mapping of {what}, got {_kind(node)}")
-    return node.value
-
-
-def _kind(node: Node) -> str:
-    if node.is_list:
-        return "a list"
-    if node.is_mapping:
-        return "a mapping"
-    return f"{type(node.value).__name__} {node.value!r}"
-
-
-def _int(node: Node, lo: int = 0, hi: int = MAX_INT) -> int:
-    if isinstance(node.value, bool) or not isinstance(node.value, int):
-        raise node.error(f"expected a whole number, got {_kind(node)}")
-    if not lo <= node.value <= hi:
-        raise node.error(f"{node.value} is out of range ({lo}..{hi})")
-    return node.value
-
-
-def _bool(node: Node) -> bool:
-    if not isinstance(node.value, bool):
-        raise node.error(f"expected true or false, got {_kind(node)}")
-    return node.value
-
-
-def _str(node: Node) -> str:
-    if not isinstance(node.value, str) or not node.value:
-        raise node.error(f"expected a string, got {_kind(node)}")
-    return node.value
 
 
 def parse_bytes(node: Node, allow_percent: bool = False) -> str:
@@ -137,7 +93,10 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
         raise ksm["pages_to_scan"][1].error(
             "cannot be set with advisor_mode: scan-time (the advisor owns it; the kernel answers EINVAL)")
     description = _str(top["description"]) if "description" in top else ""
-    return Profile(name, root.file, description, sysctl, pools, compact, mounts, ksm, unmerge, thp, chain)
+    return Profile(name, root.file, description, sysctl, pools, compact, mounts, ksm, unmerge, thp, chain,
+                   kvm_modules_section(top["kvm_modules"]) if "kvm_modules" in top else {},
+                   cpus_section(top["cpus"]) if "cpus" in top else None,
+                   power_section(top["power"]) if "power" in top else {})
 
 
 def _sysctl_value(node: Node) -> str:

@@ -30,6 +30,14 @@ class TuneFacts:
     file_dirs: dict = {}  # own file id -> parent directories that do not exist
     fstab: str | None = None
     owners: object = None  # tune.conflicts.Owners
+    cores: tuple = ()  # online CPUs grouped by core (probe.topology)
+    irqs: dict = {}  # irq -> (smp_affinity_list CPUs, effective CPUs or None)
+    masks: dict = {}  # "default_smp_affinity" | "workqueue" -> current hex mask text
+    power: object = None  # probe.power.PowerFacts
+    boost_knob: tuple | None = None  # ("boost" | "no_turbo", current text)
+    resume_latency: dict = {}  # CPU -> pm_qos_resume_latency_us text
+    module_params: dict = {}  # KVM module -> {parameter: effective value}; absent: not on this host
+    knobs: dict = {}  # rollback: journal key -> current value of a cpumask, irq or power knob
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
@@ -58,10 +66,80 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
         from kvmtune.probe.thp import read_thp
 
         out["thp"] = read_thp(host, list(out["cmdline"]))
+    if profile.cpus is not None:
+        _cpus(host, out)
+    if profile.power:
+        _power(host, out)
+    if profile.kvm_modules:
+        out["module_params"] = _module_params(host, profile.kvm_modules)
     if persist:
         _files(host, out)
     out["owners"] = read_owners(host, profile)
     return TuneFacts(**out)
+
+
+def _online(host) -> tuple:
+    from kvmtune.probe.cpu import read_cpu
+
+    return tuple(read_cpu(host).online)
+
+
+def _cpus(host, out: dict) -> None:
+    from kvmtune.probe import parse
+    from kvmtune.probe.numa import read_numa
+    from kvmtune.probe.topology import read_cores
+    from kvmtune.tune.cpus import MASKS
+
+    online = _online(host)
+    out["cores"] = read_cores(host, online)
+    if "numa" not in out:
+        out["numa"] = read_numa(host, online)
+    irqs = {}
+    for entry in host.listdir("proc/irq"):
+        if not entry.isdigit():
+            continue
+        text = host.read_optional(f"proc/irq/{entry}/smp_affinity_list")
+        if text is None:
+            continue
+        effective = host.read_optional(f"proc/irq/{entry}/effective_affinity_list")
+        try:
+            irqs[int(entry)] = (set(parse.cpulist(text.strip())),
+                                set(parse.cpulist(effective.strip())) if effective and effective.strip() else None)
+        except ValueError:
+            continue
+    out["irqs"] = irqs
+    out["masks"] = {k: _strip(host.read_optional(rel)) for k, rel in MASKS.items()}
+
+
+def _power(host, out: dict) -> None:
+    from kvmtune.probe.power import read_power
+    from kvmtune.tune.power import PATHS
+
+    online = _online(host)
+    out["power"] = read_power(host, list(out.get("cmdline", ())))
+    boost = None
+    for knob in ("boost", "no_turbo"):
+        value = _strip(host.read_optional(PATHS[knob]))
+        if value is not None:
+            boost = (knob, value)
+            break
+    out["boost_knob"] = boost
+    latency = {}
+    for cpu in online:
+        value = _strip(host.read_optional(PATHS["latency"].format(cpu)))
+        if value is not None:
+            latency[cpu] = value
+    out["resume_latency"] = latency
+
+
+def _module_params(host, modules: dict) -> dict:
+    out = {}
+    for module in modules:
+        base = f"sys/module/{module}/parameters"
+        if not host.is_dir(f"sys/module/{module}"):
+            continue
+        out[module] = {p: _strip(host.read_optional(f"{base}/{p}")) for p in host.listdir(base)}
+    return out
 
 
 def read_for_rollback(host, records: dict) -> TuneFacts:
@@ -82,12 +160,26 @@ def read_for_rollback(host, records: dict) -> TuneFacts:
         from kvmtune.probe.thp import read_thp
 
         out["thp"] = read_thp(host, [])
+    out["knobs"] = _knobs(host, records)
     if "mount" in types:
         out["mounts"] = tuple(read_mounts(host) or ())
         out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))
                         for r in records.values() if r["type"] == "mount"}
     _files(host, out)
     return TuneFacts(**out)
+
+
+def _knobs(host, records: dict) -> dict:
+    """Current values of the cpumask, irq and power knobs a journal names (rollback's reads)."""
+    from kvmtune.tune.kinds import KINDS
+
+    out = {}
+    for key, entry in records.items():
+        if entry["type"] in ("cpumask", "irq", "power"):
+            cls = KINDS[entry["type"]]
+            change = cls.from_identity(cls.parse_identity(entry), None, None)
+            out[key] = change.read(host)
+    return out
 
 
 def _strip(text: str | None) -> str | None:

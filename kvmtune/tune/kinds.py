@@ -8,16 +8,18 @@ tampered state file can at most ask for a knob kvmtune sets anyway.
 
 from __future__ import annotations
 
+from kvmtune.tune.cpus import IrqChange, MaskChange
 from kvmtune.tune.files import FileChange, FstabChange
 from kvmtune.tune.ksm import KsmChange
 from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange
+from kvmtune.tune.power import PowerChange
 from kvmtune.tune.sysctl import SysctlChange
 from kvmtune.tune.thp import ThpChange
 
 KINDS = {cls.KIND: cls for cls in (SysctlChange, PoolChange, KsmChange, ThpChange, MountChange, FileChange,
-                                   FstabChange)}
-RECORD_KEYS = {"type", "name", "size_kb", "node", "knob", "path", "file", "original", "dirs"}
+                                   FstabChange, MaskChange, IrqChange, PowerChange)}
+RECORD_KEYS = {"type", "name", "size_kb", "node", "knob", "path", "file", "original", "dirs", "irq", "index"}
 
 
 def check_record(key: str, record) -> None:

@@ -17,16 +17,18 @@ from __future__ import annotations
 from kvmtune.probe.ksm import KSM_DIR
 from kvmtune.probe.thp import THP_DIR
 from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
+from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, compute_split, systemd_text
 from kvmtune.tune.files import HEADER, MARK, FileChange, FstabChange, fstab_text, foreign_entries, wanted
 from kvmtune.tune.ksm import ordered_knobs
 from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange
+from kvmtune.tune.power import PowerChange
 from kvmtune.tune.sysctl import dropin_text
 
 GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
 
 
-def plan_files(profile, facts, changes, warnings: list[str]) -> list:
+def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | None = None) -> list:
     default_kb = facts.hugepages.default_size_kb
     sysctls = {name: value for name, (value, _) in profile.sysctl.items()}
     tmpfiles: list[tuple[str, str]] = []
@@ -45,19 +47,28 @@ def plan_files(profile, facts, changes, warnings: list[str]) -> list:
     ksm = {k: v for k, (v, _) in profile.ksm.items()}
     tmpfiles += [(f"{KSM_DIR}/{k}", str(ksm[k])) for k in ordered_knobs(ksm)]
     tmpfiles += [(f"{THP_DIR}/{k}", v) for k, (v, _) in profile.thp.items()]
+    # Runtime CPU settings at boot too (IRQs themselves follow irqaffinity= on the command line).
+    tmpfiles += [(c.rel, c.after) for c in changes if isinstance(c, (MaskChange, PowerChange))]
+    split = compute_split(profile, facts) if profile.cpus is not None else None
+    if split is not None:
+        boot_args += cpu_boot_args(profile, split)
 
     out = [own_file(facts, "sysctl", dropin_text(sysctls, HEADER), "sysctl settings at boot"),
            own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
     if profile.hugetlbfs or MARK in (facts.fstab or "").splitlines():
         out.append(_fstab_change(facts, changes, warnings))
     out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
+    out.append(own_file(facts, "modprobe", modprobe, "KVM module options: from the next module load (reboot)",
+                        REBOOT))
+    out.append(own_file(facts, "systemd", systemd_text(profile, split, HEADER) if split else None, SYSTEMD_DETAIL,
+                        REBOOT))
     return [c for c in out if not (c.before is None and c.after is None)]
 
 
 def own_file(facts, file_id: str, text: str | None, detail: str, when: str = NOW) -> FileChange:
-    current = facts.files[file_id]
+    current = facts.files.get(file_id)
     after = wanted(text)
-    change = FileChange(file_id, current, after, missing=facts.file_dirs[file_id] if after else (),
+    change = FileChange(file_id, current, after, missing=facts.file_dirs.get(file_id, ()) if after else (),
                         when=when, detail=detail)
     if change.status == PENDING and current is not None and after is not None:
         # verify names what someone else put in kvmtune's file.

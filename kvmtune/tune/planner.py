@@ -12,7 +12,10 @@ from __future__ import annotations
 from kvmtune.host import FileState
 from kvmtune.tune.change import OK, PENDING, Plan
 from kvmtune.tune.conflicts import find_conflicts
-from kvmtune.tune.files import FileChange, FstabChange, restore_fstab
+from kvmtune.tune.cpus import plan_cpus
+from kvmtune.tune.power import plan_power
+from kvmtune.tune.files import HEADER, FileChange, FstabChange, restore_fstab
+from kvmtune.tune.kvm_modules import modprobe_text
 from kvmtune.tune.ksm import plan_ksm, plan_ksm_values
 from kvmtune.tune.mounts import plan_mount_restore, plan_mounts
 from kvmtune.tune.persist import plan_files
@@ -30,8 +33,14 @@ def build_plan(profile, facts, *, persist: bool = True, force: bool = False) -> 
     changes += plan_mounts(profile, facts)
     changes += plan_ksm(profile, facts, warnings)
     changes += plan_thp(profile, facts)
+    changes += plan_cpus(profile, facts, warnings)
+    changes += plan_power(profile, facts, warnings)
+    modprobe = modprobe_text(profile, facts, warnings, HEADER) if profile.kvm_modules else None
     if persist:
-        changes += plan_files(profile, facts, changes, warnings)
+        changes += plan_files(profile, facts, changes, warnings, modprobe)
+    elif profile.kvm_modules or profile.cpus is not None:
+        warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
+                        "kvm_modules apply only at boot, so they are not set")
     warnings += find_conflicts(profile, facts)
     return Plan(profile, changes, warnings)
 
@@ -58,6 +67,13 @@ def plan_rollback(records: dict, facts) -> Plan:
         changes.append(FstabChange(facts.fstab, text, detail="kvmtune's lines removed"))
         if warning:
             warnings.append(warning)
+    from kvmtune.tune.kinds import KINDS
+
+    for kind in ("power", "cpumask", "irq"):  # the reverse of apply's order
+        for key, record in sorted((k, r) for k, r in records.items() if r["type"] == kind):
+            if record["original"] is not None:
+                cls = KINDS[kind]
+                changes.append(cls.from_identity(cls.parse_identity(record), facts.knobs.get(key), record["original"]))
     for record in sorted(by_type.get("thp", []), key=lambda r: r["knob"]):
         if record["original"] is not None:
             changes.append(ThpChange(record["knob"], facts.thp.values.get(record["knob"]), record["original"]))

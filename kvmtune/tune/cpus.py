@@ -1,0 +1,152 @@
+"""CPU partitioning: the split, what moves now (IRQs, default_smp_affinity, the workqueue
+cpumask) and what only a reboot applies (isolcpus, nohz_full, rcu_nocbs, irqaffinity, systemd's
+CPUAffinity). The split is computed by kvmtune.cpus.split from the host's cores and nodes.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from kvmtune.cpus.split import SplitError, by_housekeeping, by_isolated, kernel_args
+from kvmtune.errors import HostError
+from kvmtune.probe import parse
+from kvmtune.tune.change import CHANGED, FAILED, OK, PENDING_REBOOT
+from kvmtune.tune.knob import KnobChange, TableKnob, refused
+
+MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask"}
+SYSTEMD_DETAIL = "CPUAffinity= of system services: from the next boot (or 'systemctl daemon-reexec')"
+
+
+def mask(cpus) -> str:
+    """CPUs as the hex mask these files take (``3`` for CPUs 0 and 1)."""
+    value = 0
+    for cpu in cpus:
+        value |= 1 << cpu
+    return f"{value:x}"
+
+
+def _cpus_of(text, as_mask: bool) -> set | None:
+    if text is None:
+        return None
+    try:
+        return set(parse.cpumask(str(text)) if as_mask else parse.cpulist(str(text).strip()))
+    except ValueError:
+        return None
+
+
+class MaskChange(TableKnob):
+    """default_smp_affinity or the workqueue cpumask: compared as CPU sets, written as a hex mask."""
+
+    KIND, TABLE = "cpumask", MASKS
+    __slots__ = ()
+
+    rel = property(lambda self: MASKS[self.knob])
+
+    @staticmethod
+    def equal(current, wanted) -> bool:
+        return _cpus_of(current, True) == _cpus_of(wanted, True) if None not in (current, wanted) else current is wanted
+
+
+class IrqChange(KnobChange):
+    """One IRQ's smp_affinity_list. A managed IRQ (the kernel spreads it over queues) refuses the
+    write: that is no failure of the run; isolcpus=managed_irq keeps it off isolated CPUs after
+    the reboot, so it is reported as pending one."""
+
+    KIND = "irq"
+    __slots__ = ("irq",)
+
+    def __init__(self, irq: int, before, after, status=None, detail=""):
+        self.irq = irq
+        super().__init__(before, after, status, detail)
+
+    target = property(lambda self: f"irq {self.irq} affinity")
+    rel = property(lambda self: f"proc/irq/{self.irq}/smp_affinity_list")
+
+    @staticmethod
+    def equal(current, wanted) -> bool:
+        return _cpus_of(current, False) == _cpus_of(wanted, False) if None not in (current, wanted) else current is wanted
+
+    def execute(self, host, ctx) -> None:
+        super().execute(host, ctx)
+        if self.status == FAILED and self.detail.startswith("the kernel refused"):
+            self.status = PENDING_REBOOT
+            self.detail = "a managed IRQ: the kernel keeps its affinity; isolcpus=managed_irq moves it at boot"
+
+    def write(self, host, ctx) -> None:
+        try:
+            host.write(self.rel, str(self.after))
+        except HostError as exc:
+            if exc.errno in (errno.EIO, errno.EINVAL):
+                self.status, self.detail = FAILED, refused(exc)
+                return
+            raise
+        self.status = CHANGED if self.equal(self.read(host), self.after) else FAILED
+
+    def identity(self) -> dict:
+        return {"irq": self.irq}
+
+    key_for = staticmethod(lambda ident: f"irq:{ident['irq']}")
+
+    @classmethod
+    def from_identity(cls, identity, before, after, **kw):
+        return cls(identity["irq"], before, after, **kw)
+
+    @staticmethod
+    def parse_identity(record: dict) -> dict:
+        irq = record.get("irq")
+        if isinstance(irq, bool) or not isinstance(irq, int) or not 0 <= irq < 1 << 20:
+            raise ValueError(f"irq {irq!r} is not an IRQ number")
+        return {"irq": irq}
+
+
+def compute_split(profile, facts):
+    """The split the profile asks for on this host; ProfileError naming the key if impossible."""
+    req = profile.cpus
+    node_cpus = {n.id: n.cpus for n in (facts.numa.nodes if facts.numa else ()) if n.cpus}
+    try:
+        if req.isolated is not None:
+            return by_isolated(facts.cores, node_cpus, list(req.isolated))
+        return by_housekeeping(facts.cores, node_cpus, req.housekeeping_per_node)
+    except SplitError as exc:
+        node = req.src.value.get("isolated") or req.src.value.get("housekeeping") or req.src
+        raise node.error(str(exc)) from None
+
+
+def boot_args(profile, split) -> list[str]:
+    req = profile.cpus
+    return kernel_args(split, req.managed_irq, req.nohz_full, req.rcu_nocbs, req.irqaffinity)
+
+
+def plan_cpus(profile, facts, warnings: list[str]) -> list:
+    """What moves now; the boot arguments and systemd drop-in are persisted files (persist.py)."""
+    if profile.cpus is None:
+        return []
+    split = compute_split(profile, facts)
+    housekeeping = list(split.housekeeping)
+    isolated = set(split.isolated)
+    changes: list = []
+    req = profile.cpus
+    if req.irqaffinity:
+        current = facts.masks.get("default_smp_affinity")
+        if current is None:
+            warnings.append("no /proc/irq/default_smp_affinity here: new IRQs keep the kernel's default")
+        else:
+            changes.append(MaskChange("default_smp_affinity", current, mask(housekeeping),
+                                      detail="IRQs registered from now on"))
+        wanted = parse.format_cpulist(housekeeping)
+        for irq, (affinity, effective) in sorted(facts.irqs.items()):
+            if affinity & isolated:
+                changes.append(IrqChange(irq, parse.format_cpulist(sorted(affinity)), wanted))
+    if req.workqueue:
+        current = facts.masks.get("workqueue")
+        if current is None:
+            warnings.append("no /sys/devices/virtual/workqueue/cpumask here: unbound workqueues keep all CPUs")
+        else:
+            changes.append(MaskChange("workqueue", current, mask(housekeeping), detail="unbound workqueues"))
+    return [c for c in changes if c.status != OK or isinstance(c, MaskChange)]
+
+
+def systemd_text(profile, split, header: str) -> str | None:
+    if profile.cpus is None or not profile.cpus.systemd:
+        return None
+    return header + "[Manager]\n" + f"CPUAffinity={parse.format_cpulist(list(split.housekeeping))}\n"

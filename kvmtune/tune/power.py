@@ -1,0 +1,88 @@
+"""CPU power policy: governor and EPP per cpufreq policy, boost, and a wake-up latency limit per
+CPU (pm_qos_resume_latency_us, which holds without a daemon keeping /dev/cpu_dma_latency open,
+unlike tuned's). Where cpufreq is absent (a VM) the settings are skipped with a warning."""
+
+from __future__ import annotations
+
+from kvmtune.tune.knob import KnobChange
+
+CPU_DIR = "sys/devices/system/cpu"
+PATHS = {
+    "governor": CPU_DIR + "/cpufreq/policy{}/scaling_governor",
+    "energy_performance_preference": CPU_DIR + "/cpufreq/policy{}/energy_performance_preference",
+    "boost": CPU_DIR + "/cpufreq/boost",
+    "no_turbo": CPU_DIR + "/intel_pstate/no_turbo",
+    "latency": CPU_DIR + "/cpu{}/power/pm_qos_resume_latency_us",
+}
+INDEXED = ("governor", "energy_performance_preference", "latency")
+
+
+class PowerChange(KnobChange):
+    KIND = "power"
+    __slots__ = ("knob", "index")
+
+    def __init__(self, knob: str, index: int | None, before, after, status=None, detail=""):
+        self.knob, self.index = knob, index
+        super().__init__(before, after, status, detail)
+
+    rel = property(lambda self: PATHS[self.knob].format(self.index))
+    target = property(lambda self: f"power {self.knob}" + (f" {self.index}" if self.index is not None else ""))
+
+    def identity(self) -> dict:
+        return {"knob": self.knob, "index": self.index}
+
+    key_for = staticmethod(lambda ident: f"power:{ident['knob']}:{ident['index']}")
+
+    @classmethod
+    def from_identity(cls, identity, before, after, **kw):
+        return cls(identity["knob"], identity["index"], before, after, **kw)
+
+    @staticmethod
+    def parse_identity(record: dict) -> dict:
+        knob, index = record.get("knob"), record.get("index")
+        if knob not in PATHS:
+            raise ValueError(f"power knob {knob!r} is not one kvmtune sets")
+        if knob in INDEXED:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1 << 16:
+                raise ValueError(f"power {knob} needs a policy or CPU number, got {index!r}")
+        elif index is not None:
+            raise ValueError(f"power {knob} takes no index")
+        return {"knob": knob, "index": index}
+
+
+def plan_power(profile, facts, warnings: list[str]) -> list[PowerChange]:
+    if not profile.power:
+        return []
+    power = facts.power
+    changes: list[PowerChange] = []
+    for key in ("governor", "energy_performance_preference"):
+        if key not in profile.power:
+            continue
+        value, node = profile.power[key]
+        if not power.policies:
+            warnings.append(f"power.{key}: no cpufreq on this host (usual in a VM): not set")
+            continue
+        for name, _, _, governor, epp, available in power.policies:
+            index = int(name[len("policy"):])
+            current = governor if key == "governor" else epp
+            if current is None:
+                warnings.append(f"power.{key}: {name} has no {key} file: not set there")
+                continue
+            if key == "governor" and available and value not in available:
+                raise node.error(f"{name} offers {', '.join(available)}, not {value!r}")
+            changes.append(PowerChange(key, index, current, value))
+    if "boost" in profile.power:
+        value, node = profile.power["boost"]
+        if facts.boost_knob is None:
+            warnings.append("power.boost: no cpufreq boost or intel_pstate no_turbo here: not set")
+        else:
+            knob, current = facts.boost_knob
+            wanted = ("1" if value else "0") if knob == "boost" else ("0" if value else "1")
+            changes.append(PowerChange(knob, None, current, wanted))
+    if "max_wakeup_latency_us" in profile.power:
+        value, node = profile.power["max_wakeup_latency_us"]
+        if not facts.resume_latency:
+            warnings.append("power.max_wakeup_latency_us: no per-CPU pm_qos_resume_latency_us here: not set")
+        for cpu, current in sorted(facts.resume_latency.items()):
+            changes.append(PowerChange("latency", cpu, current, str(value)))
+    return changes
