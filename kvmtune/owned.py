@@ -30,6 +30,9 @@ OWNED_FILES = {
     "systemd": "etc/systemd/system.conf.d/90-kvmtune.conf",
 }
 SHARED_FILES = ("etc/fstab",)
+# Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
+BLS_DIR = "boot/loader/entries"
+BLS_ENTRY = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,200}\.conf")
 OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d", "etc/modprobe.d",
               "etc/systemd", "etc/systemd/system.conf.d",
               *STATE_PARENTS, "run", "run/lock")
@@ -68,6 +71,11 @@ def is_file(rel: str) -> bool:
     return rel in OWNED_FILES.values() or rel == STATE_FILE or _is_staged(rel)
 
 
+def is_shared(rel: str) -> bool:
+    head, _, name = rel.rpartition("/")
+    return rel in SHARED_FILES or (head == BLS_DIR and BLS_ENTRY.fullmatch(name) is not None)
+
+
 def is_mount_dir(rel: str, parent: bool = False) -> bool:
     return mount_path_problem("/" + rel, parent) is None
 
@@ -87,7 +95,7 @@ def allows(op: str, rel: str) -> bool:
     if op == "file":
         return is_file(rel)
     if op == "shared":
-        return rel in SHARED_FILES
+        return is_shared(rel)
     if op == "dir":
         return rel in OWNED_DIRS or is_mount_dir(rel, parent=True) or _is_staged(rel)
     if op == "mount":
@@ -95,6 +103,6 @@ def allows(op: str, rel: str) -> bool:
     if op == "remove":
         inner = _untemp(rel)
         if inner is not None:
-            return is_knob(inner) or is_file(inner) or inner in SHARED_FILES
+            return is_knob(inner) or is_file(inner) or is_shared(inner)
         return is_file(rel) or rel in SHARED_FILES
     return False

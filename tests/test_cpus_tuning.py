@@ -178,3 +178,72 @@ def test_live_irqs_workqueues_and_latency_limits_apply_and_roll_back_exactly(run
             run_cli("rollback")
     assert _live_cpus_state() == before
     assert live_state() == host_before
+
+
+# -- Boot Loader Specification hosts (Fedora, RHEL 9.3+) ---------------------------------
+
+BLS_ENTRY = ("title Fedora Linux (6.8.5-301.fc40.x86_64) 40\nversion 6.8.5-301.fc40.x86_64\n"
+             "linux /vmlinuz-6.8.5-301.fc40.x86_64\ninitrd /initramfs-6.8.5-301.fc40.x86_64.img\n"
+             "options root=UUID=1234 ro rhgb quiet nohz_full=4-7 hugepagesz=2M hugepages=64\n"
+             "grub_users $grub_users\ngrub_arg --unrestricted\ngrub_class fedora\n")
+
+
+def _bls_host(tmp_path) -> Path:
+    root = _host(tmp_path)
+    entries = root / "boot" / "loader" / "entries"
+    entries.mkdir(parents=True)
+    for name in ("abc-6.8.5-301.fc40.x86_64.conf", "abc-0-rescue.conf"):
+        (entries / name).write_text(BLS_ENTRY)
+        (entries / name).chmod(0o600)
+    return root
+
+
+def test_on_a_bls_host_the_entries_options_carry_the_arguments_and_roll_back_exactly(run_cli, tmp_path, check_json):
+    root = _bls_host(tmp_path)
+    before = tree_state(str(root))
+    profile = "cpus: {housekeeping: {per_node: 1}}\nhugepages: {1G: {count: 4, boot: true}}\n"
+    code, out, err = _run(run_cli, root, "apply", profile=profile, tmp_path=tmp_path)
+    assert code == 0, err
+    for name in ("abc-6.8.5-301.fc40.x86_64.conf", "abc-0-rescue.conf"):
+        path = root / "boot/loader/entries" / name
+        options = next(l for l in path.read_text().splitlines() if l.startswith("options "))
+        # nohz_full replaced (as grubby --args does), the 2M pool kept beside the new 1G one
+        assert options == (f"options root=UUID=1234 ro rhgb quiet hugepagesz=2M hugepages=64 hugepagesz=1G "
+                           f"hugepages=4 isolcpus=managed_irq,domain,{ISO} nohz=on nohz_full={ISO} "
+                           f"rcu_nocbs={ISO} irqaffinity={HK}")
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert path.read_text().replace(options, "") == BLS_ENTRY.replace(
+            "options root=UUID=1234 ro rhgb quiet nohz_full=4-7 hugepagesz=2M hugepages=64", "")
+    assert not (root / "etc/default/grub.d/90-kvmtune.cfg").exists()  # a BLS host gets no GRUB drop-in
+    _, report = check_json(root, "--only", "kernel.cmdline")
+    line = report["checks"][0]
+    assert line["status"] == "warn" and f"lacks hugepagesz=1G hugepages=4 isolcpus=" in line["detail"]
+    assert line["hint"] == "Reboot: the boot entries already carry them."
+    code, out, err = _run(run_cli, root, "verify", profile=profile, tmp_path=tmp_path)
+    assert code == 0, out + err
+    code, _, err = _run(run_cli, root, "rollback")
+    assert code == 0, err
+    assert tree_state(str(root)) == before
+
+
+def test_a_bls_entry_record_that_names_another_file_is_refused():
+    from kvmtune import owned
+    from kvmtune.tune.kinds import check_record
+
+    with pytest.raises(ValueError, match="is not a boot loader entry"):
+        check_record("bls:../../etc/passwd", {"type": "bls", "entry": "../../etc/passwd", "original": "x"})
+    assert owned.allows("shared", "boot/loader/entries/abc-6.8.conf")
+    for rel in ("boot/loader/entries/../grub.cfg", "boot/loader/loader.conf", "boot/loader/entries/x.conf/y",
+                "boot/vmlinuz"):
+        assert not owned.allows("shared", rel), rel
+
+
+def test_rollback_of_an_entry_edited_since_puts_back_only_its_options():
+    from kvmtune.tune.bls import restored, with_args
+
+    original = "title A\nlinux /vmlinuz-1\noptions root=/dev/sda1 ro\n"
+    ours = with_args(original, ["nohz_full=2-3"])
+    assert ours == "title A\nlinux /vmlinuz-1\noptions root=/dev/sda1 ro nohz_full=2-3\n"
+    assert restored(original, ours) == original
+    edited = ours.replace("title A", "title B")  # a kernel update retitled it since
+    assert restored(original, edited) == "title B\nlinux /vmlinuz-1\noptions root=/dev/sda1 ro\n"

@@ -129,7 +129,8 @@ def check_cmdline(facts: Facts) -> Check:
     if contra:
         problems.append("contradicted by " + _some(contra))
     if problems:
-        hint = ("Run 'update-grub' (or 'grub2-mkconfig -o /boot/grub2/grub.cfg'), then reboot." if pending and not contra
-                else "Remove the other setting, or change the profile to agree with it.")
+        reboot = ("Reboot: the boot entries already carry them." if boot.where == "bls" else
+                  "Run 'update-grub' (or 'grub2-mkconfig -o /boot/grub2/grub.cfg'), then reboot.")
+        hint = reboot if pending and not contra else "Remove the other setting, or change the profile to agree with it."
         return Check("kernel.cmdline", WARN, title, "; ".join(problems), hint, data)
     return Check("kernel.cmdline", PASS, title, f"the running kernel has kvmtune's {' '.join(mine)}", None, data)

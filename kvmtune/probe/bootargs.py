@@ -24,10 +24,11 @@ class BootArgs:
     kvmtune: tuple  # kvmtune's arguments (key=value words)
     others: tuple  # (file, word) set by other files
     problems: tuple = ()
+    where: str = "grub"  # grub (kvmtune's drop-in, needs update-grub) or bls (the boot entries themselves)
 
     def to_json(self) -> dict:
         return {"kvmtune": list(self.kvmtune), "others": [{"file": "/" + f, "arg": w} for f, w in self.others],
-                "problems": list(self.problems)}
+                "where": self.where, "problems": list(self.problems)}
 
 
 def _words(text: str) -> list[str]:
@@ -55,4 +56,40 @@ def read_boot_args(host) -> BootArgs:
                                      if e.endswith(".cfg") and f"etc/default/grub.d/{e}" != KVMTUNE_DROPIN)
     for rel in rels:
         others += [(rel, w) for w in _words(read_noting(host, rel, problems) or "")]
-    return BootArgs(tuple(_words(own or "")), tuple(others), tuple(problems))
+    mine = _words(own or "")
+    if mine:
+        return BootArgs(tuple(mine), tuple(others), tuple(problems))
+    return BootArgs(tuple(_bls_added(host, problems)), tuple(others), tuple(problems), "bls")
+
+
+def _options(text: str) -> list[str]:
+    return next((l.split()[1:] for l in text.splitlines() if l.split(None, 1)[:1] == ["options"]), [])
+
+
+def _bls_added(host, problems: list[str]) -> list[str]:
+    """On a BLS host, kvmtune's arguments are what its journal shows it added to the entries:
+    each entry's options now, less the original the journal keeps."""
+    from kvmtune.owned import BLS_DIR, BLS_ENTRY, STATE_FILE
+
+    try:
+        text = host.read_optional(STATE_FILE)
+    except HostError as exc:
+        problems.append(f"/{STATE_FILE}: {exc.reason}")
+        return []
+    if not text or '"bls"' not in text:
+        return []
+    import json
+
+    try:
+        records = json.loads(text).get("records", {})
+    except (ValueError, AttributeError):
+        return []
+    added: list[str] = []
+    for record in records.values() if isinstance(records, dict) else ():
+        entry = record.get("entry") if isinstance(record, dict) else None
+        if record.get("type") != "bls" or not isinstance(entry, str) or not BLS_ENTRY.fullmatch(entry):
+            continue
+        current = host.read_optional(f"{BLS_DIR}/{entry}") or ""
+        original = _options(record.get("original") or "")
+        added += [w for w in _options(current) if w not in original and w not in added]
+    return added

@@ -38,6 +38,7 @@ class TuneFacts:
     resume_latency: dict = {}  # CPU -> pm_qos_resume_latency_us text
     module_params: dict = {}  # KVM module -> {parameter: effective value}; absent: not on this host
     knobs: dict = {}  # rollback: journal key -> current value of a cpumask, irq or power knob
+    bls: dict = {}  # Boot Loader Specification entry file name -> text ({}: the host boots otherwise)
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
@@ -73,7 +74,10 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
     if profile.kvm_modules:
         out["module_params"] = _module_params(host, profile.kvm_modules)
     if persist:
+        from kvmtune.tune.bls import read_entries
+
         _files(host, out)
+        out["bls"] = read_entries(host)
     out["owners"] = read_owners(host, profile)
     return TuneFacts(**out)
 
@@ -161,6 +165,10 @@ def read_for_rollback(host, records: dict) -> TuneFacts:
 
         out["thp"] = read_thp(host, [])
     out["knobs"] = _knobs(host, records)
+    if "bls" in types:
+        from kvmtune.tune.bls import read_entries
+
+        out["bls"] = read_entries(host)
     if "mount" in types:
         out["mounts"] = tuple(read_mounts(host) or ())
         out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))

@@ -8,6 +8,7 @@ tampered state file can at most ask for a knob kvmtune sets anyway.
 
 from __future__ import annotations
 
+from kvmtune.tune.bls import BlsChange
 from kvmtune.tune.cpus import IrqChange, MaskChange
 from kvmtune.tune.files import FileChange, FstabChange
 from kvmtune.tune.ksm import KsmChange
@@ -18,8 +19,9 @@ from kvmtune.tune.sysctl import SysctlChange
 from kvmtune.tune.thp import ThpChange
 
 KINDS = {cls.KIND: cls for cls in (SysctlChange, PoolChange, KsmChange, ThpChange, MountChange, FileChange,
-                                   FstabChange, MaskChange, IrqChange, PowerChange)}
-RECORD_KEYS = {"type", "name", "size_kb", "node", "knob", "path", "file", "original", "dirs", "irq", "index"}
+                                   FstabChange, MaskChange, IrqChange, PowerChange, BlsChange)}
+RECORD_KEYS = {"type", "name", "size_kb", "node", "knob", "path", "file", "original", "dirs", "irq", "index",
+               "entry"}
 
 
 def check_record(key: str, record) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from kvmtune.probe.ksm import KSM_DIR
 from kvmtune.probe.thp import THP_DIR
+from kvmtune.tune.bls import plan_bls
 from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
 from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, compute_split, systemd_text
 from kvmtune.tune.files import HEADER, MARK, FileChange, FstabChange, fstab_text, foreign_entries, wanted
@@ -57,6 +58,9 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
            own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
     if profile.hugetlbfs or MARK in (facts.fstab or "").splitlines():
         out.append(_fstab_change(facts, changes, warnings))
+    if facts.bls:  # the host boots BLS entries: the arguments go there, not into a GRUB drop-in
+        out += plan_bls(facts.bls, boot_args)
+        boot_args = []
     out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
     out.append(own_file(facts, "modprobe", modprobe, "KVM module options: from the next module load (reboot)",
                         REBOOT))

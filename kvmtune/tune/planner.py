@@ -62,6 +62,13 @@ def plan_rollback(records: dict, facts) -> Plan:
         if change.status == OK and after is None and leftover:
             change.status = PENDING
         changes.append(change)
+    for record in sorted(by_type.get("bls", []), key=lambda r: r["entry"]):
+        from kvmtune.tune.bls import BlsChange, restored
+
+        current = facts.bls.get(record["entry"])
+        if current is not None:  # an entry removed since (an old kernel) has nothing to restore
+            changes.append(BlsChange(record["entry"], current, restored(record["original"], current),
+                                     detail="options restored"))
     for record in by_type.get("fstab", []):
         text, warning = restore_fstab(record["original"], facts.fstab)
         changes.append(FstabChange(facts.fstab, text, detail="kvmtune's lines removed"))
