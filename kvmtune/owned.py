@@ -29,7 +29,7 @@ OWNED_FILES = {
     "modprobe": "etc/modprobe.d/kvmtune.conf",
     "systemd": "etc/systemd/system.conf.d/90-kvmtune.conf",
 }
-SHARED_FILES = ("etc/fstab",)
+SHARED_FILES = ("etc/fstab", "etc/default/irqbalance", "etc/sysconfig/irqbalance")
 # Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
 BLS_DIR = "boot/loader/entries"
 BLS_ENTRY = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,200}\.conf")

@@ -30,13 +30,17 @@ kvm_modules:
 """
 
 
+IRQBALANCE = "# irqbalance is a daemon process that distributes interrupts\n#IRQBALANCE_ONESHOT=\nIRQBALANCE_BANNED_CPULIST=2\n"
+
+
 def _host(tmp_path) -> Path:
     root = build_root(HOST, tmp_path)
     files = {"proc/irq/default_smp_affinity": "ffffffff\n", "sys/devices/virtual/workqueue/cpumask": "ffffffff\n",
              "sys/module/kvm/parameters/kvmclock_periodic_sync": "Y\n",
              "sys/module/kvm_intel/parameters/ple_gap": "128\n",
              "sys/devices/system/cpu/intel_pstate/no_turbo": "1\n",
-             "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'}
+             "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n',
+             "usr/sbin/irqbalance": "", "etc/default/irqbalance": IRQBALANCE}
     for irq, cpus in ((0, "0"), (24, "0-31"), (25, "0-31"), (30, "0")):
         files[f"proc/irq/{irq}/smp_affinity_list"] = cpus + "\n"
         files[f"proc/irq/{irq}/effective_affinity_list"] = cpus.split("-")[0] + "\n"
@@ -81,6 +85,11 @@ def test_apply_verify_rollback_on_a_captured_host_restores_the_tree_exactly(run_
                                                                     "options kvm_intel ple_gap=0"]
     assert read("etc/systemd/system.conf.d/90-kvmtune.conf").splitlines()[1:] == ["[Manager]", f"CPUAffinity={HK}"]
     assert "w /sys/devices/virtual/workqueue/cpumask - - - - 1010101" in read("etc/tmpfiles.d/kvmtune.conf")
+    assert read("etc/default/irqbalance") == IRQBALANCE + (
+        "# kvmtune: keep IRQs off the isolated CPUs ('kvmtune rollback' removes these two lines)\n"
+        f"IRQBALANCE_BANNED_CPULIST={ISO}\n")
+    assert {"target": "/etc/default/irqbalance", "status": "pending-restart"}.items() <= next(
+        c for c in result["changes"] if c["target"] == "/etc/default/irqbalance").items()
     code, out, err = _run(run_cli, root, "verify", profile=PROFILE, tmp_path=tmp_path)
     assert code == 0, out + err
     code, _, err = _run(run_cli, root, "rollback")

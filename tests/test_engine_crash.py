@@ -95,7 +95,8 @@ def cpu_template(tmp_path_factory):
     files.update({"proc/irq/default_smp_affinity": "f\n", "sys/devices/virtual/workqueue/cpumask": "f\n",
                   "sys/module/kvm/parameters/halt_poll_ns": "200000\n",
                   # a BLS host: the boot arguments go into this entry's options line
-                  "boot/loader/entries/abc-6.8.conf": "title Linux\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n"})
+                  "boot/loader/entries/abc-6.8.conf": "title Linux\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n",
+                  "usr/sbin/irqbalance": "", "etc/default/irqbalance": "#IRQBALANCE_ONESHOT=\n"})
     for irq in (24, 25):
         files[f"proc/irq/{irq}/smp_affinity_list"] = "0-3\n"
     for cpu in range(4):

@@ -85,11 +85,11 @@ def _bls_added(host, problems: list[str]) -> list[str]:
     except (ValueError, AttributeError):
         return []
     added: list[str] = []
-    for record in records.values() if isinstance(records, dict) else ():
-        entry = record.get("entry") if isinstance(record, dict) else None
-        if record.get("type") != "bls" or not isinstance(entry, str) or not BLS_ENTRY.fullmatch(entry):
+    for item in records.values() if isinstance(records, dict) else ():
+        entry = item.get("entry") if isinstance(item, dict) else None
+        if item.get("type") != "bls" or not isinstance(entry, str) or not BLS_ENTRY.fullmatch(entry):
             continue
         current = host.read_optional(f"{BLS_DIR}/{entry}") or ""
-        original = _options(record.get("original") or "")
+        original = _options(item.get("original") or "")
         added += [w for w in _options(current) if w not in original and w not in added]
     return added

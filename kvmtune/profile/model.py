@@ -75,6 +75,7 @@ class CpusRequest:
     rcu_nocbs: bool
     managed_irq: bool
     irqaffinity: bool
+    irqbalance: bool
     systemd: bool
     workqueue: bool
     src: object  # the section's Node

@@ -14,7 +14,7 @@ from kvmtune.profile.model import CpusRequest
 from kvmtune.profile.shapes import _bool, _int, _kind, expect_mapping, unknown_key
 from kvmtune.profile.source import Node
 
-CPUS_FLAGS = ("nohz_full", "rcu_nocbs", "managed_irq", "irqaffinity", "systemd", "workqueue")
+CPUS_FLAGS = ("nohz_full", "rcu_nocbs", "managed_irq", "irqaffinity", "irqbalance", "systemd", "workqueue")
 CPUS_KEYS = ("isolated", "housekeeping", *CPUS_FLAGS)
 GOVERNOR = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 POWER_KEYS = ("governor", "energy_performance_preference", "boost", "max_wakeup_latency_us")

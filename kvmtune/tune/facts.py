@@ -39,6 +39,8 @@ class TuneFacts:
     module_params: dict = {}  # KVM module -> {parameter: effective value}; absent: not on this host
     knobs: dict = {}  # rollback: journal key -> current value of a cpumask, irq or power knob
     bls: dict = {}  # Boot Loader Specification entry file name -> text ({}: the host boots otherwise)
+    irqbalance: tuple | None = None  # (environment file, text) where irqbalance is installed
+    shared: dict = {}  # rollback: irqbalance environment file -> current text
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
@@ -113,6 +115,9 @@ def _cpus(host, out: dict) -> None:
             continue
     out["irqs"] = irqs
     out["masks"] = {k: _strip(host.read_optional(rel)) for k, rel in MASKS.items()}
+    from kvmtune.tune.irqbalance import read_irqbalance
+
+    out["irqbalance"] = read_irqbalance(host)
 
 
 def _power(host, out: dict) -> None:
@@ -169,6 +174,9 @@ def read_for_rollback(host, records: dict) -> TuneFacts:
         from kvmtune.tune.bls import read_entries
 
         out["bls"] = read_entries(host)
+    if "irqbalance" in types:
+        out["shared"] = {r["file"]: host.read_optional(r["file"]) for r in records.values()
+                         if r["type"] == "irqbalance"}
     if "mount" in types:
         out["mounts"] = tuple(read_mounts(host) or ())
         out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))

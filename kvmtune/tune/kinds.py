@@ -11,6 +11,7 @@ from __future__ import annotations
 from kvmtune.tune.bls import BlsChange
 from kvmtune.tune.cpus import IrqChange, MaskChange
 from kvmtune.tune.files import FileChange, FstabChange
+from kvmtune.tune.irqbalance import IrqbalanceChange
 from kvmtune.tune.ksm import KsmChange
 from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange
@@ -19,7 +20,7 @@ from kvmtune.tune.sysctl import SysctlChange
 from kvmtune.tune.thp import ThpChange
 
 KINDS = {cls.KIND: cls for cls in (SysctlChange, PoolChange, KsmChange, ThpChange, MountChange, FileChange,
-                                   FstabChange, MaskChange, IrqChange, PowerChange, BlsChange)}
+                                   FstabChange, MaskChange, IrqChange, PowerChange, BlsChange, IrqbalanceChange)}
 RECORD_KEYS = {"type", "name", "size_kb", "node", "knob", "path", "file", "original", "dirs", "irq", "index",
                "entry"}
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from kvmtune.host import FileState
 from kvmtune.tune.change import OK, PENDING, Plan
 from kvmtune.tune.conflicts import find_conflicts
-from kvmtune.tune.cpus import plan_cpus
+from kvmtune.tune.cpus import compute_split, plan_cpus
+from kvmtune.tune.irqbalance import plan_irqbalance
 from kvmtune.tune.power import plan_power
 from kvmtune.tune.files import HEADER, FileChange, FstabChange, restore_fstab
 from kvmtune.tune.kvm_modules import modprobe_text
@@ -34,6 +35,8 @@ def build_plan(profile, facts, *, persist: bool = True, force: bool = False) -> 
     changes += plan_ksm(profile, facts, warnings)
     changes += plan_thp(profile, facts)
     changes += plan_cpus(profile, facts, warnings)
+    if profile.cpus is not None and persist:
+        changes += plan_irqbalance(profile, facts, compute_split(profile, facts), warnings)
     changes += plan_power(profile, facts, warnings)
     modprobe = modprobe_text(profile, facts, warnings, HEADER) if profile.kvm_modules else None
     if persist:
@@ -69,6 +72,13 @@ def plan_rollback(records: dict, facts) -> Plan:
         if current is not None:  # an entry removed since (an old kernel) has nothing to restore
             changes.append(BlsChange(record["entry"], current, restored(record["original"], current),
                                      detail="options restored"))
+    for record in by_type.get("irqbalance", []):
+        from kvmtune.tune.irqbalance import IrqbalanceChange, restored as irqbalance_restored
+
+        current = facts.shared.get(record["file"])
+        if current is not None:
+            changes.append(IrqbalanceChange(record["file"], current, irqbalance_restored(record["original"], current),
+                                            detail="irqbalance's ban list restored: restart irqbalance"))
     for record in by_type.get("fstab", []):
         text, warning = restore_fstab(record["original"], facts.fstab)
         changes.append(FstabChange(facts.fstab, text, detail="kvmtune's lines removed"))
