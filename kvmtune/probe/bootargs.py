@@ -24,7 +24,7 @@ class BootArgs:
     kvmtune: tuple  # kvmtune's arguments (key=value words)
     others: tuple  # (file, word) set by other files
     problems: tuple = ()
-    where: str = "grub"  # grub (kvmtune's drop-in, needs update-grub) or bls (the boot entries themselves)
+    where: str | None = "grub"  # kvmtune's drop-in (needs update-grub), bls (the entries), None: no arguments
 
     def to_json(self) -> dict:
         return {"kvmtune": list(self.kvmtune), "others": [{"file": "/" + f, "arg": w} for f, w in self.others],
@@ -59,7 +59,8 @@ def read_boot_args(host) -> BootArgs:
     mine = _words(own or "")
     if mine:
         return BootArgs(tuple(mine), tuple(others), tuple(problems))
-    return BootArgs(tuple(_bls_added(host, problems)), tuple(others), tuple(problems), "bls")
+    added = _bls_added(host, problems)
+    return BootArgs(tuple(added), tuple(others), tuple(problems), "bls" if added else None)
 
 
 def _options(text: str) -> list[str]:
