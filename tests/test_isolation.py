@@ -127,3 +127,10 @@ def test_kvmtunes_boot_arguments_pending_a_reboot_or_contradicted(tmp_path, chec
     checks, _ = _checks(check_json, done)
     assert checks["kernel.cmdline"]["status"] == "pass"
     assert checks["kernel.cmdline"]["detail"] == "the running kernel has kvmtune's hugepagesz=1G hugepages=16 nohz_full=2-7"
+
+
+def test_the_state_file_bootargs_reads_is_kvmtunes():
+    from kvmtune import owned
+    from kvmtune.probe import bootargs
+
+    assert bootargs.STATE_FILE == owned.STATE_FILE

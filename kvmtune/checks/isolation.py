@@ -49,7 +49,7 @@ def check_isolation(facts: Facts) -> Check:
     if iso.systemd_affinity is not None and set(iso.systemd_affinity[1]) & isolated:
         problems.append(f"system services may run on isolated CPUs: CPUAffinity= in /{iso.systemd_affinity[0]} is "
                         f"{_cpus(iso.systemd_affinity[1])}")
-    cores = facts.known("cores") or ()
+    cores = facts.known("isolated_cores") or ()
     split = [core for core in cores if set(core) & isolated and not set(core) <= isolated]
     if split:
         problems.append("SMT cores split between host and guests: " +

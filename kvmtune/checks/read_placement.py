@@ -36,6 +36,14 @@ def _applied_profiles(host, got):
     return tuple(p for p in profiles if isinstance(p, str))
 
 
+def _isolated_cores(host, got):
+    """The cores of the isolated CPUs (to find one split between host and guests); none read
+    when nothing is isolated."""
+    from kvmtune.probe.topology import read_cores
+    isolated = got.isolation.all_isolated if got.isolation else ()
+    return read_cores(host, got.cpu.online, only=isolated) if got.cpu and isolated else ()
+
+
 def _cores(host, got):
     from kvmtune.probe.topology import read_cores
     return read_cores(host, got.cpu.online) if got.cpu else None
@@ -59,6 +67,7 @@ def _boot_args(host, got):
 PLACEMENT_READERS = {
     "cores": (_cores, ("cpu",)),
     "isolation": (_isolation, ("cmdline",)),
+    "isolated_cores": (_isolated_cores, ("cpu", "isolation")),
     "power": (_power, ("cmdline", "isolation")),
     "boot_args": (_boot_args, ()),
     "guests": (_guests, ("mounts", "numa")),
