@@ -226,7 +226,7 @@ def test_on_a_bls_host_the_entries_options_carry_the_arguments_and_roll_back_exa
     assert not (root / "etc/default/grub.d/90-kvmtune.cfg").exists()  # a BLS host gets no GRUB drop-in
     _, report = check_json(root, "--only", "kernel.cmdline")
     line = report["checks"][0]
-    assert line["status"] == "warn" and f"lacks hugepagesz=1G hugepages=4 isolcpus=" in line["detail"]
+    assert line["status"] == "warn" and "lacks hugepagesz=1G hugepages=4 isolcpus=" in line["detail"]
     assert line["hint"] == "Reboot: the boot entries already carry them."
     code, out, err = _run(run_cli, root, "verify", profile=profile, tmp_path=tmp_path)
     assert code == 0, out + err
@@ -256,3 +256,23 @@ def test_rollback_of_an_entry_edited_since_puts_back_only_its_options():
     assert restored(original, ours) == original
     edited = ours.replace("title A", "title B")  # a kernel update retitled it since
     assert restored(original, edited) == "title B\nlinux /vmlinuz-1\noptions root=/dev/sda1 ro\n"
+
+
+@pytest.mark.parametrize("code, status", [(5, "pending-reboot"), (22, "pending-reboot"), (1, "pending-reboot"),
+                                          (13, "failed"), (30, "failed")])
+def test_only_the_kernels_refusal_to_move_an_irq_is_pending_a_reboot(code, status):
+    """EIO/EINVAL/EPERM: the kernel keeps the IRQ where it is (isolcpus=managed_irq moves it at boot).
+    EACCES (not root) or EROFS (read-only /proc) fails the run like any knob."""
+    from kvmtune.errors import HostError
+    from kvmtune.tune.cpus import IrqChange
+
+    class Host:
+        def read_optional(self, rel):
+            return "0-31\n"
+
+        def write(self, rel, value):
+            raise HostError(rel, "refused", code)
+
+    change = IrqChange(24, "0-31", HK)
+    change.execute(Host(), None)
+    assert change.status == status, change.detail

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from kvmtune.bench.hostmem import BACKINGS, PAGE, Mapping
 from kvmtune.bench.host_info import usable_kb as usable
-from kvmtune.probe import parse
 from kvmtune.probe.hugepages import read_global_pools
 
 
@@ -16,12 +15,12 @@ class Closer:
         self.close = close
 
 
-def backings(host, settings, guard, held: list) -> tuple[list[Mapping], dict]:
-    """A mapping per backing the host can have, and why each other one is skipped."""
-    thp_text = host.read_optional("sys/kernel/mm/transparent_hugepage/enabled")
-    thp = parse.bracketed(thp_text) if thp_text else None
-    pools, _ = read_global_pools(host)
-    usable_kb, reserve_kb = usable(host)
+def backings(host, settings, guard, held: list, described: dict) -> tuple[list[Mapping], dict]:
+    """A mapping per backing the host can have, and why each other one is skipped (``described``:
+    describe_host's answer, read at the start of the run)."""
+    thp = described["thp"]["enabled"]
+    pools, _ = read_global_pools(host)  # with the reserved counts describe_host leaves out
+    usable_kb, reserve_kb = usable(described)
     usable_kb -= sum(1 for k in ("4k", "thp") if k in settings.backings) * settings.size // 1024
     mappings, skips = [], {}
     for kind in BACKINGS:

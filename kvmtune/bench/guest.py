@@ -8,7 +8,6 @@ times (hundreds of milliseconds for a chase).
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 
@@ -117,7 +116,3 @@ class BenchVm:
             self.mailbox = None
         if self.system.address is not None:
             self.system.free()
-
-
-def open_kvm(host) -> int:
-    return host.open_device("dev/kvm", os.O_RDWR)

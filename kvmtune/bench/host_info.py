@@ -6,7 +6,7 @@ import os
 
 from kvmtune.probe import parse
 from kvmtune.probe.hugepages import read_global_pools, size_label
-from kvmtune.tune.pools import RESERVE_FRACTION, RESERVE_MIN_KB
+from kvmtune.tune.pools import safe_reserve_kb
 
 GUEST_PAGES = ("2M", "4K")
 
@@ -44,9 +44,8 @@ def describe_host(host) -> dict:
     }
 
 
-def usable_kb(host) -> tuple[int, int]:
-    """(kB the run may use without eating into apply's safe reserve, the reserve)."""
-    meminfo = parse.kv_kb(host.read("proc/meminfo"))
-    total = meminfo.get("MemTotal", 0)
-    reserve = max(int(total * RESERVE_FRACTION), RESERVE_MIN_KB)
-    return meminfo.get("MemAvailable", 0) - reserve, reserve
+def usable_kb(described: dict) -> tuple[int, int]:
+    """(kB the run may use without eating into apply's safe reserve, the reserve), from
+    describe_host's memory figures."""
+    reserve = safe_reserve_kb(described["memory_kb"] or 0)
+    return (described["available_kb"] or 0) - reserve, reserve

@@ -67,7 +67,7 @@ def run_bench(host, settings: Settings, progress=None) -> dict:
     result = {"schema_version": SCHEMA_VERSION, "host": describe_host(host), "settings": settings.to_json(),
               "memory": [], "exits": None, "native": [], "ksm": None, "emulated": None,
               "warnings": [], "changes": [], "skipped": {}, "host_restored": True}
-    _fit_size(host, settings, result)
+    _fit_size(settings, result)
     guard = HostGuard(host)
     held: list = []  # what to release, in reverse, before the guard puts the host back
     interrupted = False
@@ -96,8 +96,8 @@ def run_bench(host, settings: Settings, progress=None) -> dict:
     return result
 
 
-def _fit_size(host, settings: Settings, result: dict) -> None:
-    usable, reserve_kb = usable_kb(host)
+def _fit_size(settings: Settings, result: dict) -> None:
+    usable, reserve_kb = usable_kb(result["host"])
     general = sum(1 for k in ("4k", "thp") if k in settings.backings) if _needs_backings(settings) else 0
     needed_kb = general * settings.size // 1024
     if needed_kb <= usable:
@@ -126,7 +126,8 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
     from kvmtune.bench.native import Native
 
     progress("preparing host memory")
-    mappings, skips = backings(host, settings, guard, held) if _needs_backings(settings) else ([], {})
+    mappings, skips = (backings(host, settings, guard, held, result["host"]) if _needs_backings(settings)
+                       else ([], {}))
     kvm_fd, why_not = None, None
     try:
         kvm_fd = host.open_device("dev/kvm")

@@ -36,7 +36,7 @@ REGISTRY = {
     "memory.thp": ("memory", "check_thp", None, ("thp",)),
     "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
     "kernel.cmdline": ("isolation", "check_cmdline", None, ("boot_args", "cmdline")),
-    "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolated_cpus", "applied_profiles")),
+    "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolation", "applied_profiles")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
 # Readiness needs positive evidence of KVM: if these cannot be decided, the host is not ready.

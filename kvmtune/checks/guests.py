@@ -8,7 +8,8 @@ the QEMU option for a bare QEMU, the VMM's own setting otherwise.
 from __future__ import annotations
 
 from kvmtune.checks.facts import Facts
-from kvmtune.checks.model import INFO, PASS, TITLES as TITLES_CHECK_ALL, WARN, Check
+from kvmtune.checks import model
+from kvmtune.checks.model import INFO, PASS, WARN, Check
 from kvmtune.probe.hugepages import size_label
 
 HUGE_ENOUGH = 0.95  # of resident guest RAM on huge pages
@@ -20,7 +21,6 @@ TITLES = {
     "guests.ksm": "KSM and guest memory",
 }
 FINDINGS = tuple(TITLES)
-TITLES_CHECK = TITLES_CHECK_ALL["guests"]
 
 
 def _mib(kb: int) -> str:
@@ -29,6 +29,12 @@ def _mib(kb: int) -> str:
 
 def label(g) -> str:
     return f"{g.name} (pid {g.pid})"
+
+
+def isolated_cpus(facts: Facts) -> tuple:
+    """The CPUs isolated by any means (cpu.isolation's facts), () if unknown."""
+    isolation = facts.known("isolation")
+    return isolation.all_isolated if isolation is not None else ()
 
 
 def memory(g) -> dict:
@@ -141,7 +147,7 @@ def check_numa(facts: Facts, guests) -> Check:
 
 def check_pinning(facts: Facts, guests) -> Check:
     title = TITLES["guests.pinning"]
-    isolated = set(facts.known("isolated_cpus") or ())
+    isolated = set(isolated_cpus(facts))
     problems, hints = [], []
     owners: dict[int, list[str]] = {}
     for g in guests:
@@ -187,7 +193,7 @@ def check_ksm(facts: Facts, guests) -> Check:
     merged = [(g, pages) for g, pages in merged if pages]
     if not merged:
         return Check("guests.ksm", PASS, title, "no guest memory is merged")
-    latency = "latency" in (facts.known("applied_profiles") or ()) or bool(facts.known("isolated_cpus"))
+    latency = "latency" in (facts.known("applied_profiles") or ()) or bool(isolated_cpus(facts))
     page_kb = 4
     detail = "; ".join(f"{label(g)}: {_mib(pages * page_kb)} merged" for g, pages in merged)
     if latency:
@@ -206,7 +212,7 @@ def findings(facts: Facts) -> list[Check]:
 
 def check_guests(facts: Facts) -> Check:
     """check's one line: how many guests run, and whether any finding wants a look."""
-    title = TITLES_CHECK
+    title = model.TITLES["guests"]
     g = facts.guests
     if not g.processes:
         return Check("guests", INFO, title, "the snapshot holds no process table: guests not judged")

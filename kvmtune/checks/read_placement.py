@@ -14,12 +14,6 @@ def _guests(host, got):
     return read_guests(host, tuple(m.target for m in mounts if m.fstype == "hugetlbfs"), nodes)
 
 
-def _isolated_cpus(host, got):
-    from kvmtune.probe import parse
-    text = host.read_optional("sys/devices/system/cpu/isolated")
-    return tuple(parse.cpulist(text.strip())) if text and text.strip() else ()
-
-
 def _applied_profiles(host, got):
     """The profiles kvmtune applied here (its state file), () if none or unreadable. Only the
     guests' KSM finding asks, so without guests it is not read (nor json and owned imported)."""
@@ -71,6 +65,5 @@ PLACEMENT_READERS = {
     "power": (_power, ("cmdline", "isolation")),
     "boot_args": (_boot_args, ()),
     "guests": (_guests, ("mounts", "numa")),
-    "isolated_cpus": (_isolated_cpus, ()),
     "applied_profiles": (_applied_profiles, ("guests",)),
 }

@@ -6,7 +6,7 @@ from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
 
 SCHEMA_VERSION = 1
-FACTS = ("guests", "hugepages", "numa", "isolated_cpus", "applied_profiles", "hostname")
+FACTS = ("guests", "hugepages", "numa", "isolation", "applied_profiles", "hostname")
 
 
 class GuestsOptions(Options):
@@ -22,7 +22,7 @@ def guests_report(root: str) -> dict:
     import os
 
     from kvmtune.checks.facts import FactUnknown
-    from kvmtune.checks.guests import findings, guest_json, node_of_cpu
+    from kvmtune.checks.guests import findings, guest_json, isolated_cpus, node_of_cpu
     from kvmtune.checks.read import read_facts
     from kvmtune.host import Host
 
@@ -43,7 +43,7 @@ def guests_report(root: str) -> dict:
         "schema_version": SCHEMA_VERSION,
         "host": {"hostname": facts.known("hostname"), "root": root, "live": facts.live,
                  "processes": found.processes, "nodes": len(numa.nodes) if numa else None,
-                 "isolated_cpus": list(facts.known("isolated_cpus") or ()),
+                 "isolated_cpus": list(isolated_cpus(facts)),
                  "pools": {str(p.size_kb): {"total": p.total, "free": p.free} for p in (hp.pools if hp else ())}},
         "guests": [guest_json(g, cpu_nodes) for g in found.guests],
         "hidden": [{"pid": pid, "name": name, "reason": why} for pid, name, why in found.hidden],

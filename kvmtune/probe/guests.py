@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 
 from kvmtune.errors import HostError
-from kvmtune.host_procs import ProcessGone, Thread
+from kvmtune.host_procs import ProcessGone
 from kvmtune.record import record
 
 VM_FD, VCPU_FD = "anon_inode:kvm-vm", "anon_inode:kvm-vcpu"
@@ -44,14 +44,13 @@ class GuestFacts:
     guests: tuple
     hidden: tuple  # (pid, name, reason): looks like a VMM, cannot be inspected
     processes: bool  # False: a snapshot without a process table
-    problems: tuple = ()
 
 
 def read_guests(host, hugetlbfs: tuple[str, ...], nodes: tuple[int, ...] = ()) -> GuestFacts:
     """``nodes``: the host's NUMA nodes; with one (or none known) every page is on it, and
     numa_maps, which walks every page of the process again, is not read."""
     pids = [int(e) for e in host.listdir("proc") if e.isdigit()]
-    guests, hidden, problems = [], [], []
+    guests, hidden = [], []
     for pid in pids:
         try:
             links = _fd_links(host, pid)
@@ -71,7 +70,7 @@ def read_guests(host, hugetlbfs: tuple[str, ...], nodes: tuple[int, ...] = ()) -
             if exc.errno in (errno.ENOENT, errno.ESRCH):
                 continue  # it exited between the listing and the read
             hidden.append((pid, _comm(host, pid) or "?", f"/{exc.rel}: {exc.reason}"))
-    return GuestFacts(tuple(guests), tuple(hidden), bool(pids), tuple(problems))
+    return GuestFacts(tuple(guests), tuple(hidden), bool(pids))
 
 
 def _fd_links(host, pid: int) -> dict[int, str]:
@@ -211,5 +210,3 @@ def _ksm(host, pid: int) -> dict | None:
         out[key] = int(value) if value.lstrip("-").isdigit() else value
     return out
 
-
-__all__ = ["Guest", "GuestFacts", "Thread", "read_guests"]

@@ -10,8 +10,8 @@ import errno
 from kvmtune.cpus.split import SplitError, by_housekeeping, by_isolated, kernel_args
 from kvmtune.errors import HostError
 from kvmtune.probe import parse
-from kvmtune.tune.change import CHANGED, FAILED, OK, PENDING_REBOOT
-from kvmtune.tune.knob import KnobChange, TableKnob, refused
+from kvmtune.tune.change import OK, PENDING_REBOOT
+from kvmtune.tune.knob import KnobChange, TableKnob
 
 MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask"}
 SYSTEMD_DETAIL = "CPUAffinity= of system services: from the next boot (or 'systemctl daemon-reexec')"
@@ -66,21 +66,16 @@ class IrqChange(KnobChange):
     def equal(current, wanted) -> bool:
         return _cpus_of(current, False) == _cpus_of(wanted, False) if None not in (current, wanted) else current is wanted
 
-    def execute(self, host, ctx) -> None:
-        super().execute(host, ctx)
-        if self.status == FAILED and self.detail.startswith("the kernel refused"):
-            self.status = PENDING_REBOOT
-            self.detail = "a managed IRQ: the kernel keeps its affinity; isolcpus=managed_irq moves it at boot"
-
     def write(self, host, ctx) -> None:
         try:
-            host.write(self.rel, str(self.after))
+            super().write(host, ctx)
         except HostError as exc:
-            if exc.errno in (errno.EIO, errno.EINVAL):
-                self.status, self.detail = FAILED, refused(exc)
-                return
-            raise
-        self.status = CHANGED if self.equal(self.read(host), self.after) else FAILED
+            # The kernel's refusal to move this IRQ (seen here: EPERM as root, for a virtio
+            # MSI-X queue; EIO for managed IRQs). EACCES or EROFS fail the run like any knob.
+            if exc.errno not in (errno.EIO, errno.EINVAL, errno.EPERM):
+                raise
+            self.status = PENDING_REBOOT
+            self.detail = "a managed IRQ: the kernel keeps its affinity; isolcpus=managed_irq moves it at boot"
 
     def identity(self) -> dict:
         return {"irq": self.irq}
@@ -117,11 +112,10 @@ def boot_args(profile, split) -> list[str]:
     return kernel_args(split, req.managed_irq, req.nohz_full, req.rcu_nocbs, req.irqaffinity)
 
 
-def plan_cpus(profile, facts, warnings: list[str]) -> list:
+def plan_cpus(profile, facts, split, warnings: list[str]) -> list:
     """What moves now; the boot arguments and systemd drop-in are persisted files (persist.py)."""
-    if profile.cpus is None:
+    if split is None:
         return []
-    split = compute_split(profile, facts)
     housekeeping = list(split.housekeeping)
     isolated = set(split.isolated)
     changes: list = []

@@ -69,10 +69,11 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
         from kvmtune.probe.thp import read_thp
 
         out["thp"] = read_thp(host, list(out["cmdline"]))
+    online = _online(host) if profile.cpus is not None or profile.power else ()
     if profile.cpus is not None:
-        _cpus(host, out)
+        _cpus(host, out, online)
     if profile.power:
-        _power(host, out)
+        _power(host, out, online)
     if profile.kvm_modules:
         out["module_params"] = _module_params(host, profile.kvm_modules)
     if persist:
@@ -90,13 +91,12 @@ def _online(host) -> tuple:
     return tuple(read_cpu(host).online)
 
 
-def _cpus(host, out: dict) -> None:
+def _cpus(host, out: dict, online: tuple) -> None:
     from kvmtune.probe import parse
     from kvmtune.probe.numa import read_numa
     from kvmtune.probe.topology import read_cores
     from kvmtune.tune.cpus import MASKS
 
-    online = _online(host)
     out["cores"] = read_cores(host, online)
     if "numa" not in out:
         out["numa"] = read_numa(host, online)
@@ -120,11 +120,10 @@ def _cpus(host, out: dict) -> None:
     out["irqbalance"] = read_irqbalance(host)
 
 
-def _power(host, out: dict) -> None:
+def _power(host, out: dict, online: tuple) -> None:
     from kvmtune.probe.power import read_power
     from kvmtune.tune.power import PATHS
 
-    online = _online(host)
     out["power"] = read_power(host, list(out.get("cmdline", ())))
     boost = None
     for knob in ("boost", "no_turbo"):

@@ -115,7 +115,7 @@ def read_irqbalance(host) -> tuple[str, str] | None:
 
 
 def plan_irqbalance(profile, facts, split, warnings: list[str]) -> list[IrqbalanceChange]:
-    if profile.cpus is None or not profile.cpus.irqbalance:
+    if not profile.cpus.irqbalance:
         return []
     if facts.irqbalance is None:
         return []  # not installed (or no environment file): nothing moves IRQs but the kernel

@@ -18,7 +18,7 @@ from kvmtune.probe.ksm import KSM_DIR
 from kvmtune.probe.thp import THP_DIR
 from kvmtune.tune.bls import plan_bls
 from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
-from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, compute_split, systemd_text
+from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, systemd_text
 from kvmtune.tune.files import HEADER, MARK, FileChange, FstabChange, fstab_text, foreign_entries, wanted
 from kvmtune.tune.ksm import ordered_knobs
 from kvmtune.tune.mounts import MountChange
@@ -29,7 +29,7 @@ from kvmtune.tune.sysctl import dropin_text
 GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
 
 
-def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | None = None) -> list:
+def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | None = None, split=None) -> list:
     default_kb = facts.hugepages.default_size_kb
     sysctls = {name: value for name, (value, _) in profile.sysctl.items()}
     tmpfiles: list[tuple[str, str]] = []
@@ -50,7 +50,6 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
     tmpfiles += [(f"{THP_DIR}/{k}", v) for k, (v, _) in profile.thp.items()]
     # Runtime CPU settings at boot too (IRQs themselves follow irqaffinity= on the command line).
     tmpfiles += [(c.rel, c.after) for c in changes if isinstance(c, (MaskChange, PowerChange))]
-    split = compute_split(profile, facts) if profile.cpus is not None else None
     if split is not None:
         boot_args += cpu_boot_args(profile, split)
 

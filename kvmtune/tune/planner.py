@@ -34,13 +34,14 @@ def build_plan(profile, facts, *, persist: bool = True, force: bool = False) -> 
     changes += plan_mounts(profile, facts)
     changes += plan_ksm(profile, facts, warnings)
     changes += plan_thp(profile, facts)
-    changes += plan_cpus(profile, facts, warnings)
-    if profile.cpus is not None and persist:
-        changes += plan_irqbalance(profile, facts, compute_split(profile, facts), warnings)
+    split = compute_split(profile, facts) if profile.cpus is not None else None
+    changes += plan_cpus(profile, facts, split, warnings)
+    if split is not None and persist:
+        changes += plan_irqbalance(profile, facts, split, warnings)
     changes += plan_power(profile, facts, warnings)
     modprobe = modprobe_text(profile, facts, warnings, HEADER) if profile.kvm_modules else None
     if persist:
-        changes += plan_files(profile, facts, changes, warnings, modprobe)
+        changes += plan_files(profile, facts, changes, warnings, modprobe, split)
     elif profile.kvm_modules or profile.cpus is not None:
         warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
                         "kvm_modules apply only at boot, so they are not set")

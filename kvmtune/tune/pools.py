@@ -140,10 +140,15 @@ def _per_node_pages(req, size: int, numa, mem_kb) -> dict[int, int]:
     return {}
 
 
+def safe_reserve_kb(mem_kb: int) -> int:
+    """What the host keeps for itself: 10 % of memory or 2 GiB, whichever is larger."""
+    return max(int(mem_kb * RESERVE_FRACTION), RESERVE_MIN_KB)
+
+
 def _check_reserve(profile, mem_kb: int | None, hugepage_kb: int, force: bool) -> None:
     if mem_kb is None or force:
         return
-    reserve = max(int(mem_kb * RESERVE_FRACTION), RESERVE_MIN_KB)
+    reserve = safe_reserve_kb(mem_kb)
     left = mem_kb - hugepage_kb
     if left < reserve:
         src = next(iter(profile.hugepages.values())).src
