@@ -32,6 +32,21 @@ def _can_change_pools() -> str | None:
 
 
 changes_pools = pytest.mark.skipif(_can_change_pools() is not None, reason=_can_change_pools() or "")
+KNOBS_BENCH_CHANGES = ["/sys/kernel/mm/ksm/run"] + sorted(
+    str(p) for p in Path("/sys/kernel/mm/hugepages").glob("hugepages-*/nr_hugepages"))
+
+
+@pytest.fixture
+def knobs_put_back():
+    """Whatever a failing bench leaves, the pools and KSM are as the test found them afterwards."""
+    saved = {k: Path(k).read_text() for k in KNOBS_BENCH_CHANGES if os.path.exists(k)}
+    yield
+    for knob, value in reversed(list(saved.items())):
+        if Path(knob).read_text() != value:
+            try:
+                Path(knob).write_text(value)
+            except OSError:
+                pass
 
 
 # -- the pointer chain, without KVM ------------------------------------------------------
@@ -140,7 +155,7 @@ def test_an_emulated_guest_is_told_from_a_native_one():
 
 @pytest.mark.live
 @changes_pools
-def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_before():
+def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_before(knobs_put_back):
     from kvmtune.bench.run import Settings, run_bench
     from kvmtune.host_writable import WritableHost
 
@@ -166,7 +181,7 @@ def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_b
 
 @pytest.mark.live
 @changes_pools
-def test_an_interrupted_bench_puts_the_host_back(tmp_path):
+def test_an_interrupted_bench_puts_the_host_back(tmp_path, knobs_put_back):
     """SIGINT at random moments of a run that grows pools and switches KSM on."""
     before = live_state()
     ksm_before = Path("/sys/kernel/mm/ksm/run").read_text()
@@ -192,7 +207,7 @@ def test_an_interrupted_bench_puts_the_host_back(tmp_path):
 
 @pytest.mark.live
 @changes_pools
-def test_quick_run_json_validates_and_says_what_it_changed(run_cli, tmp_path):
+def test_quick_run_json_validates_and_says_what_it_changed(run_cli, tmp_path, knobs_put_back):
     before = live_state()
     out_file = tmp_path / "before.json"
     code, out, err = run_cli("bench", "--quick", "--grow-pools", "--ksm", "--json", "-o", str(out_file))
@@ -327,7 +342,7 @@ def test_prometheus_output_has_the_ratio_and_exit_families():
 
 @pytest.mark.live
 @changes_pools
-def test_a_run_that_changes_pools_waits_for_no_one_holding_the_engine_lock(run_cli):
+def test_a_run_that_changes_pools_waits_for_no_one_holding_the_engine_lock(run_cli, knobs_put_back):
     """apply or rollback in progress: bench --grow-pools is busy (exit 5) and changes nothing."""
     from kvmtune.host_writable import WritableHost
 

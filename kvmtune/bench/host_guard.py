@@ -9,21 +9,16 @@ from __future__ import annotations
 
 from kvmtune.errors import HostError
 from kvmtune.probe.hugepages import POOL_DIR, size_label
-
-KSM_DIR = "sys/kernel/mm/ksm"
-KSM_KNOBS = ("run", "pages_to_scan", "sleep_millisecs", "merge_across_nodes", "use_zero_pages",
-             "max_page_sharing", "stable_node_chains_prune_millisecs", "smart_scan", "advisor_mode")
-THP_KNOBS = ("enabled", "defrag", "shmem_enabled")
-
-
-def pool_rel(size_kb: int) -> str:
-    return f"{POOL_DIR}/hugepages-{size_kb}kB/nr_hugepages"
+from kvmtune.probe.ksm import KSM_DIR
+from kvmtune.probe.thp import KNOBS as THP_KNOBS, THP_DIR
+from kvmtune.profile.schema import KSM_KNOBS  # every KSM knob kvmtune knows
+from kvmtune.tune.pools import pool_rel
 
 
 def host_state(host) -> dict[str, str]:
     """Every value the bench could disturb, as text: pools, THP and KSM knobs."""
     state = {}
-    rels = [f"sys/kernel/mm/transparent_hugepage/{k}" for k in THP_KNOBS]
+    rels = [f"{THP_DIR}/{k}" for k in THP_KNOBS]
     rels += [f"{KSM_DIR}/{k}" for k in KSM_KNOBS]
     for entry in host.listdir(POOL_DIR):
         rels += [f"{POOL_DIR}/{entry}/nr_hugepages", f"{POOL_DIR}/{entry}/nr_overcommit_hugepages"]

@@ -13,7 +13,7 @@ import time
 from array import array
 
 from kvmtune.bench.hostmem import MADV_MERGEABLE, Mapping, madvise
-from kvmtune.bench.host_guard import KSM_DIR
+from kvmtune.probe.ksm import KSM_DIR
 
 POLL_S = 0.1
 MERGED = 0.95  # of the pages: merged enough to call it done
