@@ -177,7 +177,10 @@ def test_cpuinfo_is_only_the_fallback_here(run_cli):
         pytest.skip("this host's KVM offers guests what its CPU flags show")
     # This machine's flags show SSE3/SSSE3/SSE4/AVX, but its KVM does not offer them to guests:
     # judging by flags would promise models QEMU refuses to start.
-    assert len(differ) >= 40
+    # How many models differ depends on what this machine's KVM offers today (36 to 40 seen);
+    # the direction does not: KVM offers less than the flags show, never more.
+    assert differ
+    assert all((by_flags[n]["status"], by_kvm[n]["status"]) == ("usable", "not-usable") for n in differ), differ
     assert by_kvm["qemu64"]["status"] == "not-usable"
 
 
