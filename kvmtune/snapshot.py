@@ -21,7 +21,7 @@ import os
 import time
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles")
 # Never captured, whatever a reader asks for: another process's data, the kernel log.
@@ -77,7 +77,7 @@ def capture(directory: str, root: str = "/") -> dict:
     from kvmtune import __version__
     from kvmtune.checks import HOST_FACTS, REGISTRY
     from kvmtune.checks.read import read_facts
-    from kvmtune.files import check_output_dir, write_snapshot_tree
+    from kvmtune.host.atomic import check_output_dir, write_snapshot_tree
 
     check_output_dir(directory)
     host = RecordingHost(root)

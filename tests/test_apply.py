@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from kvmtune.host_writable import WritableHost as Host
+from kvmtune.host.writable import WritableHost as Host
 from tests.fixtures.synthetic import host as synthetic_host, ksm_files, write_tree
 
 FULL_PROFILE = """

@@ -83,7 +83,7 @@ def test_the_guest_walks_every_line_once_and_agrees_with_the_host(kind):
     from kvmtune.bench.chain import Chain
     from kvmtune.bench.guest import BenchVm
     from kvmtune.bench.native import Native
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     size = 4 * MiB
     chain = Chain(size, seed=3)
@@ -157,7 +157,7 @@ def test_an_emulated_guest_is_told_from_a_native_one():
 @changes_pools
 def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_before(knobs_put_back):
     from kvmtune.bench.run import Settings, run_bench
-    from kvmtune.host_writable import WritableHost
+    from kvmtune.host.writable import WritableHost
 
     before = live_state()
     settings = Settings(size=512 * MiB, rounds=3, sections=("memory", "exits", "native"), grow_pools=True,
@@ -304,7 +304,7 @@ def test_the_conclusion_names_the_gain_and_why_1g_adds_nothing():
 def test_a_host_without_dev_kvm_skips_the_guest_sections_with_the_reason(tmp_path):
     """A live-like root with no dev/kvm: memory and exits say why; the native walk still runs."""
     from kvmtune.bench.run import Settings, run_bench
-    from kvmtune.host_writable import WritableHost
+    from kvmtune.host.writable import WritableHost
 
     for rel in ("proc/cpuinfo", "proc/meminfo", "proc/sys/kernel/osrelease"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +344,7 @@ def test_prometheus_output_has_the_ratio_and_exit_families():
 @changes_pools
 def test_a_run_that_changes_pools_waits_for_no_one_holding_the_engine_lock(run_cli, knobs_put_back):
     """apply or rollback in progress: bench --grow-pools is busy (exit 5) and changes nothing."""
-    from kvmtune.host_writable import WritableHost
+    from kvmtune.host.writable import WritableHost
 
     host = WritableHost("/")
     before = live_state()

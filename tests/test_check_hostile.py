@@ -18,7 +18,7 @@ import sys
 import jsonschema
 import pytest
 
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.test_golden import SCHEMA
 

@@ -226,7 +226,7 @@ def facts_as_live(root, live=True, **overrides):
     """A snapshot's facts, as if read on a live host, with some facts replaced (judges are pure)."""
     from kvmtune.checks import read_phase
     from kvmtune.checks.facts import Facts
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     facts = read_phase(Host(str(root)), [], [])
     values = {n: object.__getattribute__(facts, "_values")[n] for n in facts.names}

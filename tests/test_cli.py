@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from kvmtune.checks import read_phase, run_checks
 from kvmtune.commands.check import CheckOptions
 from kvmtune.cli_parse import fast_options
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from kvmtune.render.check_text import render_check_text
 
 def _sample(opt):

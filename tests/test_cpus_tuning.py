@@ -129,7 +129,7 @@ def test_a_tampered_journal_record_for_the_new_kinds_is_refused():
 
 
 def test_the_owned_allow_list_takes_the_new_knobs_and_files_and_nothing_near_them():
-    from kvmtune import owned
+    from kvmtune.host import owned
 
     assert owned.allows("knob", "proc/irq/24/smp_affinity_list")
     assert owned.allows("knob", "sys/devices/system/cpu/cpufreq/policy3/scaling_governor")
@@ -256,7 +256,7 @@ def test_on_a_bls_host_the_entries_options_carry_the_arguments_and_roll_back_exa
 
 
 def test_a_bls_entry_record_that_names_another_file_is_refused():
-    from kvmtune import owned
+    from kvmtune.host import owned
     from kvmtune.tune.kinds import check_record
 
     with pytest.raises(ValueError, match="is not a boot loader entry"):

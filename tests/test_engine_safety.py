@@ -12,7 +12,7 @@ import os
 import pytest
 
 from kvmtune.errors import HostError
-from kvmtune.host_writable import WritableHost as Host
+from kvmtune.host.writable import WritableHost as Host
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.support.faults import fork_run
 from tests.support.treestate import tree_state

@@ -131,7 +131,7 @@ def test_vcpus_on_housekeeping_cpus_emulator_on_isolated_ones_and_shared_cpus_ar
 
 def test_a_process_that_vanishes_or_cannot_be_inspected_is_never_a_traceback(run_cli, tmp_path, monkeypatch):
     from kvmtune.errors import HostError
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     gone = guest(9000, "gone", 512)
     gone_files, gone_links = gone

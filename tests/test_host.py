@@ -3,7 +3,7 @@ import os
 import pytest
 
 from kvmtune.errors import HostError, NotLive
-from kvmtune.host_writable import WritableHost as Host
+from kvmtune.host.writable import WritableHost as Host
 
 
 def test_paths_stay_inside_the_root(tmp_path):

@@ -130,7 +130,7 @@ def test_kvmtunes_boot_arguments_pending_a_reboot_or_contradicted(tmp_path, chec
 
 
 def test_the_state_file_bootargs_reads_is_kvmtunes():
-    from kvmtune import owned
+    from kvmtune.host import owned
     from kvmtune.probe import bootargs
 
     assert bootargs.STATE_FILE == owned.STATE_FILE

@@ -38,7 +38,7 @@ def test_the_split_equals_the_hand_checked_answer(run_cli, host):
 @pytest.mark.parametrize("per_node", ["1", "2"])
 def test_no_captured_host_gets_a_core_split_or_a_node_without_housekeeping(run_cli, host, per_node):
     from kvmtune.checks.read import read_facts
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
     from kvmtune.probe.parse import cpulist
 
     code, out, err = _partition(run_cli, host, "--housekeeping-per-node", per_node)

@@ -3,7 +3,7 @@
 import pytest
 
 from kvmtune.errors import Refused
-from kvmtune.host import FileState, PathState
+from kvmtune.host.door import FileState, PathState
 from kvmtune.probe.hugepages import HugepageFacts, Pool
 from kvmtune.probe.ksm import KsmFacts
 from kvmtune.probe.numa import Node, NodePool, NumaFacts

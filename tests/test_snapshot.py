@@ -51,7 +51,7 @@ def test_a_snapshot_of_this_host_judges_like_the_host(run_cli, tmp_path):
 
 @live_kvm
 def test_only_what_check_reads_is_captured(run_cli, tmp_path, monkeypatch):
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     code, out, err = run_cli("snapshot", str(tmp_path / "snap"))
     assert code == 0, err

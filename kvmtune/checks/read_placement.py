@@ -21,7 +21,7 @@ def _applied_profiles(host, got):
         return ()
     import json
 
-    from kvmtune.owned import STATE_FILE
+    from kvmtune.host.owned import STATE_FILE
     try:
         text = host.read_optional(STATE_FILE)
         profiles = json.loads(text).get("profiles", []) if text else []

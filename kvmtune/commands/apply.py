@@ -31,7 +31,7 @@ class ApplyOptions(Options):
 def _host(opts: ApplyOptions):
     import os
 
-    from kvmtune.host_writable import WritableHost as Host
+    from kvmtune.host.writable import WritableHost as Host
 
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")

@@ -75,7 +75,7 @@ def run_bench_command(opts: BenchOptions) -> int:
                          "kernel to measure: run it on the host itself")
     settings = settings_of(opts)
     from kvmtune.bench.run import BenchInterrupted, run_bench
-    from kvmtune.host_writable import WritableHost
+    from kvmtune.host.writable import WritableHost
     from kvmtune.render.progress import bar_progress
 
     host = WritableHost("/")

@@ -35,7 +35,7 @@ def check_report(opts: CheckOptions, host_json: bool = True):
     import os
 
     from kvmtune.checks import read_phase, run_checks
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
@@ -69,7 +69,7 @@ def run_check(opts: CheckOptions) -> int:
 
 def write_output(path: str, text: str) -> None:
     """--output: replace the file atomically, so a collector never reads half a report."""
-    from kvmtune.files import atomic_write
+    from kvmtune.host.atomic import atomic_write
 
     try:
         atomic_write(path, text)

@@ -23,7 +23,7 @@ def host_source(opts: CpuModelsOptions):
 
     from kvmtune.cpumodels.verdict import CpuinfoSource, KvmSource, kvm_features
     from kvmtune.errors import HostError, Refused
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
     from kvmtune.probe.cpu import read_cpu
     from kvmtune.probe.kvm_cpuid import read_kvm_cpuid
 

@@ -24,7 +24,7 @@ def guests_report(root: str) -> dict:
     from kvmtune.checks.facts import FactUnknown
     from kvmtune.checks.guests import findings, guest_json, isolated_cpus, node_of_cpu
     from kvmtune.checks.read import read_facts
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     if not os.path.isdir(root):
         raise UsageError(f"--root: {root} is not a directory")

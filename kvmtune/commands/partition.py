@@ -21,7 +21,7 @@ def partition(root: str, per_node: int = 1, isolated: list[int] | None = None) -
 
     from kvmtune.checks.read import read_facts
     from kvmtune.cpus.split import SplitError, by_housekeeping, by_isolated, kernel_args
-    from kvmtune.host import Host
+    from kvmtune.host.door import Host
 
     if not os.path.isdir(root):
         raise UsageError(f"--root: {root} is not a directory")

@@ -20,7 +20,7 @@ def run_snapshot(opts: SnapshotOptions) -> int:
     import shutil
     import tempfile
 
-    from kvmtune.files import to_tar
+    from kvmtune.host.atomic import to_tar
     from kvmtune.snapshot import capture
 
     if not os.path.isdir(opts.root):

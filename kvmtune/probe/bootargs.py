@@ -15,7 +15,7 @@ from kvmtune.record import record
 KVMTUNE_DROPIN = "etc/default/grub.d/90-kvmtune.cfg"
 GRUB_FILES = ("etc/default/grub",)
 VARIABLES = ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")
-# kvmtune.owned.STATE_FILE, spelled out: importing owned (its regexes) costs check 10 ms; a test ties them.
+# kvmtune.host.owned.STATE_FILE, spelled out: importing owned (its regexes) costs check 10 ms; a test ties them.
 STATE_FILE = "var/lib/kvmtune/state.json"
 
 
@@ -78,7 +78,7 @@ def _bls_added(host, problems: list[str]) -> list[str]:
         return []
     import json
 
-    from kvmtune.owned import BLS_DIR, BLS_ENTRY
+    from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
 
     try:
         records = json.loads(text).get("records", {})

@@ -6,7 +6,7 @@ import struct
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import FileStat, Host
+from kvmtune.host.door import FileStat, Host
 
 NODES = {
     "kvm": "dev/kvm",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 
 from kvmtune.errors import HostError
-from kvmtune.host_procs import ProcessGone
+from kvmtune.host.procs import ProcessGone
 from kvmtune.record import record
 
 VM_FD, VCPU_FD = "anon_inode:kvm-vm", "anon_inode:kvm-vcpu"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from kvmtune.probe.numa import NumaFacts, pool_size_kb
 from kvmtune.probe import parse
 from kvmtune.probe.system import Mount, cmdline_values

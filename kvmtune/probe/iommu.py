@@ -5,7 +5,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from kvmtune.probe.system import cmdline_values
 
 TABLES = ("DMAR", "IVRS", "IORT")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 KSM_DIR = "sys/kernel/mm/ksm"
 RUN_STATES = {0: "stopped", 1: "running", 2: "unmerging"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 MODULE_DIR = "sys/module"
 MODPROBE_DIR = "etc/modprobe.d"

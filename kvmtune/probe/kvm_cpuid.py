@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from kvmtune.record import record
 
 KVM_GET_SUPPORTED_CPUID = 0xC008AE05  # _IOWR(KVMIO, 0x05, struct kvm_cpuid2)

@@ -20,7 +20,7 @@ import struct
 import time
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 from kvmtune.probe.kvm_api import (KVM_CHECK_EXTENSION, KVM_EXIT_HLT, KVM_EXIT_IO, KVM_EXIT_NAMES,
                                    KVM_GET_API_VERSION, Vm, ioctl)

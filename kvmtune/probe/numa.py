@@ -10,7 +10,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 from kvmtune.probe import parse
 
 NODE_DIR = "sys/devices/system/node"

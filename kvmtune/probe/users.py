@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvmtune.record import record
 
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 
 @record

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.errors import HostError
-from kvmtune.host import Host
+from kvmtune.host.door import Host
 
 VULN_DIR = "sys/devices/system/cpu/vulnerabilities"
 SMT_DIR = "sys/devices/system/cpu/smt"

@@ -11,7 +11,7 @@ something else changed the entry meanwhile).
 from __future__ import annotations
 
 from kvmtune.errors import HostError
-from kvmtune.owned import BLS_DIR, BLS_ENTRY
+from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
 from kvmtune.tune.change import CHANGED, FAILED, OK, REBOOT, Change
 from kvmtune.tune.knob import refused
 

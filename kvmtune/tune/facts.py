@@ -7,7 +7,7 @@ are tested without a host tree. Only what the profile or the journal names is re
 
 from __future__ import annotations
 
-from kvmtune.owned import OWNED_FILES
+from kvmtune.host.owned import OWNED_FILES
 from kvmtune.record import record
 from kvmtune.tune.files import FSTAB
 

@@ -11,7 +11,7 @@ nobody else changed the file meanwhile.
 from __future__ import annotations
 
 from kvmtune.errors import HostError
-from kvmtune.owned import OWNED_FILES, SHARED_FILES
+from kvmtune.host.owned import OWNED_FILES, SHARED_FILES
 from kvmtune.tune.change import CHANGED, FAILED, NOW, OK, PENDING_REBOOT, Change
 from kvmtune.tune.knob import refused
 
@@ -22,7 +22,7 @@ MARK = "# kvmtune: managed entry, 'kvmtune rollback' removes it"
 
 def wanted(text: str | None):
     """The FileState kvmtune writes: its text, mode 0644, owned by whoever runs it (root)."""
-    from kvmtune.host import FileState
+    from kvmtune.host.door import FileState
 
     return None if text is None else FileState(text, 0o644, None, None)
 
@@ -75,7 +75,7 @@ class FileChange(Change):
 
     @staticmethod
     def parse_original(value):
-        from kvmtune.host import FileState
+        from kvmtune.host.door import FileState
 
         if value is None:
             return None

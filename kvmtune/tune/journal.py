@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-from kvmtune import owned
+from kvmtune.host import owned
 from kvmtune.errors import HostError, Refused, UsageError
 
 VERSION = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from kvmtune.owned import OWNED_FILES, STATE_PARENTS
+from kvmtune.host.owned import OWNED_FILES, STATE_PARENTS
 
 _RULES = (
     (re.compile(r"proc/sys/([A-Za-z0-9_][A-Za-z0-9_+@:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_+@:-]*)*)"),

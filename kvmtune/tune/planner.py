@@ -9,7 +9,7 @@ with the same rules: files, THP, KSM, mounts, pools, sysctls.
 
 from __future__ import annotations
 
-from kvmtune.host import FileState
+from kvmtune.host.door import FileState
 from kvmtune.tune.change import OK, PENDING, Plan
 from kvmtune.tune.conflicts import find_conflicts
 from kvmtune.tune.cpus import compute_split, plan_cpus

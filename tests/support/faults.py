@@ -54,7 +54,7 @@ def _install(kill_at, when, pause_at, pause_fds, counter):
                 setattr(os, name, wrap(fn, lambda fd, data: fd > 2 and fd not in pause_fds))
             else:
                 setattr(os, name, wrap(fn))
-    from kvmtune.host_mounts import HostMounts
+    from kvmtune.host.mounts import HostMounts
 
     for name in ("mount", "umount"):  # a live mount is a syscall through ctypes, not os
         setattr(HostMounts, name, wrap(getattr(HostMounts, name), lambda self, *a, **k: self.live))

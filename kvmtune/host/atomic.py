@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from kvmtune.owned import TEMP_SUFFIX
+from kvmtune.host.owned import TEMP_SUFFIX
 
 
 def replace_at(dir_fd: int, name: str, data: bytes, mode: int, owner: tuple[int, int] | None = None,

@@ -1,10 +1,10 @@
 """The changing half of the host layer: knobs, files, directories, mounts and the lock.
 
-Mixed into Host (kvmtune.host), which owns the root, the paths and the reads. Every
-change is first checked against kvmtune.owned (what kvmtune may change at all), then
+Mixed into Host (kvmtune.host.door), which owns the root, the paths and the reads. Every
+change is first checked against kvmtune.host.owned (what kvmtune may change at all), then
 made through a descriptor of the directory resolved inside the root, and never through
 a link at the final component: a link where kvmtune would write is refused, naming the
-path. Files are replaced atomically (kvmtune.files); so are a snapshot's knob files,
+path. Files are replaced atomically (kvmtune.host.atomic); so are a snapshot's knob files,
 since a snapshot's "kernel" is a tree of plain files that a kill must not leave empty.
 """
 
@@ -16,7 +16,7 @@ import stat
 
 from kvmtune.errors import HostError
 
-from kvmtune.host_records import LINK_REFUSED, reason
+from kvmtune.host.records import LINK_REFUSED, reason
 
 
 class HostChanges:
@@ -25,7 +25,7 @@ class HostChanges:
     def _guard(self, op: str, rel: str) -> None:
         # Imported where used (here and below): check never writes, and need not compile
         # the allow-list's patterns on every run.
-        from kvmtune import owned
+        from kvmtune.host import owned
 
         self.path(rel)
         self._scans.clear()  # what listings showed may change now
@@ -96,7 +96,7 @@ class HostChanges:
         text = self._snapshot_selector(rel, text)
 
         def replace(dir_fd, name):
-            from kvmtune.files import replace_at
+            from kvmtune.host.atomic import replace_at
 
             st = self._refuse_link(dir_fd, name)
             if st is None:
@@ -120,9 +120,9 @@ class HostChanges:
 
     def write_file(self, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
         """Replace a file kvmtune owns, atomically; a link at its place is refused."""
-        from kvmtune import owned
+        from kvmtune.host import owned
         self._guard("file", rel)
-        from kvmtune.files import replace_at
+        from kvmtune.host.atomic import replace_at
 
         def replace(dir_fd, name):
             self._refuse_link(dir_fd, name)
@@ -134,7 +134,7 @@ class HostChanges:
         followed inside the root and stays; the file keeps its mode, owner and xattrs.
         ``create``: make it (0644) where there is none and no link stands in its place."""
         self._guard("shared", rel)
-        from kvmtune.files import replace_at
+        from kvmtune.host.atomic import replace_at
 
         if create and not self.exists(rel):
             self._at(rel, lambda dir_fd, name: replace_at(dir_fd, name, text.encode(), 0o644))
@@ -165,7 +165,7 @@ class HostChanges:
 
     def remove(self, rel: str) -> None:
         """Remove a file kvmtune owns (a link is removed, never followed)."""
-        from kvmtune import owned
+        from kvmtune.host import owned
         self._guard("remove", rel)
 
         def unlink(dir_fd, name):
@@ -177,7 +177,7 @@ class HostChanges:
 
     def clear_temp(self, rel: str, op: str) -> bool:
         """Remove the temp file a killed atomic write of ``rel`` left; True if there was one."""
-        from kvmtune import owned
+        from kvmtune.host import owned
         self._guard(op, rel)
         target = self.resolve(rel, follow_last=op == "shared")
         tmp = owned.temp_name(target)
@@ -197,7 +197,7 @@ class HostChanges:
 
     def clear_snapshot_mounts_temp(self) -> bool:
         """A snapshot's mount table is a file kvmtune replaces whole: remove a killed write's temp."""
-        from kvmtune import owned
+        from kvmtune.host import owned
         if self.live:
             return False
         try:

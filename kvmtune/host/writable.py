@@ -6,10 +6,10 @@ never loads the writing half.
 
 from __future__ import annotations
 
-from kvmtune.host import Host
-from kvmtune.host_changes import HostChanges
-from kvmtune.host_mounts import HostMounts
+from kvmtune.host.door import Host
+from kvmtune.host.changes import HostChanges
+from kvmtune.host.mounts import HostMounts
 
 
 class WritableHost(Host, HostChanges, HostMounts):
-    """A machine kvmtune may change, within what kvmtune.owned allows."""
+    """A machine kvmtune may change, within what kvmtune.host.owned allows."""

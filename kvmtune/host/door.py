@@ -22,10 +22,10 @@ import os
 import stat as _stat
 
 from kvmtune.errors import HostError
-from kvmtune.host_live import HostLive
-from kvmtune.host_procs import HostProcs
-from kvmtune.host_reads import HostReads
-from kvmtune.host_records import FileStat, FileState, PathState
+from kvmtune.host.live import HostLive
+from kvmtune.host.procs import HostProcs
+from kvmtune.host.reads import HostReads
+from kvmtune.host.records import FileStat, FileState, PathState
 
 __all__ = ["Host", "FileStat", "FileState", "PathState"]
 MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
@@ -33,7 +33,7 @@ MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 
 class Host(HostReads, HostLive, HostProcs):
     """A machine to read, rooted at ``root`` (``/`` is the live one). It cannot write: the
-    tuning engine works on a kvmtune.host_writable.WritableHost, and check never imports it."""
+    tuning engine works on a kvmtune.host.writable.WritableHost, and check never imports it."""
 
     def __init__(self, root: str = "/", live: bool | None = None):
         self.root = os.path.abspath(root)

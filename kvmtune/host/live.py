@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from kvmtune.errors import HostError, NotLive
-from kvmtune.host_records import reason
+from kvmtune.host.records import reason
 
 
 class HostLive:

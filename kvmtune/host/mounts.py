@@ -13,7 +13,7 @@ import os
 import stat
 
 from kvmtune.errors import HostError
-from kvmtune.host_records import reason
+from kvmtune.host.records import reason
 
 
 class HostMounts:
@@ -58,7 +58,7 @@ class HostMounts:
             raise HostError(rel, f"umount: {os.strerror(err)}", err)
 
     def _record_snapshot_mounts(self, text: str) -> None:
-        from kvmtune.files import replace_at
+        from kvmtune.host.atomic import replace_at
 
         def replace(dir_fd, name):
             st = self._refuse_link(dir_fd, name)
@@ -74,7 +74,7 @@ class HostMounts:
         The lock is a file that is never removed (live: /run/lock/kvmtune.lock) or, in a
         snapshot, the root directory itself: every waiter and newcomer locks the same inode.
         """
-        from kvmtune import owned
+        from kvmtune.host import owned
         import fcntl
 
         try:

@@ -72,9 +72,9 @@ class HostProcs:
                 raise HostError(base, "exited", errno.ESRCH) from None
             except PermissionError:
                 return ()
-        from kvmtune.probe import parse
+        from kvmtune.host.cpulist import cpulist
 
         for line in (self.read_optional(f"{base}/status") or "").splitlines():
             if line.startswith("Cpus_allowed_list:"):
-                return tuple(parse.cpulist(line.partition(":")[2].strip()))
+                return tuple(cpulist(line.partition(":")[2].strip()))
         return ()

@@ -1,6 +1,6 @@
 """The reading half of the host layer: files, listings, metadata, device nodes.
 
-Mixed into Host (kvmtune.host), which owns the root and resolves paths inside it.
+Mixed into Host (kvmtune.host.door), which owns the root and resolves paths inside it.
 Reads never block and never leave the root: only a regular file is opened as a file
 (a FIFO, socket or device where a file belongs is refused, not opened), every read
 has a size cap, and a snapshot's device nodes come from the tree or from its
@@ -15,7 +15,7 @@ import os
 import stat as _stat
 
 from kvmtune.errors import HostError
-from kvmtune.host_records import FileStat, FileState, PathState, reason
+from kvmtune.host.records import FileStat, FileState, PathState, reason
 
 MAX_READ = 1 << 20  # 1 MiB: a sysfs or /etc file; bigger readers (cpuinfo, mounts) say so
 NOT_REGULAR = "not a regular file"
