@@ -118,7 +118,7 @@ def test_bad_cpus_power_and_module_settings_exit_2_naming_the_key(run_cli, tmp_p
 
 
 def test_a_tampered_journal_record_for_the_new_kinds_is_refused():
-    from kvmtune.tune.kinds import check_record
+    from kvmtune.tune.registry import check_record
 
     with pytest.raises(ValueError, match="is not an IRQ number"):
         check_record("irq:x", {"type": "irq", "irq": "../../etc/passwd", "original": "0"})
@@ -257,7 +257,7 @@ def test_on_a_bls_host_the_entries_options_carry_the_arguments_and_roll_back_exa
 
 def test_a_bls_entry_record_that_names_another_file_is_refused():
     from kvmtune.host import owned
-    from kvmtune.tune.kinds import check_record
+    from kvmtune.tune.registry import check_record
 
     with pytest.raises(ValueError, match="is not a boot loader entry"):
         check_record("bls:../../etc/passwd", {"type": "bls", "entry": "../../etc/passwd", "original": "x"})

@@ -95,7 +95,7 @@ def test_rollback_runs_the_reverse_order_with_the_same_rules():
     }
     ksm = KsmFacts({"run": 1, "pages_shared": 5, "merge_across_nodes": 0}, 4096)
     fstab = "UUID=x / ext4 defaults 0 1\n# kvmtune: managed entry, 'kvmtune rollback' removes it\nhugetlbfs /x hugetlbfs pagesize=2M 0 0\n"
-    now = facts(sysctl={"vm.swappiness": "10"}, pools={(2048, 0): "256", (2048, None): "512"}, ksm=ksm,
+    now = facts(knobs={"sysctl:vm.swappiness": "10", "pool:2048:0": "256", "pool:2048:all": "512"}, ksm=ksm,
                 files={"sysctl": FileState("x\n", 0o644, 0, 0), "tmpfiles": None, "grub": None}, fstab=fstab)
     plan = plan_rollback(records, now)
     assert targets(plan) == ["/etc/sysctl.d/99-zz-kvmtune.conf", "/etc/fstab", "ksm run (unmerge first)",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from kvmtune.tune.change import OK
+
 
 def plan_diff(plan) -> dict[str, str]:
     before, after = [], []
     for c in plan.changes:
-        if c.status == "ok":
+        if c.status == OK:
             continue
-        if c.KIND in ("file", "fstab"):
+        if c.WHOLE_TEXT:
             before.append(f"# {c.target}\n" + _text(c.shown(c.before)))
             after.append(f"# {c.target}\n" + _text(c.shown(c.after)))
         else:

@@ -14,6 +14,7 @@ from kvmtune.errors import HostError
 from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
 from kvmtune.tune.change import CHANGED, FAILED, OK, REBOOT, Change
 from kvmtune.tune.knob import refused
+from kvmtune.tune.registry import Field, kind
 
 REPEATABLE = ("hugepagesz", "hugepages", "default_hugepagesz")
 DETAIL = "boot entry options (as grubby --args): from the next boot"
@@ -54,10 +55,13 @@ def restored(original: str, current: str | None) -> str:
     return "\n".join(kept + options) + "\n"
 
 
+@kind
 class BlsChange(Change):
     """One BLS entry: before/after are its whole text."""
 
-    KIND = "bls"
+    KIND, ORDER = "bls", 91
+    FIELDS = (Field("entry", lambda v: isinstance(v, str) and BLS_ENTRY.fullmatch(v) is not None,
+                    "a boot loader entry's file name"),)
     when = REBOOT
     __slots__ = ("entry",)
 
@@ -72,21 +76,19 @@ class BlsChange(Change):
     def equal(current, wanted) -> bool:
         return current == wanted
 
-    def identity(self) -> dict:
-        return {"entry": self.entry}
-
-    key_for = staticmethod(lambda ident: f"bls:{ident['entry']}")
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        return {"bls": read_entries(host)}
 
     @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["entry"], before, after, **kw)
-
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        entry = record.get("entry")
-        if not isinstance(entry, str) or not BLS_ENTRY.fullmatch(entry):
-            raise ValueError(f"entry {entry!r} is not a boot loader entry's file name")
-        return {"entry": entry}
+    def restore(cls, entries, facts, warnings) -> list:
+        out = []
+        for _, record in sorted(entries, key=lambda e: e[1]["entry"]):
+            current = facts.bls.get(record["entry"])
+            if current is not None:  # an entry removed since (an old kernel) has nothing to restore
+                out.append(BlsChange(record["entry"], current, restored(record["original"], current),
+                                     detail="options restored"))
+        return out
 
     @staticmethod
     def parse_original(value):

@@ -1,10 +1,12 @@
 """The unit of a plan, shared by every subsystem: one target, its value before and after.
 
-Each subsystem module defines its change types on this base (a sysctl, a pool, a KSM
-or THP knob, a mount, a file) with what only it knows: the host path, how to write it,
-read it back and undo it, and what the journal records about it. The base knows the
-statuses and the JSON every command and the Ansible module report. It imports no
-subsystem, so the subsystems and the engine can all import it.
+Each subsystem module declares its change types on this base (a sysctl, a pool, a KSM
+or THP knob, a mount, a file) with what only it knows: its identity fields, the host path,
+how to write it, read it back and undo it, and how rollback reads and restores it
+(tune.registry lists what a declaration holds). The base derives the journal key and
+identity from the declared fields, and knows the statuses and the JSON every command and
+the Ansible module report. It imports no subsystem, so the subsystems and the engine can
+all import it.
 """
 
 from __future__ import annotations
@@ -48,29 +50,25 @@ class Change:
         self.status = status if status is not None else (OK if self.equal(before, after) else PENDING)
         self.detail = detail
 
-    # -- what a subsystem defines ---------------------------------------------
+    # -- what a subsystem declares (tune.registry checks it at import) ---------
 
-    @property
-    def key(self) -> str:
-        """The journal's identity of the target (``sysctl:vm.swappiness``)."""
-        return self.key_for(self.identity())
-
-    @staticmethod
-    def key_for(identity: dict) -> str:
-        raise NotImplementedError
+    FIELDS: tuple = ()  # registry.Field of each identity field, in the constructor's order
+    ORDER = 0  # its place in apply's order; rollback runs the reverse
+    WHOLE_TEXT = False  # a diff shows before and after as whole files, not as one value
 
     @property
     def target(self) -> str:
         """What the operator reads (``sysctl vm.swappiness``, ``/etc/fstab``)."""
         raise NotImplementedError
 
-    def identity(self) -> dict:
-        """The fields, besides the type, that name the target in the journal."""
+    @classmethod
+    def read_rollback(cls, host, entries: list[tuple[str, dict]]) -> dict:
+        """The current values rollback of these journal entries plans against (TuneFacts fields)."""
         raise NotImplementedError
 
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        """The identity of a journal record, held to kvmtune's grammars (ValueError if not)."""
+    @classmethod
+    def restore(cls, entries: list[tuple[str, dict]], facts, warnings: list[str]) -> list["Change"]:
+        """The changes that put these journal entries' originals back, in order."""
         raise NotImplementedError
 
     @staticmethod
@@ -80,6 +78,41 @@ class Change:
                                   or any(c < " " and c != "\t" for c in value)):
             raise ValueError(f"original {value!r:.60} is not a one-line value")
         return value
+
+    @classmethod
+    def parse_dirs(cls, identity: dict, dirs) -> None:
+        """Directories a record may have created (ValueError if not its own): none by default."""
+        if dirs:
+            raise ValueError(f"a {cls.KIND} record may not create directories")
+
+    # -- derived from the declaration --------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """The journal's identity of the target (``sysctl:vm.swappiness``)."""
+        return self.key_for(self.identity())
+
+    @classmethod
+    def key_for(cls, identity: dict) -> str:
+        return ":".join([cls.KIND] + [f.key(identity[f.name]) for f in cls.FIELDS])
+
+    def identity(self) -> dict:
+        """The fields, besides the type, that name the target in the journal."""
+        return {f.name: getattr(self, f.attr) for f in self.FIELDS}
+
+    @classmethod
+    def parse_identity(cls, record: dict) -> dict:
+        """The identity of a journal record, held to kvmtune's grammars (ValueError if not)."""
+        return {f.name: f.parse(cls.KIND, record.get(f.name)) for f in cls.FIELDS}
+
+    @classmethod
+    def from_identity(cls, identity: dict, before, after, **kw) -> "Change":
+        """A change of the target a journal record names (its identity already checked)."""
+        return cls(*(identity[f.name] for f in cls.FIELDS), before, after, **kw)
+
+    @classmethod
+    def from_record(cls, record: dict, before, after, **kw) -> "Change":
+        return cls.from_identity(cls.parse_identity(record), before, after, **kw)
 
     def execute(self, host, ctx) -> None:
         """Re-read, write only if it differs, read back; set status and detail."""
@@ -106,11 +139,6 @@ class Change:
     def record(self) -> dict:
         return {"type": self.KIND, **self.identity(), "original": self.original(),
                 "dirs": list(self.planned_dirs())}
-
-    @classmethod
-    def from_identity(cls, identity: dict, before, after, **kw) -> "Change":
-        """A change of the target a journal record names (its identity already checked)."""
-        raise NotImplementedError
 
     def temp_paths(self, live: bool) -> list[tuple[str, str]]:
         """(path, allow-list op) of each temp file a killed write of this target may leave."""

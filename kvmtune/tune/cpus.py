@@ -11,7 +11,8 @@ from kvmtune.cpus.split import SplitError, by_housekeeping, by_isolated, kernel_
 from kvmtune.errors import HostError
 from kvmtune.probe import parse
 from kvmtune.tune.change import OK, PENDING_REBOOT
-from kvmtune.tune.knob import KnobChange, TableKnob
+from kvmtune.tune.knob import KnobChange, TableKnob, table_field
+from kvmtune.tune.registry import Field, integer, kind
 
 MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask"}
 SYSTEMD_DETAIL = "CPUAffinity= of system services: from the next boot (or 'systemctl daemon-reexec')"
@@ -34,10 +35,12 @@ def _cpus_of(text, as_mask: bool) -> set | None:
         return None
 
 
+@kind
 class MaskChange(TableKnob):
     """default_smp_affinity or the workqueue cpumask: compared as CPU sets, written as a hex mask."""
 
-    KIND, TABLE = "cpumask", MASKS
+    KIND, TABLE, ORDER = "cpumask", MASKS, 60
+    FIELDS = table_field(MASKS)
     __slots__ = ()
 
     rel = property(lambda self: MASKS[self.knob])
@@ -47,12 +50,14 @@ class MaskChange(TableKnob):
         return _cpus_of(current, True) == _cpus_of(wanted, True) if None not in (current, wanted) else current is wanted
 
 
+@kind
 class IrqChange(KnobChange):
     """One IRQ's smp_affinity_list. A managed IRQ (the kernel spreads it over queues) refuses the
     write: that is no failure of the run; isolcpus=managed_irq keeps it off isolated CPUs after
     the reboot, so it is reported as pending one."""
 
-    KIND = "irq"
+    KIND, ORDER = "irq", 61
+    FIELDS = (Field("irq", integer(0, 1 << 20), "an IRQ number"),)
     __slots__ = ("irq",)
 
     def __init__(self, irq: int, before, after, status=None, detail=""):
@@ -76,22 +81,6 @@ class IrqChange(KnobChange):
                 raise
             self.status = PENDING_REBOOT
             self.detail = "a managed IRQ: the kernel keeps its affinity; isolcpus=managed_irq moves it at boot"
-
-    def identity(self) -> dict:
-        return {"irq": self.irq}
-
-    key_for = staticmethod(lambda ident: f"irq:{ident['irq']}")
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["irq"], before, after, **kw)
-
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        irq = record.get("irq")
-        if isinstance(irq, bool) or not isinstance(irq, int) or not 0 <= irq < 1 << 20:
-            raise ValueError(f"irq {irq!r} is not an IRQ number")
-        return {"irq": irq}
 
 
 def compute_split(profile, facts):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from kvmtune.host.owned import OWNED_FILES
 from kvmtune.record import record
-from kvmtune.tune.files import FSTAB
 
 
 @record
@@ -37,7 +36,7 @@ class TuneFacts:
     boost_knob: tuple | None = None  # ("boost" | "no_turbo", current text)
     resume_latency: dict = {}  # CPU -> pm_qos_resume_latency_us text
     module_params: dict = {}  # KVM module -> {parameter: effective value}; absent: not on this host
-    knobs: dict = {}  # rollback: journal key -> current value of a cpumask, irq or power knob
+    knobs: dict = {}  # rollback: journal key -> current value of a knob (sysctl, pool, THP, CPU, power)
     bls: dict = {}  # Boot Loader Specification entry file name -> text ({}: the host boots otherwise)
     irqbalance: tuple | None = None  # (environment file, text) where irqbalance is installed
     shared: dict = {}  # rollback: irqbalance environment file -> current text
@@ -151,50 +150,14 @@ def _module_params(host, modules: dict) -> dict:
 
 
 def read_for_rollback(host, records: dict) -> TuneFacts:
-    from kvmtune.probe.system import read_mounts
-    from kvmtune.tune.pools import pool_rel
-    from kvmtune.tune.sysctl import read_sysctl
+    """What each journaled kind reads to plan its own rollback (records already checked)."""
+    from kvmtune.tune.registry import by_kind
 
-    types = {r["type"] for r in records.values()}
     out: dict = {}
-    out["sysctl"] = read_sysctl(host, [r["name"] for r in records.values() if r["type"] == "sysctl"])
-    out["pools"] = {(r["size_kb"], r["node"]): _strip(host.read_optional(pool_rel(r["size_kb"], r["node"])))
-                    for r in records.values() if r["type"] == "pool"}
-    if "ksm" in types:
-        from kvmtune.probe.ksm import read_ksm
-
-        out["ksm"] = read_ksm(host)
-    if "thp" in types:
-        from kvmtune.probe.thp import read_thp
-
-        out["thp"] = read_thp(host, [])
-    out["knobs"] = _knobs(host, records)
-    if "bls" in types:
-        from kvmtune.tune.bls import read_entries
-
-        out["bls"] = read_entries(host)
-    if "irqbalance" in types:
-        out["shared"] = {r["file"]: host.read_optional(r["file"]) for r in records.values()
-                         if r["type"] == "irqbalance"}
-    if "mount" in types:
-        out["mounts"] = tuple(read_mounts(host) or ())
-        out["paths"] = {r["path"]: host.path_state(r["path"].lstrip("/"))
-                        for r in records.values() if r["type"] == "mount"}
-    _files(host, out)
+    for kind, entries in by_kind(records):
+        for name, value in kind.read_rollback(host, entries).items():
+            out[name] = {**out[name], **value} if isinstance(value, dict) and name in out else value
     return TuneFacts(**out)
-
-
-def _knobs(host, records: dict) -> dict:
-    """Current values of the cpumask, irq and power knobs a journal names (rollback's reads)."""
-    from kvmtune.tune.kinds import KINDS
-
-    out = {}
-    for key, entry in records.items():
-        if entry["type"] in ("cpumask", "irq", "power"):
-            cls = KINDS[entry["type"]]
-            change = cls.from_identity(cls.parse_identity(entry), None, None)
-            out[key] = change.read(host)
-    return out
 
 
 def _strip(text: str | None) -> str | None:
@@ -227,9 +190,9 @@ def _accounts(host, profile) -> dict:
 
 
 def _files(host, out: dict) -> None:
-    """kvmtune's own files (never through a link) and fstab (through its link, inside the root)."""
-    out["files"] = {fid: host.read_file_state(path) for fid, path in OWNED_FILES.items()}
-    out["file_dirs"] = {fid: host.path_state(path.rsplit("/", 1)[0]).missing for fid, path in OWNED_FILES.items()}
-    if host.exists(FSTAB):
-        host.shared_target(FSTAB)  # refuse a link that leads nowhere editable, before any write
-    out["fstab"] = host.read_optional(FSTAB)
+    """kvmtune's own files (never through a link) and fstab (through its link, inside the root),
+    read as rollback reads them."""
+    from kvmtune.tune.files import FileChange, FstabChange
+
+    out.update(FileChange.read_rollback(host, [(fid, {"file": fid}) for fid in OWNED_FILES]))
+    out.update(FstabChange.read_rollback(host, []))

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from kvmtune.errors import HostError
 from kvmtune.host.owned import OWNED_FILES, SHARED_FILES
-from kvmtune.tune.change import CHANGED, FAILED, NOW, OK, PENDING_REBOOT, Change
+from kvmtune.tune.change import CHANGED, FAILED, NOW, OK, PENDING, PENDING_REBOOT, REBOOT, Change
 from kvmtune.tune.knob import refused
+from kvmtune.tune.registry import Field, kind, one_of
 
 HEADER = "# Written by kvmtune apply; 'kvmtune rollback' removes it. Edit the profile, not this file.\n"
 FSTAB = SHARED_FILES[0]
@@ -32,10 +33,12 @@ def is_ours(state) -> bool:
     return state is not None and state.text.startswith(HEADER)
 
 
+@kind
 class FileChange(Change):
     """One of kvmtune's own files; before/after are FileState or None (absent)."""
 
-    KIND = "file"
+    KIND, ORDER, WHOLE_TEXT = "file", 92, True
+    FIELDS = (Field("file", one_of(OWNED_FILES), "one of kvmtune's own files", attr="file_id"),)
     __slots__ = ("file_id", "missing", "when")
 
     def __init__(self, file_id: str, before, after, *, missing=(), when: str = NOW, status=None, detail=""):
@@ -48,30 +51,38 @@ class FileChange(Change):
             return current is wanted
         return (current.text, current.mode) == (wanted.text, wanted.mode)
 
-    key_for = staticmethod(lambda ident: f"file:{ident['file']}")
     path = property(lambda self: OWNED_FILES[self.file_id])
     target = property(lambda self: f"/{OWNED_FILES[self.file_id]}")
-
-    def identity(self) -> dict:
-        return {"file": self.file_id}
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["file"], before, after, **kw)
 
     def temp_paths(self, live: bool) -> list[tuple[str, str]]:
         return [(self.path, "file")]
 
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        file_id = record.get("file")
-        if file_id not in OWNED_FILES:
-            raise ValueError(f"file {file_id!r} is not one of kvmtune's own")
-        dirs = record.get("dirs", [])
-        path = OWNED_FILES[file_id]
+    @classmethod
+    def parse_dirs(cls, identity: dict, dirs) -> None:
+        path = OWNED_FILES[identity["file"]]
         if not isinstance(dirs, list) or any(not isinstance(d, str) or not path.startswith(d + "/") for d in dirs):
             raise ValueError(f"dirs {dirs!r} are not parents of /{path}")
-        return {"file": file_id}
+
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        """kvmtune's own files, never through a link."""
+        paths = {r["file"]: OWNED_FILES[r["file"]] for _, r in entries}
+        return {"files": {fid: host.read_file_state(path) for fid, path in paths.items()},
+                "file_dirs": {fid: host.path_state(path.rsplit("/", 1)[0]).missing for fid, path in paths.items()}}
+
+    @classmethod
+    def restore(cls, entries, facts, warnings) -> list:
+        out = []
+        for _, record in entries:
+            fid, original = record["file"], record["original"]
+            after = None if original is None else cls.parse_original(original)
+            change = cls(fid, facts.files[fid], after, missing=record.get("dirs", ()),
+                         detail="restored" if after is not None else "removed")
+            leftover = [d for d in change.missing if d not in facts.file_dirs[fid]]
+            if change.status == OK and after is None and leftover:
+                change.status = PENDING
+            out.append(change)
+        return out
 
     @staticmethod
     def parse_original(value):
@@ -120,7 +131,7 @@ class FileChange(Change):
         except HostError as exc:
             self.status, self.detail = FAILED, refused(exc)
             return
-        self.status = PENDING_REBOOT if self.when == "reboot" else CHANGED
+        self.status = PENDING_REBOOT if self.when == REBOOT else CHANGED
 
     def undo(self, host) -> None:
         if self.before is None:
@@ -131,12 +142,13 @@ class FileChange(Change):
             host.write_file(self.path, self.before.text, self.before.mode, (self.before.uid, self.before.gid))
 
 
+@kind
 class FstabChange(Change):
     """kvmtune's lines in fstab. For apply, ``mounts`` are the entries to own and the new
     text is recomputed from the file as it is just before writing; for rollback the
     text to restore is fixed (``mounts`` is None)."""
 
-    KIND = "fstab"
+    KIND, ORDER, FIELDS, WHOLE_TEXT = "fstab", 90, (), True
     __slots__ = ("mounts",)
 
     def __init__(self, before, after, mounts=None, status=None, detail=""):
@@ -147,22 +159,28 @@ class FstabChange(Change):
     def equal(current, wanted) -> bool:
         return current == wanted
 
-    key_for = staticmethod(lambda ident: "fstab")
     target = f"/{FSTAB}"
-
-    def identity(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(before, after, **kw)
 
     def temp_paths(self, live: bool) -> list[tuple[str, str]]:
         return [(FSTAB, "shared")]
 
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        return {}
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        """fstab, through its link if it is one (inside the root): a link that leads nowhere
+        editable is refused here, before any write."""
+        if host.exists(FSTAB):
+            host.shared_target(FSTAB)
+        return {"fstab": host.read_optional(FSTAB)}
+
+    @classmethod
+    def restore(cls, entries, facts, warnings) -> list:
+        out = []
+        for _, record in entries:
+            text, warning = restore_fstab(record["original"], facts.fstab)
+            out.append(cls(facts.fstab, text, detail="kvmtune's lines removed"))
+            if warning:
+                warnings.append(warning)
+        return out
 
     @staticmethod
     def parse_original(value):

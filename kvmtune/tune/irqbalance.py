@@ -9,6 +9,7 @@ from kvmtune.errors import HostError
 from kvmtune.probe import parse
 from kvmtune.tune.change import CHANGED, FAILED, OK, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
+from kvmtune.tune.registry import Field, kind, one_of
 
 FILES = ("etc/default/irqbalance", "etc/sysconfig/irqbalance")
 MARK = "# kvmtune: keep IRQs off the isolated CPUs ('kvmtune rollback' removes these two lines)"
@@ -39,8 +40,10 @@ def restored(original: str, current: str | None) -> str | None:
     return original if stripped.splitlines() == original.splitlines() else stripped
 
 
+@kind
 class IrqbalanceChange(Change):
-    KIND = "irqbalance"
+    KIND, ORDER = "irqbalance", 70
+    FIELDS = (Field("file", one_of(FILES), "irqbalance's environment file"),)
     when = RESTART
     __slots__ = ("file", "restart")
 
@@ -56,20 +59,19 @@ class IrqbalanceChange(Change):
     def equal(current, wanted) -> bool:
         return current == wanted
 
-    def identity(self) -> dict:
-        return {"file": self.file}
-
-    key_for = staticmethod(lambda ident: f"irqbalance:{ident['file']}")
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        return {"shared": {r["file"]: host.read_optional(r["file"]) for _, r in entries}}
 
     @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["file"], before, after, **kw)
-
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        if record.get("file") not in FILES:
-            raise ValueError(f"file {record.get('file')!r} is not irqbalance's environment file")
-        return {"file": record["file"]}
+    def restore(cls, entries, facts, warnings) -> list:
+        out = []
+        for _, record in entries:
+            current = facts.shared.get(record["file"])
+            if current is not None:
+                out.append(cls(record["file"], current, restored(record["original"], current),
+                               detail="irqbalance's ban list restored: restart irqbalance"))
+        return out
 
     @staticmethod
     def parse_original(value):

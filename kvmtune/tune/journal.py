@@ -99,7 +99,7 @@ def load(host) -> Journal | None:
 
 def validate(data) -> dict:
     from kvmtune.tune.journal_v1 import migrate
-    from kvmtune.tune.kinds import check_record
+    from kvmtune.tune.registry import check_record
 
     if not isinstance(data, dict):
         raise ValueError("not an object")
@@ -196,11 +196,11 @@ def clear_debris(host, journal: Journal | None) -> list[str]:
         removed.append(f"/{owned.temp_name(owned.STATE_FILE)}")
     if journal is None:
         return removed
-    from kvmtune.tune.kinds import KINDS
+    from kvmtune.tune.registry import load_all
 
+    kinds = load_all()
     for record in journal.records.values():
-        cls = KINDS[record["type"]]
-        for rel, op in cls.from_identity(cls.parse_identity(record), None, None).temp_paths(host.live):
+        for rel, op in kinds[record["type"]].from_record(record, None, None).temp_paths(host.live):
             if host.clear_temp(rel, op):
                 removed.append(f"/{owned.temp_name(rel)}")
     if not host.live and host.clear_snapshot_mounts_temp():

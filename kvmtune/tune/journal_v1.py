@@ -25,7 +25,9 @@ _RULES = (
 
 def migrate(data: dict) -> dict:
     """A version 2 journal from a version 1 state; ValueError on anything it cannot place."""
-    from kvmtune.tune.kinds import KINDS
+    from kvmtune.tune.registry import load_all
+
+    kinds = load_all()
 
     for field, kind in (("values", dict), ("files", dict), ("mounts", dict), ("dirs", list), ("state_dirs", list)):
         if not isinstance(data.get(field, kind()), kind):
@@ -39,7 +41,7 @@ def migrate(data: dict) -> dict:
                 break
         else:
             raise ValueError(f"version 1 value {rel!r} is not a knob kvmtune sets")
-        records[KINDS[rec["type"]].key_for(rec)] = rec
+        records[kinds[rec["type"]].key_for(rec)] = rec
     by_path = {path: fid for fid, path in OWNED_FILES.items()}
     created = [d for d in data.get("dirs", []) if isinstance(d, str)]
     for rel, original in data.get("files", {}).items():

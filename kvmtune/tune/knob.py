@@ -20,6 +20,7 @@ def refused(exc: HostError) -> str:
 
 class KnobChange(Change):
     SELECTOR = False
+    ALSO_REQUIRED = ("rel",)
     __slots__ = ()
 
     @property
@@ -57,6 +58,22 @@ class KnobChange(Change):
         if self.before is not None:
             host.write(self.rel, str(self.before))
 
+    # Rollback of a knob: read each journaled one as the change itself reads it, write back its
+    # original (None: the knob did not exist, nothing to write), in the kind's ROLLBACK_SORT.
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        return {"knobs": {key: cls.from_record(record, None, None).read(host) for key, record in entries}}
+
+    @classmethod
+    def restore(cls, entries, facts, warnings) -> list:
+        return [cls.from_record(record, facts.knobs.get(key), record["original"])
+                for key, record in sorted(entries, key=lambda e: cls.rollback_sort(e[0], e[1]))
+                if record["original"] is not None]
+
+    @staticmethod
+    def rollback_sort(key: str, record: dict):
+        return key
+
 
 class TableKnob(KnobChange):
     """A knob of a sysfs directory whose names kvmtune keeps in a table (KSM, THP)."""
@@ -72,20 +89,9 @@ class TableKnob(KnobChange):
     target = property(lambda self: f"{self.KIND} {self.knob}")
     rel = property(lambda self: f"{self.DIR}/{self.knob}")
 
-    def identity(self) -> dict:
-        return {"knob": self.knob}
 
-    @classmethod
-    def key_for(cls, identity: dict) -> str:
-        return f"{cls.KIND}:{identity['knob']}"
+def table_field(table) -> tuple:
+    """The identity of a TableKnob kind: one knob of its table."""
+    from kvmtune.tune.registry import Field, one_of
 
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["knob"], before, after, **kw)
-
-    @classmethod
-    def parse_identity(cls, record: dict) -> dict:
-        knob = record.get("knob")
-        if knob not in cls.TABLE:
-            raise ValueError(f"{cls.KIND} knob {knob!r} is not one kvmtune sets")
-        return {"knob": knob}
+    return (Field("knob", one_of(table), "one kvmtune sets"),)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from kvmtune.probe import parse
 from kvmtune.probe.ksm import KSM_DIR
 from kvmtune.profile.schema import KSM_KNOBS
-from kvmtune.tune.change import BLOCKED, CHANGED, PENDING, Change
-from kvmtune.tune.knob import TableKnob, refused
+from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, PENDING, Change
+from kvmtune.tune.knob import TableKnob, refused, table_field
+from kvmtune.tune.registry import kind
 
 # The kernel refuses these with EBUSY while any page is merged, even with run=0:
 # only run=2 (unmerge everything) frees them (observed on 6.18; ksm.rst says the same
@@ -20,24 +21,35 @@ UNMERGE_WARNING = ("KSM: writing run=2 unmerges every merged page at once; the h
                    "memory for all of them, or the OOM killer runs (ksm.rst)")
 
 
+@kind
 class KsmChange(TableKnob):
-    KIND, DIR, TABLE = "ksm", KSM_DIR, KSM_KNOBS
+    KIND, DIR, TABLE, ORDER = "ksm", KSM_DIR, KSM_KNOBS, 40
+    FIELDS = table_field(KSM_KNOBS)
     __slots__ = ()
     SELECTOR = property(lambda self: self.knob == "advisor_mode")
 
+    # Rollback passes through apply's own ordering rules (unmerge before a sticky knob).
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        from kvmtune.probe.ksm import read_ksm
 
-class KsmUnmerge(Change):
+        return {"ksm": read_ksm(host)}
+
+    @classmethod
+    def restore(cls, entries, facts, warnings) -> list:
+        wanted = {r["knob"]: r["original"] for _, r in entries if r["original"] is not None}
+        return plan_ksm_values(facts.ksm, wanted, True, warnings) if wanted else []
+
+
+class KsmUnmerge(KsmChange):
     """run=2 before a sticky knob: a step that journals run's original, as a KsmChange of
     run would (the change that puts run back comes later and finds it recorded)."""
 
-    KIND = "ksm"
     __slots__ = ()
-    key_for = staticmethod(lambda ident: "ksm:run")
     target = "ksm run (unmerge first)"
-    rel = f"{KSM_DIR}/run"
 
-    def identity(self) -> dict:
-        return {"knob": "run"}
+    def __init__(self, before, after, status=None, detail=""):
+        super().__init__("run", before, after, status, detail)
 
     def execute(self, host, ctx) -> None:
         from kvmtune.errors import HostError
@@ -45,13 +57,9 @@ class KsmUnmerge(Change):
         try:
             host.write(self.rel, "2")  # unmerges synchronously, in the write
         except HostError as exc:
-            self.status, self.detail = "failed", refused(exc)
+            self.status, self.detail = FAILED, refused(exc)
             return
         self.status = CHANGED
-
-    def undo(self, host) -> None:
-        if self.before is not None:
-            host.write(self.rel, str(self.before))
 
 
 def ordered_knobs(knobs) -> list[str]:

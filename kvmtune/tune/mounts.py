@@ -15,6 +15,7 @@ from kvmtune.grammar import mount_path_problem
 from kvmtune.probe.hugepages import parse_size_kb, size_label
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
+from kvmtune.tune.registry import Field, grammar, kind
 
 LIBVIRT_DAEMONS = (("usr/sbin/libvirtd", "libvirtd"), ("usr/sbin/virtqemud", "virtqemud"))
 # What mount(2) takes for hugetlbfs (Documentation/admin-guide/mm/hugetlbpage.rst).
@@ -31,10 +32,12 @@ def mounted_at(host, path: str):
     return next((m for m in parse_mounts(host.read_optional("proc/mounts") or "") if m.target == path), None)
 
 
+@kind
 class MountChange(Change):
     """A hugetlbfs mount to make (after: options), remake, or remove (after: None)."""
 
-    KIND = "mount"
+    KIND, ORDER = "mount", 30
+    FIELDS = (Field("path", grammar(mount_path_problem), "a path kvmtune mounts on"),)
     when = RESTART
     __slots__ = ("path", "mode", "missing", "restart", "remount")
 
@@ -47,15 +50,7 @@ class MountChange(Change):
     def equal(current, wanted) -> bool:
         return current == wanted
 
-    key_for = staticmethod(lambda ident: f"mount:{ident['path']}")
     target = property(lambda self: f"hugetlbfs {self.path}")
-
-    def identity(self) -> dict:
-        return {"path": self.path}
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["path"], before, after, **kw)
 
     def planned_dirs(self) -> tuple[str, ...]:
         return self.missing
@@ -68,17 +63,23 @@ class MountChange(Change):
             raise ValueError(f"mount options {value!r:.60} are not hugetlbfs options")
         return value
 
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        path = record.get("path")
-        if not isinstance(path, str) or mount_path_problem(path):
-            raise ValueError(f"mount path {path!r} is not one kvmtune mounts")
-        dirs = record.get("dirs", [])
-        rel = path.lstrip("/")
+    @classmethod
+    def parse_dirs(cls, identity: dict, dirs) -> None:
+        rel = identity["path"].lstrip("/")
         if not isinstance(dirs, list) or any(not isinstance(d, str) or not (rel == d or rel.startswith(d + "/"))
                                              or mount_path_problem("/" + d, parent=True) for d in dirs):
             raise ValueError(f"mount dirs {dirs!r} are not the path's own")
-        return {"path": path}
+
+    @classmethod
+    def read_rollback(cls, host, entries) -> dict:
+        from kvmtune.probe.system import read_mounts
+
+        return {"mounts": tuple(read_mounts(host) or ()),
+                "paths": {r["path"]: host.path_state(r["path"].lstrip("/")) for _, r in entries}}
+
+    @classmethod
+    def restore(cls, entries, facts, warnings) -> list:
+        return [plan_mount_restore(r, facts) for _, r in sorted(entries, key=lambda e: e[1]["path"])]
 
     def execute(self, host, ctx) -> None:
         try:

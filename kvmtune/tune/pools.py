@@ -12,6 +12,7 @@ from kvmtune.probe import parse
 from kvmtune.probe.hugepages import POOL_DIR, size_label
 from kvmtune.tune.change import CHANGED, FAILED, PENDING_REBOOT
 from kvmtune.tune.knob import KnobChange, refused
+from kvmtune.tune.registry import Field, integer, kind
 
 RESERVE_FRACTION = 0.10
 RESERVE_MIN_KB = 2 << 20  # 2 GiB: boot and host daemons need it whatever the machine's size
@@ -25,8 +26,11 @@ def pool_rel(size_kb: int, node: int | None = None) -> str:
     return NODE_POOL.format(node=node, size=size_kb)
 
 
+@kind
 class PoolChange(KnobChange):
-    KIND = "pool"
+    KIND, ORDER = "pool", 20
+    FIELDS = (Field("size_kb", integer(4, (1 << 24) + 1), "a page size"),
+              Field("node", integer(0, 1 << 16, optional=True), "a node id", none="all"))
     __slots__ = ("size_kb", "node", "boot")
 
     def __init__(self, size_kb: int, node: int | None, before, after, boot: bool = False,
@@ -34,28 +38,16 @@ class PoolChange(KnobChange):
         self.size_kb, self.node, self.boot = size_kb, node, boot
         super().__init__(before, after, status, detail)
 
-    key_for = staticmethod(lambda ident: f"pool:{ident['size_kb']}:{'all' if ident['node'] is None else ident['node']}")
     rel = property(lambda self: pool_rel(self.size_kb, self.node))
 
     @property
     def target(self) -> str:
         return f"hugepages {size_label(self.size_kb)}" + (f" node{self.node}" if self.node is not None else "")
 
-    def identity(self) -> dict:
-        return {"size_kb": self.size_kb, "node": self.node}
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["size_kb"], identity["node"], before, after, **kw)
-
     @staticmethod
-    def parse_identity(record: dict) -> dict:
-        size, node = record.get("size_kb"), record.get("node")
-        if not isinstance(size, int) or isinstance(size, bool) or not 4 <= size <= 1 << 24:
-            raise ValueError(f"pool size_kb {size!r} is not a page size")
-        if node is not None and (not isinstance(node, int) or isinstance(node, bool) or not 0 <= node < 1 << 16):
-            raise ValueError(f"pool node {node!r} is not a node id")
-        return {"size_kb": size, "node": node}
+    def rollback_sort(key: str, record: dict):
+        # Totals before per-node values: shrinking a total releases pages on every node.
+        return record["node"] is not None, record["node"] or 0, record["size_kb"]
 
     def write(self, host, ctx) -> None:
         host.write(self.rel, str(self.after))

@@ -5,6 +5,7 @@ unlike tuned's). Where cpufreq is absent (a VM) the settings are skipped with a 
 from __future__ import annotations
 
 from kvmtune.tune.knob import KnobChange
+from kvmtune.tune.registry import Field, integer, kind, one_of
 
 CPU_DIR = "sys/devices/system/cpu"
 PATHS = {
@@ -17,8 +18,11 @@ PATHS = {
 INDEXED = ("governor", "energy_performance_preference", "latency")
 
 
+@kind
 class PowerChange(KnobChange):
-    KIND = "power"
+    KIND, ORDER = "power", 80
+    FIELDS = (Field("knob", one_of(PATHS), "one kvmtune sets"),
+              Field("index", integer(0, 1 << 16, optional=True), "a policy or CPU number"))
     __slots__ = ("knob", "index")
 
     def __init__(self, knob: str, index: int | None, before, after, status=None, detail=""):
@@ -28,26 +32,13 @@ class PowerChange(KnobChange):
     rel = property(lambda self: PATHS[self.knob].format(self.index))
     target = property(lambda self: f"power {self.knob}" + (f" {self.index}" if self.index is not None else ""))
 
-    def identity(self) -> dict:
-        return {"knob": self.knob, "index": self.index}
-
-    key_for = staticmethod(lambda ident: f"power:{ident['knob']}:{ident['index']}")
-
     @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["knob"], identity["index"], before, after, **kw)
-
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        knob, index = record.get("knob"), record.get("index")
-        if knob not in PATHS:
-            raise ValueError(f"power knob {knob!r} is not one kvmtune sets")
-        if knob in INDEXED:
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1 << 16:
-                raise ValueError(f"power {knob} needs a policy or CPU number, got {index!r}")
-        elif index is not None:
-            raise ValueError(f"power {knob} takes no index")
-        return {"knob": knob, "index": index}
+    def parse_identity(cls, record: dict) -> dict:
+        identity = super().parse_identity(record)
+        if (identity["knob"] in INDEXED) != (identity["index"] is not None):  # a policy's knob, or the host's
+            raise ValueError(f"power {identity['knob']} " + ("needs a policy or CPU number" if identity["knob"]
+                                                             in INDEXED else "takes no index"))
+        return identity
 
 
 def plan_power(profile, facts, warnings: list[str]) -> list[PowerChange]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kvmtune.grammar import sysctl_name_problem
 from kvmtune.tune.knob import KnobChange
+from kvmtune.tune.registry import Field, grammar, kind
 
 PROC_SYS = "proc/sys"
 DROPIN = "etc/sysctl.d/99-zz-kvmtune.conf"  # sorts after Debian's 99-sysctl.conf and 99-protect-links
@@ -28,31 +29,18 @@ def split_optional(key: str) -> tuple[str, bool]:
     return (key[1:], True) if key.startswith("-") else (key, False)
 
 
+@kind
 class SysctlChange(KnobChange):
-    KIND = "sysctl"
+    KIND, ORDER = "sysctl", 10
+    FIELDS = (Field("name", grammar(sysctl_name_problem), "a sysctl name"),)
     __slots__ = ("name",)
 
     def __init__(self, name: str, before, after, status=None, detail=""):
         self.name = name
         super().__init__(before, after, status, detail)
 
-    key_for = staticmethod(lambda ident: f"sysctl:{ident['name']}")
     target = property(lambda self: f"sysctl {self.name}")
     rel = property(lambda self: sysctl_rel(self.name))
-
-    def identity(self) -> dict:
-        return {"name": self.name}
-
-    @classmethod
-    def from_identity(cls, identity, before, after, **kw):
-        return cls(identity["name"], before, after, **kw)
-
-    @staticmethod
-    def parse_identity(record: dict) -> dict:
-        name = record.get("name")
-        if not isinstance(name, str) or sysctl_name_problem(name):
-            raise ValueError(f"sysctl name {name!r} is not a sysctl name")
-        return {"name": name}
 
 
 # -- read and plan ----------------------------------------------------------------

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from kvmtune.probe.thp import THP_DIR
 from kvmtune.profile.schema import THP_KNOBS
-from kvmtune.tune.knob import TableKnob
+from kvmtune.tune.knob import TableKnob, table_field
+from kvmtune.tune.registry import kind
 
 
+@kind
 class ThpChange(TableKnob):
-    KIND, DIR, TABLE = "thp", THP_DIR, THP_KNOBS
+    KIND, DIR, TABLE, ORDER = "thp", THP_DIR, THP_KNOBS, 50
+    FIELDS = table_field(THP_KNOBS)
     SELECTOR = True
     __slots__ = ()
 
