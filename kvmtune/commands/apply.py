@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
-
-CHANGED_STATES = ("changed", "pending-reboot", "pending-restart")
+from kvmtune.tune.change import BLOCKED, DONE, FAILED, OK, PENDING, UNDONE
 
 
 class ApplyOptions(Options):
@@ -64,7 +63,7 @@ def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
     if mode == "check":
         changed = bool(plan.pending)
     else:
-        changed = any(c.status in CHANGED_STATES for c in plan.changes)
+        changed = any(c.status in DONE for c in plan.changes)
     return {
         "changed": changed,
         "failed": failed,
@@ -89,9 +88,9 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
     ctx = Context(compact=profile.compact, progress=terminal_progress())
     plan = apply_profile(_host(opts), profile, persist=opts.persist, force=opts.force,
                          keep_partial=opts.keep_partial, wait=opts.wait, resume=opts.resume, ctx=ctx)
-    failed = [c for c in plan.changes if c.status == "failed"]
+    failed = [c for c in plan.changes if c.status == FAILED]
     if failed:
-        undone = any(c.status == "undone" for c in plan.changes)
+        undone = any(c.status == UNDONE for c in plan.changes)
         msg = f"failed: {failed[0].target}: {failed[0].detail}"
         if undone:
             msg += "; this run's changes were undone"
@@ -103,7 +102,7 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
 
 def verify_result(opts: ApplyOptions) -> tuple[dict, int]:
     _, plan = make_plan(opts)
-    drift = [c for c in plan.changes if c.status != "ok"]
+    drift = [c for c in plan.changes if c.status != OK]
     out = result(plan, mode="check", msg=f"{len(drift)} settings drifted" if drift else "in place")
     out["drift"] = [c.to_json() for c in drift]
     return out, EXIT_NOT_READY if drift else EXIT_OK
@@ -118,9 +117,9 @@ def rollback_result(opts: ApplyOptions) -> tuple[dict, int]:
     if plan is None:
         return result(Plan(None, [], []), mode="apply",
                       msg="nothing to roll back: kvmtune changed nothing here" + cleaned), EXIT_OK
-    failed = [c for c in plan.changes if c.status == "failed"]
+    failed = [c for c in plan.changes if c.status == FAILED]
     mode = "check" if opts.check else "apply"
-    blocked = [c for c in plan.changes if c.status == "blocked"]
+    blocked = [c for c in plan.changes if c.status == BLOCKED]
     msg = (f"failed: {failed[0].target}: {failed[0].detail}" if failed
            else f"blocked: {blocked[0].target}: {blocked[0].detail}" if blocked and not opts.check
            else _summary(plan, "would restore" if opts.check else "restored") + cleaned)
@@ -162,11 +161,9 @@ def run_profiles(opts: ProfilesOptions) -> int:
 
 
 def _summary(plan, verb: str) -> str:
-    from kvmtune.tune.change import PENDING
-
-    states = (PENDING,) if verb.startswith("would") else CHANGED_STATES
+    states = (PENDING,) if verb.startswith("would") else DONE
     n = sum(c.status in states for c in plan.changes)
-    blocked = sum(c.status == "blocked" for c in plan.changes)
+    blocked = sum(c.status == BLOCKED for c in plan.changes)
     text = f"{verb} {n} of {len(plan.changes)} settings" if n else "nothing to change: the host already matches"
     return text + (f"; {blocked} blocked" if blocked else "")
 

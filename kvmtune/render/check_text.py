@@ -13,7 +13,7 @@ import os
 import sys
 
 from kvmtune.checks import Report
-from kvmtune.checks.model import FAIL, UNKNOWN, WARN
+from kvmtune.checks.model import FAIL, PASS, UNKNOWN, WARN
 
 AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
@@ -48,7 +48,7 @@ def layout(report: Report, quiet: bool = False) -> list[tuple]:
             area = check.area
             rows.append(("area", AREA_TITLES.get(area, area)))
         rows.append(("check", check))
-        if check.hint and check.status != "pass":
+        if check.hint and check.status != PASS:
             rows.append(("hint", check.hint))
     counts = ", ".join(f"{n} {k}" for k, n in report.summary.items() if n)
     rows.append(("line", []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kvmtune.checks.model import Check
+from kvmtune.checks.model import PASS, Check
 from kvmtune.render.check_text import render_rows, use_colour
 
 BAR = 10
@@ -101,7 +101,7 @@ def render_guests(report: dict, stream=None) -> None:
         lines.append(("area", "Findings"))
         for f in report["findings"]:
             lines.append(("check", Check(f["id"], f["status"], f["title"], f["detail"], f["hint"])))
-            if f["hint"] and f["status"] != "pass":
+            if f["hint"] and f["status"] != PASS:
                 for hint in f["hint"].split(" | "):
                     lines.append(("hint", hint))
     if lines:

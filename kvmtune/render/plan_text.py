@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 
 from kvmtune.render.check_text import use_colour
+from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, PENDING_REBOOT, PENDING_RESTART, UNDONE
 
-STYLES = {"ok": "green", "changed": "bold green", "pending": "yellow", "failed": "bold red",
-          "blocked": "red", "pending-reboot": "magenta", "pending-restart": "magenta", "undone": "yellow"}
+STYLES = {OK: "green", CHANGED: "bold green", PENDING: "yellow", FAILED: "bold red", BLOCKED: "red",
+          PENDING_REBOOT: "magenta", PENDING_RESTART: "magenta", UNDONE: "yellow"}
 
 
 def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
