@@ -39,6 +39,18 @@ MUTANTS = {
                  ["tests/test_apply.py::test_lock_refuses_a_second_apply"]),
     "journal validation": ("kvmtune/tune/journal.py", "        check_record(key, record)", "        pass",
                            ["tests/test_engine_paths.py::test_tampered_state_is_refused_before_rollback_acts"]),
+    "undo read back": ("kvmtune/tune/engine.py", "            kept = _not_back(host, {k: journal.records[k] for k in added})",
+                       "            kept = set()",
+                       ["tests/test_engine_leftovers.py::test_a_first_run_whose_undo_fails_keeps_the_record_of_what_stayed_changed",
+                        "tests/test_engine_leftovers.py::test_an_undo_that_reports_success_but_did_not_put_it_back_keeps_the_record"]),
+    "created directories deepest first": ("kvmtune/tune/created_dirs.py",
+                                          "key=lambda d: (d.count(\"/\"), d), reverse=True)", "key=str)",
+                                          ["tests/test_engine_leftovers.py::"
+                                           "test_one_rollback_removes_the_directories_of_every_run_deepest_first"]),
+    "kind declaration checked": ("kvmtune/tune/registry.py", "        if _owner(mro, piece, Change) is None:\n"
+                                 "            raise TypeError(f\"{cls.__name__} does not define", "        if False:\n"
+                                 "            raise TypeError(f\"{cls.__name__} does not define",
+                                 ["tests/test_registry.py::test_a_kind_missing_a_piece_of_its_declaration_is_refused"]),
 }
 
 

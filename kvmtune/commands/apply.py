@@ -92,7 +92,10 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
     if failed:
         undone = any(c.status == UNDONE for c in plan.changes)
         msg = f"failed: {failed[0].target}: {failed[0].detail}"
-        if undone:
+        if plan.kept:
+            msg += (f"; {len(plan.kept)} of this run's changes could not be put back and stay in the journal: "
+                    "run 'kvmtune rollback'")
+        elif undone:
             msg += "; this run's changes were undone"
         elif opts.keep_partial:
             msg += "; earlier changes were kept (--keep-partial)"

@@ -163,6 +163,7 @@ class Plan:
         self.profile = profile
         self.changes = changes
         self.warnings = warnings
+        self.kept: list[str] = []  # journal keys a failed run's undo could not put back
 
     @property
     def pending(self) -> list[Change]:

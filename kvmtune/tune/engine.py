@@ -14,7 +14,8 @@ import errno
 
 from kvmtune.errors import Busy, HostError, Refused
 from kvmtune.tune import journal as journal_mod
-from kvmtune.tune.change import BLOCKED, FAILED, OK, UNDONE, Plan
+from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, UNDONE, Plan
+from kvmtune.tune.created_dirs import CreatedDirs
 from kvmtune.tune.facts import read_for_profile, read_for_rollback
 from kvmtune.tune.files import FileChange, FstabChange, is_ours
 from kvmtune.tune.knob import KnobChange
@@ -99,11 +100,15 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
         done = _run(plan.pending, host, ctx)
         if done and done[-1].status == FAILED and not keep_partial:
             _undo(done, host)
-            if fresh:
+            kept = _not_back(host, {k: journal.records[k] for k in added})
+            for key in added:
+                if key not in kept:
+                    journal.records.pop(key, None)
+            if kept:
+                _report_kept(plan, [c for c in done if c.key in kept])
+            if fresh and not journal.records:
                 journal_mod.forget(host, journal)
                 return plan
-            for key in added:
-                journal.records.pop(key, None)
         journal.finish()
         journal_mod.save(host, journal)
     return plan
@@ -164,6 +169,33 @@ def _undo(done: list, host) -> None:
             c.status, c.detail = UNDONE, (c.detail + "; " if c.detail else "") + "undone after a later failure"
 
 
+def _report_kept(plan: Plan, changes: list) -> None:
+    """Say which changes stayed after the undo, and that the journal keeps them for rollback."""
+    for c in changes:
+        if c.status == UNDONE:  # the undo returned, but the target reads otherwise
+            c.status = CHANGED
+        c.detail = (c.detail + "; " if c.detail else "") + "not back after the undo: kept in the journal"
+    plan.kept = [c.key for c in changes]
+    plan.warnings.append(f"could not put back {', '.join(c.target for c in changes)} after the failure: "
+                         "kept in the journal, 'kvmtune rollback' restores it")
+
+
+def _not_back(host, records: dict) -> set[str]:
+    """Keys of this run's records whose target an undo did not verifiably put back: read back
+    as rollback would read it, a record is settled only if rollback would have nothing to do."""
+    if not records:
+        return set()
+    try:
+        plan = plan_rollback(records, read_for_rollback(host, records))
+    except HostError:
+        return set(records)  # unreadable: not verifiably back
+    kept = set()
+    for c in plan.changes:
+        if c.status != OK:
+            kept |= c.owners_of(c.before) if isinstance(c, CreatedDirs) else {c.key}
+    return kept & set(records)
+
+
 def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | None, list[str]]:
     """(plan, debris removed); plan is None when there was nothing to roll back."""
     if check:
@@ -183,7 +215,8 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         for c in plan.pending:
             c.execute(host, Context())
         unsettled = {c.key for c in plan.changes if c.status in (FAILED, BLOCKED)}
-        if unsettled:
+        if unsettled:  # a directory left only because an unsettled target is in it comes next time
+            unsettled |= {k for c in plan.changes if isinstance(c, CreatedDirs) for k in c.owners_of(c.left)}
             for key in [k for k in journal.records if k not in unsettled]:
                 journal.records.pop(key)  # back to its original: nothing more to remember
             journal.finish()

@@ -40,6 +40,7 @@ class TuneFacts:
     bls: dict = {}  # Boot Loader Specification entry file name -> text ({}: the host boots otherwise)
     irqbalance: tuple | None = None  # (environment file, text) where irqbalance is installed
     shared: dict = {}  # rollback: irqbalance environment file -> current text
+    created_dirs: tuple = ()  # rollback: the journaled directories kvmtune created that exist now
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
@@ -151,9 +152,10 @@ def _module_params(host, modules: dict) -> dict:
 
 def read_for_rollback(host, records: dict) -> TuneFacts:
     """What each journaled kind reads to plan its own rollback (records already checked)."""
+    from kvmtune.tune.created_dirs import read_created
     from kvmtune.tune.registry import by_kind
 
-    out: dict = {}
+    out: dict = read_created(host, records)
     for kind, entries in by_kind(records):
         for name, value in kind.read_rollback(host, entries).items():
             out[name] = {**out[name], **value} if isinstance(value, dict) and name in out else value

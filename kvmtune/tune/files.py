@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kvmtune.errors import HostError
 from kvmtune.host.owned import OWNED_FILES, SHARED_FILES
-from kvmtune.tune.change import CHANGED, FAILED, NOW, OK, PENDING, PENDING_REBOOT, REBOOT, Change
+from kvmtune.tune.change import CHANGED, FAILED, NOW, OK, PENDING_REBOOT, REBOOT, Change
 from kvmtune.tune.knob import refused
 from kvmtune.tune.registry import Field, kind, one_of
 
@@ -76,12 +76,8 @@ class FileChange(Change):
         for _, record in entries:
             fid, original = record["file"], record["original"]
             after = None if original is None else cls.parse_original(original)
-            change = cls(fid, facts.files[fid], after, missing=record.get("dirs", ()),
-                         detail="restored" if after is not None else "removed")
-            leftover = [d for d in change.missing if d not in facts.file_dirs[fid]]
-            if change.status == OK and after is None and leftover:
-                change.status = PENDING
-            out.append(change)
+            # Its directories go with every other record's, deepest first (tune.created_dirs).
+            out.append(cls(fid, facts.files[fid], after, detail="restored" if after is not None else "removed"))
         return out
 
     @staticmethod

@@ -224,18 +224,16 @@ def plan_mounts(profile, facts) -> list[MountChange]:
 
 
 def plan_mount_restore(record: dict, facts) -> MountChange:
-    """Rollback of one journaled mount: remove it, or put its original options back."""
+    """Rollback of one journaled mount: remove it, or put its original options back. The
+    directories made for it go with every other record's, deepest first (tune.created_dirs)."""
     path, original = record["path"], record.get("original")
-    dirs = tuple(record.get("dirs", ()))
     current = next((m for m in facts.mounts if m.target == path), None)
     before = option_text(current.options) if current is not None else None
     state = facts.paths.get(path)
     if original is None:
         if current is None:
-            stale = state is not None and any(d not in state.missing for d in dirs)
-            return MountChange(path, None, None, missing=dirs, status=PENDING if stale else OK,
-                               detail="directories removed" if stale else "")
-        return MountChange(path, before, None, missing=dirs, status=PENDING, detail="unmounted")
+            return MountChange(path, None, None, status=OK)
+        return MountChange(path, before, None, status=PENDING, detail="unmounted")
     if current is not None and before == original:
         return MountChange(path, before, original, status=OK)
     if state is not None and state.entries:

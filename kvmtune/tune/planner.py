@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kvmtune.tune.change import Plan
 from kvmtune.tune.conflicts import find_conflicts
+from kvmtune.tune.created_dirs import plan_created
 from kvmtune.tune.cpus import compute_split, plan_cpus
 from kvmtune.tune.irqbalance import plan_irqbalance
 from kvmtune.tune.power import plan_power
@@ -56,4 +57,5 @@ def plan_rollback(records: dict, facts) -> Plan:
     changes: list = []
     for kind, entries in reversed(by_kind(records)):
         changes += kind.restore(entries, facts, warnings)
+    changes += plan_created(records, facts)  # last: every file and mount is gone from them
     return Plan(None, changes, warnings)

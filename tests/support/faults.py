@@ -155,3 +155,19 @@ def fork_run(argv: list[str], *, kill_at: int | None = None, when: str = "before
 
     child = Child()
     return child.report() if wait else child
+
+
+def refuse_write(host, rel: str, value: str | None = None, errno_: int = 5):
+    """Make ``host`` refuse (HostError, EIO by default) every write of ``value`` (any value if
+    None) to ``rel``, in process, as a kernel or a full disk might: for undo and rollback paths."""
+    from kvmtune.errors import HostError
+
+    real = host.write
+
+    def write(target, text, *args, **kwargs):
+        if target == rel and (value is None or str(text).strip() == value):
+            raise HostError(target, "refused by the test", errno_)
+        return real(target, text, *args, **kwargs)
+
+    host.write = write
+    return host
