@@ -129,8 +129,8 @@ def test_kvmtunes_boot_arguments_pending_a_reboot_or_contradicted(tmp_path, chec
     assert checks["kernel.cmdline"]["detail"] == "the running kernel has kvmtune's hugepagesz=1G hugepages=16 nohz_full=2-7"
 
 
-def test_the_state_file_bootargs_reads_is_kvmtunes():
+def test_the_state_file_the_journal_view_reads_is_kvmtunes():
     from kvmtune.host import owned
-    from kvmtune.probe import bootargs
+    from kvmtune.tune import journal
 
-    assert bootargs.STATE_FILE == owned.STATE_FILE
+    assert journal.STATE_FILE == owned.STATE_FILE

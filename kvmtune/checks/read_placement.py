@@ -16,18 +16,13 @@ def _guests(host, got):
 
 def _applied_profiles(host, got):
     """The profiles kvmtune applied here (its state file), () if none or unreadable. Only the
-    guests' KSM finding asks, so without guests it is not read (nor json and owned imported)."""
+    guests' KSM finding asks, so without guests it is not read. Through the journal's validated
+    read-only view: a state kvmtune did not write names no profile."""
     if got.guests is None or not got.guests.guests:
         return ()
-    import json
+    from kvmtune.tune.journal import read_profiles
 
-    from kvmtune.host.owned import STATE_FILE
-    try:
-        text = host.read_optional(STATE_FILE)
-        profiles = json.loads(text).get("profiles", []) if text else []
-    except (ValueError, AttributeError):
-        return ()
-    return tuple(p for p in profiles if isinstance(p, str))
+    return read_profiles(host)[0]
 
 
 def _isolated_cores(host, got):

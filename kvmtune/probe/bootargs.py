@@ -15,8 +15,6 @@ from kvmtune.record import record
 KVMTUNE_DROPIN = "etc/default/grub.d/90-kvmtune.cfg"
 GRUB_FILES = ("etc/default/grub",)
 VARIABLES = ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")
-# kvmtune.host.owned.STATE_FILE, spelled out: importing owned (its regexes) costs check 10 ms; a test ties them.
-STATE_FILE = "var/lib/kvmtune/state.json"
 
 
 @record
@@ -67,29 +65,20 @@ def _options(text: str) -> list[str]:
 
 def _bls_added(host, problems: list[str]) -> list[str]:
     """On a BLS host, kvmtune's arguments are what its journal shows it added to the entries:
-    each entry's options now, less the original the journal keeps."""
-    state_file = STATE_FILE
-    try:
-        text = host.read_optional(state_file)
-    except HostError as exc:
-        problems.append(f"/{state_file}: {exc.reason}")
-        return []
-    if not text or '"bls"' not in text:
-        return []
-    import json
+    each entry's options now, less the original the journal keeps (its records held to their
+    grammar by the journal's read-only view)."""
+    from kvmtune.tune.journal import read_records
 
-    from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
-
-    try:
-        records = json.loads(text).get("records", {})
-    except (ValueError, AttributeError):
+    records, problem = read_records(host, ("bls",))
+    if problem:
+        problems.append(problem)
+    if not records:
         return []
+    from kvmtune.host.owned import BLS_DIR
+
     added: list[str] = []
-    for item in records.values() if isinstance(records, dict) else ():
-        entry = item.get("entry") if isinstance(item, dict) else None
-        if item.get("type") != "bls" or not isinstance(entry, str) or not BLS_ENTRY.fullmatch(entry):
-            continue
-        current = host.read_optional(f"{BLS_DIR}/{entry}") or ""
-        original = _options(item.get("original") or "")
+    for item in records:
+        current = host.read_optional(f"{BLS_DIR}/{item['entry']}") or ""
+        original = _options(item["original"] or "")
         added += [w for w in _options(current) if w not in original and w not in added]
     return added

@@ -11,14 +11,16 @@ apply or rollback finished: one that did not is an interrupted run.
 The state directory itself (and var/, var/lib/ in a bare snapshot) is made whole in a
 staging directory, journal inside, and renamed into place: it exists complete or not
 at all. Forgetting the state renames it back out and removes it.
+
+This module is the only reader and writer of the state file. check's readers (the boot
+arguments on a BLS host, the applied profiles) get a validated read-only view (read_view),
+so importing this module stays cheap: json, the allow-list and the kinds load when used.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-from kvmtune.host import owned
 from kvmtune.errors import HostError, Refused, UsageError
 
 VERSION = 2
@@ -69,6 +71,8 @@ def load(host) -> Journal | None:
 
     Readers without the lock (plan, verify, rollback --check) may find it vanishing under
     a concurrent rollback: then there is none."""
+    from kvmtune.host import owned
+
     try:
         state = host.path_state(owned.STATE_DIR)
     except HostError as exc:
@@ -86,6 +90,8 @@ def load(host) -> Journal | None:
     where = f"/{owned.STATE_FILE}"
     if len(found.text) > MAX_STATE:
         raise UsageError(f"{where} is larger than {MAX_STATE >> 20} MiB: not kvmtune's state")
+    import json
+
     try:
         data = json.loads(found.text)
     except ValueError:
@@ -97,13 +103,17 @@ def load(host) -> Journal | None:
                          "move it aside to continue") from None
 
 
-def validate(data) -> dict:
-    from kvmtune.tune.journal_v1 import migrate
+def validate(data, kinds=None) -> dict:
+    """The journal's data, or ValueError. ``kinds``: check's view, where only the records of
+    those kinds are held to their grammar (the others only to be objects)."""
+    from kvmtune.host import owned
     from kvmtune.tune.registry import check_record
 
     if not isinstance(data, dict):
         raise ValueError("not an object")
     if data.get("version") == 1:
+        from kvmtune.tune.journal_v1 import migrate
+
         data = migrate(data)
     if data.get("version") != VERSION:
         raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
@@ -117,6 +127,8 @@ def validate(data) -> dict:
     if not isinstance(records, dict):
         raise ValueError("records is not an object")
     for key, record in records.items():
+        if kinds is not None and isinstance(record, dict) and record.get("type") not in kinds:
+            continue
         check_record(key, record)
     dirs = data.get("state_dirs", [])
     if not isinstance(dirs, list) or dirs != [d for d in owned.STATE_PARENTS if d in dirs]:
@@ -128,14 +140,57 @@ def validate(data) -> dict:
     return data
 
 
+# -- check's read-only view -------------------------------------------------------
+
+# owned.STATE_FILE, spelled out: importing the allow-list (its regexes) costs check 10 ms; a test ties them.
+STATE_FILE = "var/lib/kvmtune/state.json"
+
+
+def read_records(host, kinds: tuple) -> tuple[tuple, str | None]:
+    """(records of these kinds, problem) for check's readers: held to their kinds' grammar;
+    () when there is no journal. A state that names none of them is not parsed (no json import)."""
+    text, problem = _read_text(host)
+    if not text or not any(f'"{kind}"' in text for kind in kinds):
+        return (), problem
+    data, problem = _checked(text, kinds)
+    return tuple(r for r in data["records"].values() if r["type"] in kinds) if data else (), problem
+
+
+def read_profiles(host) -> tuple[tuple, str | None]:
+    """(names of the profiles applied here, problem) for check's readers; () without a journal."""
+    text, problem = _read_text(host)
+    data, problem = _checked(text, ()) if text else (None, problem)
+    return tuple(p for p in data["profiles"] if isinstance(p, str)) if data else (), problem
+
+
+def _read_text(host) -> tuple[str | None, str | None]:
+    try:
+        return host.read_optional(STATE_FILE), None
+    except HostError as exc:
+        return None, f"/{STATE_FILE}: {exc.reason}"
+
+
+def _checked(text: str, kinds: tuple) -> tuple[dict | None, str | None]:
+    import json
+
+    try:
+        return validate(json.loads(text), kinds), None
+    except (ValueError, RecursionError) as exc:
+        return None, f"/{STATE_FILE} is not a state kvmtune wrote ({str(exc)[:120]})"
+
+
 # -- writing ---------------------------------------------------------------------
 
 def _text(journal: Journal) -> str:
+    import json
+
     return json.dumps(journal.data, indent=1, sort_keys=True) + "\n"
 
 
 def save(host, journal: Journal) -> None:
     """Write the journal atomically; the first save makes the state directory whole first."""
+    from kvmtune.host import owned
+
     missing = host.path_state(owned.STATE_DIR).missing
     if not missing:
         host.write_file(owned.STATE_FILE, _text(journal), 0o600)
@@ -156,6 +211,8 @@ def save(host, journal: Journal) -> None:
 
 def forget(host, journal: Journal) -> None:
     """Remove the journal, and the directories kvmtune made for it, as one rename."""
+    from kvmtune.host import owned
+
     created = journal.data.get("state_dirs", [])
     top = next((d for d in created if _only_ours(host, d, created)), None)
     if top is None:
@@ -173,6 +230,8 @@ def forget(host, journal: Journal) -> None:
 
 def _only_ours(host, top: str, created: list[str]) -> bool:
     """Whether everything under ``top`` is the state chain and the state file."""
+    from kvmtune.host import owned
+
     for d in created[created.index(top):]:
         expected = {n.rpartition("/")[2] for n in created if n.rpartition("/")[0] == d}
         if d == owned.STATE_DIR:
@@ -186,6 +245,8 @@ def _only_ours(host, top: str, created: list[str]) -> bool:
 def clear_debris(host, journal: Journal | None) -> list[str]:
     """Remove what a killed run left: staged state directories and the temp files of every
     journaled target. Returns what was removed, for the report."""
+    from kvmtune.host import owned
+
     removed = []
     for parent in ("", "var", "var/lib"):
         stage = f"{parent}/{owned.STAGE}" if parent else owned.STAGE
