@@ -14,6 +14,7 @@ leaves a piece out, so a section cannot be half-declared. This module imports no
 from __future__ import annotations
 
 KINDS: dict[str, type] = {}
+_LOADED: list = []
 # What every kind must define itself (not inherit from Change): the pieces rollback cannot guess.
 REQUIRED = ("execute", "undo", "read_rollback", "restore", "target")
 
@@ -86,6 +87,8 @@ def _owner(mro: tuple, piece: str, base: type):
 def load_all() -> dict[str, type]:
     """Every kind: each module of kvmtune.tune is imported, so a new subsystem's file is all
     it takes to be known (imported only where a journal is read: apply, rollback, verify)."""
+    if _LOADED:
+        return KINDS
     import importlib
     import pkgutil
 
@@ -93,6 +96,7 @@ def load_all() -> dict[str, type]:
 
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
+    _LOADED.append(True)  # once: check_record asks for every record
     return KINDS
 
 
