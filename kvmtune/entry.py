@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kvmtune.errors import EXIT_USAGE, KvmtuneError, guarded
+from kvmtune.errors import EXIT_USAGE, KvmtuneError, error_line, guarded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fast = fast_options(argv)
         except KvmtuneError as exc:  # contradictory options, a choice not offered
-            sys.stderr.write(f"kvmtune: error: {exc}\n")
+            sys.stderr.write(error_line(exc))
             return exc.exit_code
         if fast is not None:
             command, opts = fast

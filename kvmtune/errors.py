@@ -77,12 +77,28 @@ class NotLive(HostError):
         super().__init__(what, "not available in a snapshot")
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal could act on escaped (ESC, CSI, BEL, bidi
+    overrides...), line ends kept: messages quote input, and input is never echoed raw."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """A value from input, quoted for a message: escaped (line ends too) and cut at ``limit``."""
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
+
+
+def error_line(exc: BaseException) -> str:
+    return f"kvmtune: error: {printable(str(exc))}\n"
+
+
 def guarded(fn, *args) -> int:
     """Run a command body: domain errors become a message and their exit code."""
     try:
         return fn(*args)
     except KvmtuneError as exc:
-        sys.stderr.write(f"kvmtune: error: {exc}\n")
+        sys.stderr.write(error_line(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("kvmtune: interrupted\n")
@@ -92,6 +108,6 @@ def guarded(fn, *args) -> int:
     except Exception as exc:  # an internal error: say so plainly, trace only on request
         if os.environ.get("KVMTUNE_DEBUG") == "1":
             raise
-        sys.stderr.write(f"kvmtune: internal error: {type(exc).__name__}: {exc}\n"
+        sys.stderr.write(f"kvmtune: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
                          "(set KVMTUNE_DEBUG=1 to see the traceback)\n")
         return EXIT_INTERNAL

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import re
 
+def digits(text: str) -> bool:
+    """ASCII digits only. str.isdigit() also says yes to '²' (which int() refuses: exit 3) and
+    to '٣' (which int() reads as 3: a silent change); neither is a number in a kernel file."""
+    return text.isascii() and text.isdigit()
+
+
 # sysctl.d(5) dotted names; "/" (its alternative separator) and anything that is not a
 # name character are refused. A leading "-" (optional key) is split off before this.
 _SYSCTL_PART = r"[A-Za-z0-9_][A-Za-z0-9_+@:-]*"

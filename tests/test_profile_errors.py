@@ -18,7 +18,7 @@ CASES = [
     ("unknown top key", "sysctls:\n  vm.swappiness: 10\n", ":1:1: sysctls:", "did you mean 'sysctl'?"),
     ("unknown ksm key", "ksm:\n  pages_to_scann: 10\n", ":2:3: ksm.pages_to_scann:", "did you mean 'pages_to_scan'?"),
     ("unknown thp key", "thp:\n  enable: never\n", ":2:3: thp.enable:", "did you mean 'enabled'?"),
-    ("wrong type", "ksm:\n  run: yes\n", ":2:8: ksm.run:", "expected a whole number"),
+    ("wrong type", "ksm:\n  run: true\n", ":2:8: ksm.run:", "expected a whole number"),
     ("yaml bool sysctl", "sysctl:\n  vm.swappiness: on\n", ":2:18: sysctl.vm.swappiness:", "write 1 or 0"),
     ("negative", "hugepages:\n  2M: -5\n", ":2:7: hugepages.2M:", "out of range"),
     ("absurd", "ksm:\n  run: 7\n", ":2:8: ksm.run:", "out of range (0..2)"),
@@ -38,6 +38,41 @@ CASES = [
     ("no such user", "hugetlbfs:\n  - path: /mnt/h\n    owner: nosuchuser\n", "hugetlbfs[0]:", "no user named 'nosuchuser'"),
 ]
 
+# Input that ended in exit 3 or meant something else than it says (issue 17, item 6).
+HOSTILE = [
+    ("merge key", "sysctl:\n  <<: {vm.swappiness: 10}\n", ":2:3: sysctl.<<:", "merge keys (<<) are not allowed"),
+    ("merge key at the top", "<<: {sysctl: {vm.swappiness: 10}}\n", ":1:1: <<:", "merge keys (<<) are not allowed"),
+    ("superscript size", "hugepages:\n  2M:\n    size: \u00b2M\n", ":3:11: hugepages.2M.size:", "expected a size"),
+    ("arabic size", "hugepages:\n  2M:\n    size: \u0663M\n", ":3:11: hugepages.2M.size:", "expected a size"),
+    ("superscript page size", "hugepages:\n  \u00b2M: 4\n", ":2:7: hugepages.\u00b2M:", "unknown page size"),
+    ("superscript node", "hugepages:\n  2M:\n    per_node: {\u00b2: 4}\n", "hugepages.2M.per_node.\u00b2:",
+     "node ids are numbers"),
+    ("superscript percent", "hugetlbfs:\n  - path: /mnt/h\n    size: \u00b9%\n", "hugetlbfs[0].size:", "expected a size"),
+    ("sexagesimal", "sysctl:\n  vm.swappiness: 1:30\n", ":2:18: sysctl.vm.swappiness:", "quote it"),
+    ("sexagesimal count", "hugepages:\n  2M: 1:30\n", ":2:7: hugepages.2M:", "quote it"),
+    ("octal", "sysctl:\n  vm.swappiness: 0777\n", ":2:18: sysctl.vm.swappiness:", "plain decimal"),
+    ("hex", "ksm:\n  run: 0x1\n", ":2:8: ksm.run:", "plain decimal"),
+    ("underscores", "ksm:\n  pages_to_scan: 1_000\n", ":2:18: ksm.pages_to_scan:", "plain decimal"),
+    ("yaml 1.2 octal", "ksm:\n  pages_to_scan: 0o17\n", "ksm.pages_to_scan:", "plain decimal"),
+    ("infinity", "hugepages:\n  2M:\n    percent: .inf\n", "hugepages.2M.percent:", "decimal number"),
+    ("exponent", "hugepages:\n  2M:\n    percent: 1e1\n", "hugepages.2M.percent:", "decimal number"),
+    ("timestamp", "sysctl:\n  vm.swappiness: 2001-12-14\n", "sysctl.vm.swappiness:", "date in YAML 1.1"),
+    ("yes", "ksm:\n  run: yes\n", ":2:8: ksm.run:", "write true or false"),
+    ("off", "cpus:\n  isolated: 2-3\n  irqbalance: off\n", "cpus.irqbalance:", "write true or false"),
+    ("boolean key", "hugepages:\n  2M:\n    per_node: {on: 4}\n", "hugepages.2M.per_node.on:", "write true or false"),
+    ("binary tag", "sysctl:\n  vm.swappiness: !!binary aGVsbG8=\n", ":2:18: sysctl.vm.swappiness:", "YAML tags"),
+    ("int tag", "sysctl:\n  vm.swappiness: !!int \"0x10\"\n", ":2:18: sysctl.vm.swappiness:", "YAML tags"),
+    ("set tag", "sysctl: !!set {vm.swappiness}\n", ":1:9: sysctl:", "YAML tags"),
+    ("python tag", "sysctl:\n  vm.swappiness: !!python/name:os.system ''\n", "sysctl.vm.swappiness:", "YAML tags"),
+    ("optional and required", "sysctl:\n  vm.swappiness: 10\n  -vm.swappiness: 20\n", ":3:3: sysctl.-vm.swappiness:",
+     "vm.swappiness is also set at"),
+]
+
+
+@pytest.mark.parametrize("name, text, where, what", HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_profile(name, text, where, what, root, tmp_path, run_cli):
+    test_bad_profile(name, text, where, what, root, tmp_path, run_cli)
+
 
 @pytest.mark.parametrize("name, text, where, what", CASES, ids=[c[0] for c in CASES])
 def test_bad_profile(name, text, where, what, root, tmp_path, run_cli):
@@ -51,7 +86,13 @@ def test_bad_profile(name, text, where, what, root, tmp_path, run_cli):
         assert err.startswith(f"kvmtune: error: {path}"), err
         assert where in err and what in err, err
         assert "Traceback" not in err
+        assert printable(err), err
     assert tree(root) == before
+
+
+def printable(text: str) -> bool:
+    """Nothing a terminal would act on: no control character but the line ends."""
+    return all(c.isprintable() or c == "\n" for c in text)
 
 
 def test_extends_loop(tmp_path, root, run_cli):
@@ -91,3 +132,42 @@ def test_shipped_profiles_are_valid_on_a_fixture(root, run_cli):
         code, out, err = run_cli("--root", root, "plan", name, "--json")
         assert code == 0, err
         assert json.loads(out)["failed"] is False
+
+
+def test_an_optional_key_in_a_child_replaces_the_required_one_of_its_base(tmp_path, root, run_cli):
+    import json
+
+    (tmp_path / "base.yaml").write_text("sysctl:\n  vm.swappiness: 10\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nsysctl:\n  -vm.swappiness: 20\n")
+    code, out, err = run_cli("--root", root, "plan", str(tmp_path / "child.yaml"), "--json")
+    assert code == 0, err
+    changes = [c for c in json.loads(out)["changes"] if c["target"] == "sysctl vm.swappiness"]
+    assert [c["after"] for c in changes] == ["20"]
+
+
+@pytest.mark.parametrize("ref", ["\x1b[31mred\x1b[0m", "\x1b]0;owned\x07.yaml", "a\u202eb", "x\x9b2J",
+                                 "dir/\x1b[2J.yaml"])
+def test_an_extends_value_is_never_echoed_raw(ref, tmp_path, root, run_cli):
+    import json
+
+    path = tmp_path / "child.yaml"
+    path.write_text("extends: " + json.dumps(ref) + "\nsysctl:\n  vm.swappiness: 10\n")
+    before = tree(root)
+    code, out, err = run_cli("--root", root, "apply", str(path))
+    assert code == 2 and out == ""
+    assert ":1:10: extends:" in err
+    assert printable(err), repr(err)
+    assert tree(root) == before
+
+
+def test_a_file_named_by_extends_is_judged_without_quoting_it(tmp_path, root, run_cli):
+    """A file that is not a profile (extends: /etc/shadow) is named, never quoted: not its keys,
+    not its values, not a line of it."""
+    secret = tmp_path / "secret"
+    secret.write_text("password: 0777\ntoken: <<\nkey: !!binary aGk=\n")
+    path = tmp_path / "child.yaml"
+    path.write_text(f"extends: {secret}\n")
+    code, _, err = run_cli("--root", root, "plan", str(path))
+    assert code == 2 and "not a profile" in err
+    for word in ("password", "0777", "token", "binary", "aGk"):
+        assert word not in err

@@ -30,19 +30,19 @@ def shipped_profiles() -> dict[str, str]:
 
 def resolve(ref: str, relative_to: str | None = None) -> str:
     """A profile reference (shipped name or path) -> a file path; UsageError if none."""
-    from kvmtune.errors import UsageError
+    from kvmtune.errors import UsageError, quoted
 
     if os.sep in ref or ref.endswith((".yaml", ".yml")):
         path = ref if os.path.isabs(ref) or relative_to is None else os.path.join(os.path.dirname(relative_to), ref)
         if not os.path.exists(path):
-            raise UsageError(f"profile {ref}: no such file")
+            raise UsageError(f"profile {quoted(ref)}: no such file")
         return os.path.abspath(path)
     shipped = shipped_profiles()
     if ref in shipped:
         return shipped[ref]
     if os.path.isfile(ref):
         return os.path.abspath(ref)
-    raise UsageError(f"profile '{ref}': not a file and not a shipped profile "
+    raise UsageError(f"profile {quoted(ref)}: not a file and not a shipped profile "
                      f"({', '.join(shipped) or 'none found'})")
 
 
@@ -59,7 +59,7 @@ def load_profile_text(text: str, file: str = "<inline>") -> Profile:
     """A profile given as text (the Ansible module's inline dict arrives as YAML)."""
     from kvmtune.profile.schema import validate
 
-    root = parse_yaml(text, file)
+    root = parse_yaml(text, file, top_problem)
     merged, chain = _resolve_extends(root, file, ())
     return validate(merged, "inline", chain + (file,))
 
@@ -92,18 +92,22 @@ def _load_chain(path: str, stack: tuple) -> tuple[Node, tuple]:
     if path in stack:
         cycle = " -> ".join(os.path.basename(p) for p in stack + (path,))
         raise ProfileError(stack[-1], None, None, "extends", f"extends loop: {cycle}")
-    root = parse_yaml(_read(path), path)
+    root = parse_yaml(_read(path), path, top_problem)
     merged, chain = _resolve_extends(root, path, stack + (path,))
     return merged, chain + (path,)
 
 
-def _resolve_extends(root: Node, path: str, stack: tuple) -> tuple[Node, tuple]:
+def top_problem(keys: list | None) -> str | None:
+    """Why a YAML file is not a profile, judged on its top-level keys alone (None: not a mapping)."""
     from kvmtune.profile.schema import TOP_KEYS
 
-    if not root.is_mapping or (root.value and not any(_near(k, TOP_KEYS) for k in root.value)):
+    if keys is None or (keys and not any(_near(k, TOP_KEYS) for k in keys)):
         # Named, never quoted: it may be any file (extends: /etc/shadow).
-        raise ProfileError(path, None, None, "", "not a profile: a profile is a YAML mapping of sections "
-                           f"({', '.join(TOP_KEYS)})")
+        return f"not a profile: a profile is a YAML mapping of sections ({', '.join(TOP_KEYS)})"
+    return None
+
+
+def _resolve_extends(root: Node, path: str, stack: tuple) -> tuple[Node, tuple]:
     ext = root.value.get("extends")
     if ext is None:
         return root, ()
@@ -141,6 +145,8 @@ def merge(base: Node, child: Node) -> Node:
     for key, node in child.value.items():
         if key == "extends":
             continue
+        if child.path == "sysctl":  # -vm.swappiness is vm.swappiness, optional: the child's spelling wins
+            out.pop(key[1:] if key.startswith("-") else "-" + key, None)
         if key == "hugetlbfs" and key in out and out[key].is_list and node.is_list:
             out[key] = _merge_mounts(out[key], node)
         elif key in out and out[key].is_mapping and node.is_mapping and key != "per_node":

@@ -7,7 +7,9 @@ which raise the same ProfileError with the same positions.
 
 from __future__ import annotations
 
-from kvmtune.grammar import account_problem, mount_path_problem, sysctl_name_problem, sysctl_value_problem
+import re
+
+from kvmtune.grammar import account_problem, digits, mount_path_problem, sysctl_name_problem, sysctl_value_problem
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
 from kvmtune.profile.schema_cpus import cpus_section, kvm_modules_section, power_section
 from kvmtune.profile.shapes import _bool, _int, _kind, _str, expect_mapping, unknown_key
@@ -17,6 +19,7 @@ TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm",
             "kvm_modules")
 POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
+DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 # KSM knobs (Documentation/admin-guide/mm/ksm.rst): name -> (min, max) or the allowed words.
@@ -38,14 +41,14 @@ THP_KNOBS = {
 def parse_bytes(node: Node, allow_percent: bool = False) -> str:
     """``16G``, ``512M``, ``1073741824`` (or ``50%``) -> the kernel's form (bytes or N%)."""
     text = str(node.value).strip() if not isinstance(node.value, bool) else ""
-    if allow_percent and text.endswith("%") and text[:-1].isdigit() and 0 < int(text[:-1]) <= 100:
+    if allow_percent and text.endswith("%") and digits(text[:-1]) and 0 < int(text[:-1]) <= 100:
         return text
     unit = text[-1:].upper()
-    digits = text[:-1] if unit in UNITS else text
-    if not digits.isdigit() or (unit not in UNITS and not unit.isdigit()):
+    number = text[:-1] if unit in UNITS else text
+    if not digits(number) or (unit not in UNITS and not digits(unit)):
         raise node.error(f"expected a size such as 16G, 512M or a byte count"
                          f"{' or a percent such as 50%' if allow_percent else ''}, got {node.value!r}")
-    return str(int(digits) * UNITS.get(unit, 1))
+    return str(int(number) * UNITS.get(unit, 1))
 
 
 def page_size_kb(node: Node, key: str) -> int:
@@ -53,18 +56,17 @@ def page_size_kb(node: Node, key: str) -> int:
     text = key.strip()
     low = text.lower()
     for suffix, factor in (("kb", 1), ("k", 1), ("m", 1024), ("mb", 1024), ("g", 1 << 20), ("gb", 1 << 20)):
-        if low.endswith(suffix) and low[: -len(suffix)].isdigit():
+        if low.endswith(suffix) and digits(low[: -len(suffix)]):
             return int(low[: -len(suffix)]) * factor
     raise node.error(f"unknown page size '{key}'; expected a size such as 2M or 1G")
 
 
 def amount(node: Node, kind: str | None = None) -> Amount:
     if kind == "percent" or (kind is None and isinstance(node.value, str) and node.value.strip().endswith("%")):
-        text = str(node.value).strip().rstrip("%")
-        try:
-            value = float(text)
-        except ValueError:
-            raise node.error(f"expected a percent such as 10%, got {node.value!r}") from None
+        text = str(node.value).strip().rstrip("%") if not isinstance(node.value, bool) else ""
+        if not DECIMAL.fullmatch(text):  # float() would also take "1e1", "nan", "1_0" and "٣"
+            raise node.error(f"expected a percent such as 10%, got {node.value!r}")
+        value = float(text)
         if not 0 <= value <= 100:
             raise node.error(f"{node.value} is out of range (0..100%)")
         return Amount("percent", value, node)
@@ -81,9 +83,15 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
     sysctl = {}
     if "sysctl" in top:
         for key, node in expect_mapping(top["sysctl"], "sysctl keys to values").items():
-            problem = sysctl_name_problem(key[1:] if key.startswith("-") else key)
+            name = key[1:] if key.startswith("-") else key
+            problem = sysctl_name_problem(name)
             if problem:
                 raise node.key_error(problem)
+            other = sysctl.get(name) or sysctl.get("-" + name)
+            if other:  # both would be applied, and verify would report one of them as drift for ever
+                raise node.key_error(f"{name} is also set at {other[1].file}:{other[1].key_line}:"
+                                     f"{other[1].key_column} as {other[1].path.partition('.')[2]}: "
+                                     "keep one (a leading '-' only means: skip it where the kernel lacks it)")
             sysctl[key] = (_sysctl_value(node), node)
     pools, compact = _hugepages(top["hugepages"]) if "hugepages" in top else ({}, False)
     mounts = _mounts(top["hugetlbfs"]) if "hugetlbfs" in top else ()
@@ -147,7 +155,7 @@ def _pool(node: Node, size: int) -> PoolRequest:
     per_node = {}
     if "per_node" in spec:
         for key, child in expect_mapping(spec["per_node"], "node ids to amounts").items():
-            if not key.isdigit():
+            if not digits(key):
                 raise child.key_error(f"node ids are numbers, got '{key}'")
             per_node[int(key)] = amount(child)
     spread = _bool(spec["spread"]) if "spread" in spec else False
