@@ -9,7 +9,7 @@ both hand their (option, value) pairs to ``build``.
 
 from __future__ import annotations
 
-from kvmtune.cli_spec import COMMANDS, Cmd, Opt
+from kvmtune.cli_spec import COMMANDS, NO_ROOT, Cmd, Opt
 from kvmtune.errors import UsageError
 
 
@@ -49,8 +49,8 @@ def build(cmd: Cmd, settings: list[tuple[Opt, object]], words: list[str], root: 
     for field, value in cmd.fixed.items():
         setattr(opts, field, value)
     if root is not None:
-        if not hasattr(opts, "root"):
-            raise UsageError(f"--root: '{cmd.name}' does not read a host")
+        if not cmd.takes_root:
+            raise UsageError(f"--root: '{cmd.name}' {NO_ROOT[cmd.effect]}")
         opts.root = root
     set_by: dict[str, tuple[Opt, object]] = {}
     for opt, value in settings:

@@ -33,6 +33,11 @@ class Cmd:
         # (field, METAVAR, help); a field ending in "*" takes one or more words, "?" zero or one.
         self.positional = positional
 
+    @property
+    def takes_root(self) -> bool:
+        """Whether --root means anything to this command: the parser and --help both ask this."""
+        return self.effect in ROOTED
+
     def option(self, name: str) -> Opt | None:
         return next((o for o in self.options if name in o.names), None)
 
@@ -49,6 +54,14 @@ EFFECTS = {
     "captures": "Reads the host (with --root, the tree under DIR) and writes only under DIR or the tar file.",
     "none": "Reads nothing but kvmtune's own data.",
     "measures": "Runs guests on the live host through /dev/kvm and puts back what it changed; no --root.",
+}
+# The effects that read or change a host, and so may be pointed at a tree with --root.
+ROOTED = ("reads", "changes", "captures")
+# Why --root is refused, by effect.
+NO_ROOT = {
+    "files": "reads only the files named, never a host",
+    "none": "reads no host",
+    "measures": "measures the running kernel through /dev/kvm; a snapshot has no kernel to measure",
 }
 
 JSON = Opt("--json", "json", "Exactly one JSON object on stdout (messages go to stderr).")

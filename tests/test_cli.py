@@ -46,7 +46,7 @@ def _variants():
                 every += [opt.names[-1]] + ([] if opt.kind == "flag" else [_sample(opt)])
         yield [cmd.name, *words]
         yield [cmd.name, *every, *words]
-        if cmd.effect in ("reads", "changes"):
+        if cmd.takes_root:
             yield ["--root", "/tmp", cmd.name, *words]
             yield [cmd.name, *words, "--root", "/tmp"]
             yield [cmd.name, "--root=/tmp", *words]
@@ -123,7 +123,7 @@ def test_contradictions_and_bad_choices_are_usage_errors_on_both_paths(argv, mes
     assert code == 2
 
 
-@pytest.mark.parametrize("argv", [["report", "/tmp/a"], ["cpu-baseline", "/tmp/a"], ["profiles"]])
+@pytest.mark.parametrize("argv", [["report", "/tmp/a"], ["cpu-baseline", "/tmp/a"], ["profiles"], ["bench"]])
 def test_root_on_a_command_that_reads_no_host_is_a_usage_error(argv, run_cli):
     for line in (["--root", "/tmp", *argv], [*argv, "--root=/tmp"], [*argv, "--root", "/tmp", "-x"]):
         code, out, err = run_cli(*line)
@@ -357,3 +357,52 @@ def test_the_man_page_is_generated_from_the_cli_declaration(tmp_path):
     render = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(tmp_path / "k.1")],
                             capture_output=True, text=True, timeout=60)
     assert render.returncode == 0 and not render.stderr, render.stderr
+
+
+def _accepts_root(name, words, monkeypatch) -> bool:
+    """Whether both parsers take --root for this command (the command itself stubbed out)."""
+    from kvmtune.cli import app
+    from kvmtune.cli_spec import COMMANDS
+    from kvmtune.errors import UsageError
+
+    for cmd in COMMANDS.values():
+        monkeypatch.setattr(cmd.runner.replace(":", "."), lambda opts: 0)
+    typer_ok = CliRunner().invoke(app, ["--root", "/tmp", name, *words]).exit_code == 0
+    try:
+        fast_ok = fast_options([name, *words, "--root", "/tmp"]) is not None
+    except UsageError:
+        fast_ok = False
+    assert typer_ok == fast_ok, name
+    return typer_ok
+
+
+def _help_options(text: str) -> set:
+    import re
+
+    section = text.split("\nOptions:\n", 1)[1]
+    return {n for line in section.splitlines() if line.startswith("  -")
+            for n in re.findall(r"(?<![\w-])(--?[\w][\w-]*)", line.split("  ")[1] if line.startswith("  ") else line)[:2]}
+
+
+def test_every_help_screen_lists_exactly_what_its_parser_takes(monkeypatch):
+    """Walk the whole click tree typer built: each command's --help names every option its
+    parser accepts (--root included when, and only when, the parser takes it), and no other."""
+    import typer.main
+    from typer._click.core import Context  # typer carries its own click
+
+    from kvmtune.cli import app
+    from kvmtune.cli_spec import COMMANDS
+
+    group = typer.main.get_command(app)
+    assert set(group.commands) == set(COMMANDS)
+    for name, click_cmd in group.commands.items():
+        result = CliRunner().invoke(app, [name, "--help"])
+        assert result.exit_code == 0, name
+        listed = _help_options(result.output)
+        params = click_cmd.get_params(Context(click_cmd))  # --help included
+        takes = {o for p in params if p.param_type_name == "option" for o in p.opts}
+        if _accepts_root(name, _positional(COMMANDS[name]), monkeypatch):
+            takes.add("--root")
+        assert listed == takes, (name, listed ^ takes)
+        usage = result.output.splitlines()[0]
+        assert ("[--root DIR]" in usage) == ("--root" in takes), (name, usage)

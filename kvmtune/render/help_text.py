@@ -68,12 +68,12 @@ def command_help(cmd: Cmd) -> str:
     if cmd.positional:
         optional = cmd.positional[0].endswith("?")
         positional = f" [{cmd.positional[1]}]" if optional else f" {cmd.positional[1]}"
-    lines = [f"Usage: kvmtune [--root DIR] {cmd.name} [OPTIONS]{positional}", ""]
+    lines = [f"Usage: kvmtune {'[--root DIR] ' if cmd.takes_root else ''}{cmd.name} [OPTIONS]{positional}", ""]
     lines += textwrap.wrap(cmd.help, width) + textwrap.wrap(EFFECTS[cmd.effect], width)
     if cmd.positional:
         lines += ["", "Arguments:"] + _options([(cmd.positional[1], cmd.positional[2])], width)
     rows = [(option_head(o), option_text(cmd, o, defaults)) for o in cmd.options]
-    if cmd.effect != "files":
+    if cmd.takes_root:
         rows.append((option_head(ROOT), ROOT.help))
     rows.append(("--help", "Show this message and exit."))
     lines += ["", "Options:"] + _options(rows, width)
