@@ -76,6 +76,17 @@ def blocking(report: dict, strict: bool) -> list[dict]:
             and (c.get("status") in statuses or (c.get("id") in essential and c.get("status") == "unknown"))]
 
 
+def own_reasons(report: dict) -> list[dict]:
+    """Why a result calls its host not ready when nothing fails: it was made with check --strict
+    (its warnings and unknowns), or, failing those, its own verdict row."""
+    why = blocking(report, True)
+    if why:
+        return why
+    row = next((c for c in report["checks"] if c.get("id") == "ready"), None) or {}
+    return [{"check": "ready", "status": row.get("status") or "fail",
+             "detail": row.get("detail") or "the result says not ready and names no check"}]
+
+
 def summarise(paths: list[str], strict: bool = False) -> dict:
     hosts, invalid, facts = [], [], []
     failing, warning, reasons = Counter(), Counter(), defaultdict(list)
@@ -98,6 +109,8 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
         failing.update(fails)
         warning.update(warns)
         why = blocking(report, strict)
+        if not why and not report.get("ready"):
+            why = own_reasons(report)
         ready = bool(report.get("ready")) and not why
         for r in why:
             reasons[(r["check"], r["status"], r["detail"])].append(name)

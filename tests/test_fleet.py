@@ -94,3 +94,36 @@ def test_report_names_why_each_host_is_not_ready_and_groups_the_reasons(run_cli,
     assert summary["reasons"][0] == {"check": "kvm.device", "status": "fail", "detail": "/dev/kvm does not exist",
                                      "hosts": [str(results / f"bad{i}.json") for i in range(3)]}
     assert any(r["status"] == "warn" for r in summary["reasons"])
+
+
+def test_a_host_its_own_check_judged_strictly_is_shown_with_its_reasons(run_cli, host_roots, tmp_path):
+    """A result made with check --strict says not ready because of warnings; report (without
+    --strict) names those warnings instead of "see its report"."""
+    results = tmp_path / "results"
+    results.mkdir()
+    own = check_json_file(run_cli, host_roots["synthetic-nested-guest"], results / "strict.json", "--strict")
+    assert own["ready"] is False and not any(c["status"] == "fail" for c in own["checks"] if c["id"] != "ready")
+    warned = [c for c in own["checks"] if c["status"] == "warn"]
+    code, out, _ = run_cli("report", str(results))
+    assert code == 1
+    assert "see its report" not in out
+    for c in warned:
+        assert f"{c['id']} warn: {c['detail']}" in out
+    code, out, _ = run_cli("report", str(results), "--json")
+    (host,) = json.loads(out)["hosts"]
+    assert host["ready"] is False and {r["check"] for r in host["reasons"]} >= {c["id"] for c in warned}
+
+
+def test_report_never_prints_a_result_s_control_characters(run_cli, host_roots, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    own = check_json_file(run_cli, host_roots["synthetic-no-dev-kvm"], results / "a.json")
+    own["host"]["hostname"] = "hv\x1b]0;owned\x07\x1b[2J01"
+    for c in own["checks"]:
+        c["detail"] = "\x1b[31m" + (c.get("detail") or "") + "\u202e\x9b"
+    (results / "a.json").write_text(json.dumps(own))
+    (results / "b\x1b[1m.json").write_text("{")
+    code, out, err = run_cli("report", str(results))
+    assert code == 1
+    assert "hv\\x1b]0;owned\\x07\\x1b[2J01" in out
+    assert all(c.isprintable() or c == "\n" for c in out + err), repr(out)

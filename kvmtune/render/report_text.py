@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from kvmtune.errors import printable
 from kvmtune.probe.hugepages import size_label
 from kvmtune.report import LOW_LOCALITY
 
@@ -14,7 +15,10 @@ def plural(n: int, word: str) -> str:
 
 def render_report(summary: dict, stream=None, limit: int = 10) -> None:
     stream = stream or sys.stdout
-    w = stream.write
+
+    def w(text: str) -> None:  # names and details come from the result files: never raw to a terminal
+        stream.write(printable(text))
+
     c = summary["counts"]
     w(f"{plural(c['hosts'], 'host')}: {c['ready']} ready, {c['not_ready']} not ready"
       + (" (strict: warnings and unknowns count)" if summary.get("strict") else "")
@@ -24,7 +28,7 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
         w("\nNot ready:\n")
         for h in not_ready[:limit * 5]:
             why = "; ".join(f"{r['check']} {r['status']}: {r['detail']}" for r in h["reasons"])
-            w(f"  {h['name']}: {why or 'see its report'}\n")
+            w(f"  {h['name']}: {why}\n")
     if summary.get("reasons"):
         w("\nWhy, across the fleet:\n")
         for r in summary["reasons"][:limit]:
