@@ -9,10 +9,31 @@ from __future__ import annotations
 
 import re
 
+
 def digits(text: str) -> bool:
     """ASCII digits only. str.isdigit() also says yes to '²' (which int() refuses: exit 3) and
     to '٣' (which int() reads as 3: a silent change); neither is a number in a kernel file."""
     return text.isascii() and text.isdigit()
+
+
+_NUMBER = re.compile(r"[-+]?[0-9]+")
+
+
+def number(text: str | None) -> int | None:
+    """A whole number written in ASCII (spaces around allowed), else None: int() alone reads
+    '٣' and '７' as 3 and 7, and '1_000' as 1000."""
+    text = None if text is None else text.strip()
+    return int(text) if text and _NUMBER.fullmatch(text) else None
+
+
+_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]+")
+
+
+def hex_number(text: str) -> int:
+    """An ASCII hex number; ValueError otherwise, as int(text, 16) would (but it reads '٣' as 3)."""
+    if not _HEX.fullmatch(text):
+        raise ValueError(f"not a hex number: {text[:20]!r}")
+    return int(text, 16)
 
 
 # sysctl.d(5) dotted names; "/" (its alternative separator) and anything that is not a

@@ -22,6 +22,7 @@ import time
 
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
+from kvmtune.grammar import digits
 
 LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles")
 # Never captured, whatever a reader asks for: another process's data, the kernel log.
@@ -30,7 +31,7 @@ PRIVATE = ("proc/self/", "proc/thread-self/", "dev/kmsg")
 
 def _private(rel: str) -> bool:
     head, _, rest = rel.partition("/")
-    return rel.startswith(PRIVATE) or (head == "proc" and rest.split("/", 1)[0].isdigit())
+    return rel.startswith(PRIVATE) or (head == "proc" and digits(rest.split("/", 1)[0]))
 
 
 class RecordingHost(Host):

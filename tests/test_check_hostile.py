@@ -292,3 +292,99 @@ def test_not_permitted_is_exit_4_with_what_to_do(tmp_path_factory, run_cli):
     assert proc.returncode == 4 and "state.json" in proc.stderr and "root" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert run_cli("--root", root, "rollback", "--json")[0] == 0
+
+
+def _unicode_digits(root: str, positions: list[str], digit: str) -> None:
+    """Every ASCII digit of every file check reads, and of every name in a directory it lists,
+    written as ``digit`` (str.isdigit() says yes to it; int() refuses '²' and reads '٣' as 3)."""
+    table = str.maketrans("0123456789", digit * 10)
+    for rel in positions:
+        path = os.path.join(root, rel)
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                continue
+            with open(path, "w") as f:
+                f.write(text.translate(table))
+        elif os.path.isdir(path) and not os.path.islink(path):
+            for name in os.listdir(path):
+                twin = name.translate(table)
+                if twin != name and not os.path.lexists(os.path.join(path, twin)):
+                    src = os.path.join(path, name)
+                    if os.path.isdir(src) and not os.path.islink(src):
+                        shutil.copytree(src, os.path.join(path, twin), symlinks=True)
+                    elif os.path.isfile(src):
+                        shutil.copy(src, os.path.join(path, twin))
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u0663", "\uff17"])
+def test_unicode_digits_are_not_numbers_anywhere_check_reads(digit, template, tmp_path, run_cli, monkeypatch):
+    positions = recorded_reads(template, run_cli, monkeypatch)
+    root = str(tmp_path / "case")
+    shutil.copytree(template, root, symlinks=True)
+    _unicode_digits(root, positions, digit)
+    report = assert_whole(*timed_check(run_cli, root, "--json", limit=5.0))
+    code, out, err = timed_check(run_cli, root, limit=5.0)
+    assert code in (0, 1) and "Traceback" not in err, err
+    # Not one number of the host may have been read out of those digits (all of them are the
+    # same digit, so such a number is d, dd, ddd...).
+    import unicodedata
+
+    d = str(unicodedata.digit(digit))
+    read = {int(d * k) for k in range(1, 20)}
+    assert not [n for n in _numbers(report["host"]) if n in read], report["host"]
+    assert not [k for k in _keys(report["host"]) if k.isdigit() and int(k) in read], report["host"]
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _keys(v)
+
+
+KVM_NODE = {"mode": 0o20660, "uid": 0, "gid": 0, "major": 10, "minor": 232}
+
+
+@pytest.mark.parametrize("name, node", [
+    ("huge major", dict(KVM_NODE, major=1 << 40)),
+    ("negative minor", dict(KVM_NODE, minor=-1)),
+    ("huge mode", dict(KVM_NODE, mode=1 << 70)),
+    ("negative uid", dict(KVM_NODE, uid=-5)),
+    ("xattr not text", dict(KVM_NODE, xattrs={"system.posix_acl_access": 5})),
+    ("xattr not base64", dict(KVM_NODE, xattrs={"system.posix_acl_access": "@@@\u00b2"})),
+    ("xattr names not text", dict(KVM_NODE, xattrs=[1, 2])),
+])
+def test_a_hostile_manifest_is_refused_as_a_whole(name, node, template, tmp_path, run_cli):
+    """kvmtune-snapshot.json is input: a node field out of range is "not a manifest", and the
+    device nodes it describes are then unknown, never an internal error."""
+    root = str(tmp_path / "case")
+    shutil.copytree(template, root, symlinks=True)
+    if os.path.lexists(os.path.join(root, "dev/kvm")):
+        os.unlink(os.path.join(root, "dev/kvm"))
+    with open(os.path.join(root, "kvmtune-snapshot.json"), "w") as f:
+        json.dump({"format": 1, "nodes": {"dev/kvm": node}}, f)
+    assert set(Host(root).manifest()) == {"problem"}
+    for extra in (("--json",), ("--as-user", "root", "--json")):
+        report = assert_whole(*timed_check(run_cli, root, *extra))
+        kvm = {c["id"]: c for c in report["checks"]}["kvm.device"]
+        assert kvm["status"] != "pass", kvm

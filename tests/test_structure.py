@@ -115,3 +115,16 @@ def test_host_layer_imports_nothing_above_it(path):
         elif isinstance(node, ast.Import):
             up.update(a.name for a in node.names if a.name.startswith("kvmtune") and not a.name.startswith("kvmtune.host"))
     assert not up, f"{path.name} reaches above the host layer: {sorted(up)}"
+
+
+def test_digits_are_judged_in_ascii():
+    """str.isdigit(), isnumeric() and isdecimal() say yes to '²' and '٣': every input's digits go
+    through grammar.digits() or grammar.number() (test_check_hostile feeds them to each reader)."""
+    bad = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).as_posix() == "grammar.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("isdigit", "isnumeric", "isdecimal"):
+                bad.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not bad, bad

@@ -6,6 +6,7 @@ import re
 
 from kvmtune.commands import Options
 from kvmtune.errors import EXIT_OK, UsageError
+from kvmtune.grammar import digits
 
 SIZE = re.compile(r"([1-9][0-9]{0,6})([MG])")
 MIN_SIZE = 16 << 20
@@ -60,7 +61,7 @@ def settings_of(opts: BenchOptions):
 
     rounds = None
     if opts.rounds is not None:
-        if not opts.rounds.isdigit() or not 1 <= int(opts.rounds) <= 100:
+        if not digits(opts.rounds) or not 1 <= int(opts.rounds) <= 100:
             raise UsageError(f"--rounds: expected a number from 1 to 100, got {opts.rounds[:40]!r}")
         rounds = int(opts.rounds)
     size = parse_size(opts.size) if opts.size is not None else None

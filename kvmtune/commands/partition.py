@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kvmtune.commands import Options
 from kvmtune.errors import EXIT_OK, UsageError
+from kvmtune.grammar import digits
 
 
 class PartitionOptions(Options):
@@ -70,7 +71,7 @@ def run_partition(opts: PartitionOptions) -> int:
 
     per_node = 1
     if opts.housekeeping_per_node is not None:
-        if not opts.housekeeping_per_node.isdigit() or not 1 <= int(opts.housekeeping_per_node) <= 64:
+        if not digits(opts.housekeeping_per_node) or not 1 <= int(opts.housekeeping_per_node) <= 64:
             raise UsageError("--housekeeping-per-node: expected a number of cores from 1 to 64, got "
                              f"{opts.housekeeping_per_node[:40]!r}")
         per_node = int(opts.housekeeping_per_node)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kvmtune.cpumodels import table
 from kvmtune.record import record
+from kvmtune.grammar import digits
 
 USABLE, NOT_USABLE, UNDECIDED = "usable", "not-usable", "undecided"
 
@@ -130,7 +131,7 @@ VARIANT_SUFFIXES = ("-noTSX-IBRS", "-IBRS", "-noTSX", "-IBPB")
 def model_family(name: str) -> str:
     """``Skylake-Server-noTSX-IBRS`` and ``Skylake-Server-v4`` -> ``Skylake-Server``."""
     head, _, version = name.rpartition("-v")
-    if head and version.isdigit():
+    if head and digits(version):
         name = head
     for suffix in VARIANT_SUFFIXES:
         if name.endswith(suffix):

@@ -27,6 +27,8 @@ def cpulist(text: str, limit: int = MAX_CPUS) -> list[int]:
         raise ParseError(f"cpu list of {len(text)} characters for at most {limit} ids")
     for part in text.split(","):
         lo, sep, hi = part.partition("-")
+        if not (lo + hi).isascii():  # int() reads '٣' as 3: not a kernel's cpu list
+            raise ParseError(f"bad cpu list {text[:40]!r}")
         try:
             start = int(lo)
             end = int(hi) if sep else start
@@ -46,6 +48,8 @@ def cpumask(text: str, limit: int = MAX_CPUS) -> list[int]:
     if len(digits.lstrip("0")) * 4 > limit:
         raise ParseError(f"cpu mask of {len(digits)} hex digits is beyond the {limit} ids a kernel can have")
     try:
+        if not digits.isascii():  # int() reads '٣' as 3
+            raise ValueError(digits)
         value = int(digits, 16)
     except ValueError:
         raise ParseError(f"bad cpu mask {text[:40]!r}") from None

@@ -14,6 +14,7 @@ import errno
 
 from kvmtune.errors import HostError
 from kvmtune.record import record
+from kvmtune.grammar import digits
 
 
 class ProcessGone(Exception):
@@ -38,7 +39,7 @@ class HostProcs:
     def threads(self, pid: int) -> list[Thread]:
         out = []
         for entry in self.listdir(f"proc/{pid}/task"):
-            if entry.isdigit():
+            if digits(entry):
                 thread = self._thread(pid, int(entry))
                 if thread is not None:
                     out.append(thread)
@@ -60,7 +61,7 @@ class HostProcs:
             raise
         comm, fields = _stat_fields(stat)
         last = fields[36] if len(fields) > 36 else None  # stat field 39: the state is field 3
-        return Thread(tid, comm, allowed, int(last) if last and last.isdigit() else None)
+        return Thread(tid, comm, allowed, int(last) if last and digits(last) else None)
 
     def _allowed(self, base: str, tid: int) -> tuple[int, ...]:
         import os

@@ -12,6 +12,7 @@ from kvmtune.record import record
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
 from kvmtune.probe import parse
+from kvmtune.grammar import digits
 
 CPU_DIR = "sys/devices/system/cpu"
 
@@ -65,7 +66,7 @@ class CpuInfoText:
 
     def processors(self) -> tuple[int, ...]:
         """Every CPU cpuinfo lists (only wanted when sysfs has no cpu/online)."""
-        return tuple(int(v) for v in _values(self.text, "processor") if v.isdigit())
+        return tuple(int(v) for v in _values(self.text, "processor") if digits(v))
 
 
 def parse_cpuinfo(text: str) -> CpuInfoText:
@@ -102,7 +103,7 @@ def _values(text: str, key: str) -> list[str]:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and digits(value) else None
 
 
 def read_cpu(host: Host) -> CpuFacts:
@@ -146,7 +147,7 @@ def _read_online(host: Host, info: CpuInfoText, problems: list[str]) -> list[int
     # Old kernels and some snapshots lack the file: cpuinfo lists online CPUs, and each
     # cpuN/online that says 0 takes its CPU out (cpu0 usually has no such file).
     known = set(info.processors()) or {int(e[3:]) for e in host.listdir(CPU_DIR)
-                                     if e.startswith("cpu") and e[3:].isdigit() and int(e[3:]) < parse.MAX_CPUS}
+                                     if e.startswith("cpu") and digits(e[3:]) and int(e[3:]) < parse.MAX_CPUS}
     online = []
     for cpu in sorted(known):
         try:

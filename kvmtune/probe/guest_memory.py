@@ -10,6 +10,7 @@ video memory are smaller and come last.
 from __future__ import annotations
 
 from kvmtune.record import record
+from kvmtune.grammar import digits, hex_number
 
 MIN_KB = 16 << 10  # below this a mapping is a ROM, a ring or a heap arena, not guest RAM
 ANON_NAMES = ("", "[anon]", "/anon_hugepage", "/anon_hugepage (deleted)")
@@ -71,7 +72,7 @@ def parse_smaps(text: str, hugetlbfs: tuple[str, ...]) -> list[RamMapping]:
             continue
         first, _, last = parts[0].partition("-")
         try:
-            start, end = int(first, 16), int(last, 16)
+            start, end = hex_number(first), hex_number(last)
         except ValueError:
             continue
         size_kb = (end - start) >> 10
@@ -83,7 +84,7 @@ def parse_smaps(text: str, hugetlbfs: tuple[str, ...]) -> list[RamMapping]:
         for line in body.splitlines():
             key, sep, rest = line.partition(":")
             value = rest.split()
-            if sep and value and value[0].isdigit():
+            if sep and value and digits(value[0]):
                 f[key] = int(value[0])
         out.append(RamMapping(start, f.get("Size", size_kb), source, path, f.get("KernelPageSize", 4),
                               f.get("Rss", 0),
@@ -101,7 +102,7 @@ def apply_numa_maps(text: str, mappings: list[RamMapping]) -> list[RamMapping]:
         if not words:
             continue
         try:
-            start = int(words[0], 16)
+            start = hex_number(words[0])
         except ValueError:
             continue
         if start not in by_start:
@@ -110,9 +111,9 @@ def apply_numa_maps(text: str, mappings: list[RamMapping]) -> list[RamMapping]:
         counts: dict[int, int] = {}
         for word in words[1:]:
             key, _, value = word.partition("=")
-            if key == "kernelpagesize_kB" and value.isdigit():
+            if key == "kernelpagesize_kB" and digits(value):
                 page_kb = int(value)
-            elif key[:1] == "N" and key[1:].isdigit() and value.isdigit():
+            elif key[:1] == "N" and digits(key[1:]) and digits(value):
                 counts[int(key[1:])] = int(value)
         nodes[start] = {node: pages * page_kb for node, pages in counts.items()}
     return [m._replace(nodes_kb=nodes.get(m.start, {})) for m in mappings]

@@ -15,6 +15,7 @@ import errno
 from kvmtune.errors import HostError
 from kvmtune.host.procs import ProcessGone
 from kvmtune.record import record
+from kvmtune.grammar import digits, hex_number
 
 VM_FD, VCPU_FD = "anon_inode:kvm-vm", "anon_inode:kvm-vcpu"
 VCPU_NAMES = (("CPU ", "/KVM"), ("crosvm_vcpu", ""), ("fc_vcpu", ""), ("vcpu", ""))  # prefix, suffix
@@ -49,7 +50,7 @@ class GuestFacts:
 def read_guests(host, hugetlbfs: tuple[str, ...], nodes: tuple[int, ...] = ()) -> GuestFacts:
     """``nodes``: the host's NUMA nodes; with one (or none known) every page is on it, and
     numa_maps, which walks every page of the process again, is not read."""
-    pids = [int(e) for e in host.listdir("proc") if e.isdigit()]
+    pids = [int(e) for e in host.listdir("proc") if digits(e)]
     guests, hidden = [], []
     for pid in pids:
         try:
@@ -78,7 +79,7 @@ def _fd_links(host, pid: int) -> dict[int, str]:
     links = {}
     for fd in host.listdir(f"proc/{pid}/fd")[:MAX_FDS]:
         target = host.readlink(f"proc/{pid}/fd/{fd}")
-        if target is not None and target.startswith("anon_inode:kvm") and fd.isdigit():
+        if target is not None and target.startswith("anon_inode:kvm") and digits(fd):
             links[int(fd)] = target
     return links
 
@@ -95,7 +96,7 @@ def _in_kvm_run(host, pid: int, tid: int, vcpu_of_fd: dict[int, int]) -> int | N
     if len(words) < 3 or words[0] != "16":
         return None
     try:
-        fd, request = int(words[1], 16), int(words[2], 16)
+        fd, request = hex_number(words[1]), hex_number(words[2])
     except ValueError:
         return None
     return vcpu_of_fd.get(fd) if request == 0xAE80 else None
@@ -129,7 +130,7 @@ def _guest(host, pid: int, links: dict[int, str], hugetlbfs: tuple[str, ...], no
     elif nodes:
         mappings = [m._replace(nodes_kb={nodes[0]: m.rss_kb + m.hugetlb_kb}) for m in mappings]
     vcpu_of_fd = {fd: int(t.rpartition(":")[2]) for fd, t in links.items()
-                  if t.startswith(VCPU_FD + ":") and t.rpartition(":")[2].isdigit()}
+                  if t.startswith(VCPU_FD + ":") and digits(t.rpartition(":")[2])}
     vcpus, others = [], []
     for thread in host.threads(pid):
         if thread.comm.startswith(KERNEL_WORKERS):
@@ -161,7 +162,7 @@ def vcpu_index(comm: str) -> int | None:
     for prefix, suffix in VCPU_NAMES:
         if comm.startswith(prefix) and comm.endswith(suffix):
             number = comm[len(prefix):len(comm) - len(suffix)].strip()
-            if number.isdigit():
+            if digits(number):
                 return int(number)
     return None
 
@@ -186,9 +187,9 @@ def qemu_ram_kb(argv: list[str]) -> int | None:
         value = argv[i + 1]
         for part in value.split(","):
             part = (part[len("size="):] if part.startswith("size=") else part).upper()
-            part = part[:-1] if part.endswith("B") and len(part) > 1 and not part[-2].isdigit() else part
+            part = part[:-1] if part.endswith("B") and len(part) > 1 and not digits(part[-2]) else part
             number, unit = (part[:-1], part[-1]) if part[-1:] in "KMGT" else (part, "")
-            if number.isdigit():
+            if digits(number):
                 return int(number) * UNITS_KB[unit]
     return None
 
@@ -202,11 +203,11 @@ def _ksm(host, pid: int) -> dict | None:
     if merging is None and stat is None:
         return None
     out: dict = {}
-    if merging is not None and merging.strip().isdigit():
+    if merging is not None and digits(merging.strip()):
         out["merging_pages"] = int(merging.strip())
     for line in (stat or "").splitlines():
         key, _, value = line.partition(" ")
         key, value = key.rstrip(":"), value.strip()
-        out[key] = int(value) if value.lstrip("-").isdigit() else value
+        out[key] = int(value) if digits(value.lstrip("-")) else value
     return out
 

@@ -14,6 +14,7 @@ from kvmtune.host.door import Host
 from kvmtune.probe.numa import NumaFacts, pool_size_kb
 from kvmtune.probe import parse
 from kvmtune.probe.system import Mount, cmdline_values
+from kvmtune.grammar import digits
 
 POOL_DIR = "sys/kernel/mm/hugepages"
 _FIELDS = ("nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages",
@@ -84,10 +85,10 @@ def parse_size_kb(text: str) -> int | None:
     """``1024M`` / ``1G`` / ``2048k`` / bytes -> kB, as the kernel prints hugetlbfs sizes."""
     text = text.strip()
     unit = text[-1:].upper() if text[-1:].isalpha() else ""
-    digits = text[:-1] if unit else text
-    if not digits.isdigit() or unit not in ("", "K", "M", "G"):
+    count = text[:-1] if unit else text
+    if not digits(count) or unit not in ("", "K", "M", "G"):
         return None
-    value = int(digits)
+    value = int(count)
     return {"": value // 1024, "K": value, "M": value << 10, "G": value << 20}[unit]
 
 

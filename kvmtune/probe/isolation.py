@@ -14,6 +14,7 @@ from kvmtune.errors import HostError
 from kvmtune.probe import parse
 from kvmtune.probe.system import cmdline_values, read_noting
 from kvmtune.record import record
+from kvmtune.grammar import digits
 
 CPU_DIR = "sys/devices/system/cpu"
 ARGS = ("isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity")
@@ -133,12 +134,12 @@ def _irqs_on(host, isolated: set[int], problems: list[str]) -> tuple:
     try:
         for line in (host.read_optional("proc/interrupts", limit=16 << 20) or "").splitlines()[1:]:
             irq, _, rest = line.partition(":")
-            if irq.strip().isdigit():
-                names[irq.strip()] = " ".join(w for w in rest.split() if not w.isdigit())[-60:]
+            if digits(irq.strip()):
+                names[irq.strip()] = " ".join(w for w in rest.split() if not digits(w))[-60:]
     except HostError as exc:
         problems.append(f"/proc/interrupts: {exc.reason}")
     out = []
-    for irq in [e for e in host.listdir("proc/irq") if e.isdigit()][:MAX_IRQS]:
+    for irq in [e for e in host.listdir("proc/irq") if digits(e)][:MAX_IRQS]:
         for name in ("effective_affinity_list", "smp_affinity_list"):
             try:
                 text = host.read_optional(f"proc/irq/{irq}/{name}")

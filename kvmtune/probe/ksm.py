@@ -11,6 +11,7 @@ from kvmtune.record import record
 
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
+from kvmtune.grammar import digits
 
 KSM_DIR = "sys/kernel/mm/ksm"
 RUN_STATES = {0: "stopped", 1: "running", 2: "unmerging"}
@@ -60,5 +61,5 @@ def read_ksm(host: Host) -> KsmFacts:
         except HostError as exc:
             problems.append(f"/{KSM_DIR}/{name}: {exc.reason}")
             continue
-        values[name] = int(text) if text.lstrip("-").isdigit() and len(text) < 20 else text
+        values[name] = int(text) if digits(text.lstrip("-")) and len(text) < 20 else text
     return KsmFacts(values, host.page_size, tuple(problems), host.live or host.is_dir(KSM_DIR))

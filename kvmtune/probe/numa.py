@@ -12,6 +12,7 @@ from kvmtune.record import record
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
 from kvmtune.probe import parse
+from kvmtune.grammar import digits, number
 
 NODE_DIR = "sys/devices/system/node"
 
@@ -107,7 +108,7 @@ def _node_ids(host: Host, which: str, problems: list[str]) -> list[int]:
     except (HostError, parse.ParseError) as exc:
         problems.append(f"/{NODE_DIR}/{which}: {exc}")
     found = [int(e[4:]) for e in host.listdir(NODE_DIR)
-             if e.startswith("node") and e[4:].isdigit() and int(e[4:]) < parse.MAX_NODES]
+             if e.startswith("node") and digits(e[4:]) and int(e[4:]) < parse.MAX_NODES]
     return sorted(found)
 
 
@@ -142,9 +143,8 @@ def _distances(host: Host, base: str, ids: list[int], possible: list[int],
         return {}
     if text is None:
         return {}
-    try:
-        row = [int(v) for v in text.split()]
-    except ValueError:
+    row = [number(v) for v in text.split()]
+    if None in row:
         problems.append(f"/{base}/distance: not a list of numbers")
         return {}
     for order in (ids, possible, list(range(len(row)))):
@@ -170,7 +170,7 @@ def _node_pools(host: Host, base: str, empty_sizes: frozenset[int]) -> dict[int,
 
 def pool_size_kb(entry: str) -> int | None:
     """``hugepages-2048kB`` -> 2048; anything else -> None."""
-    if entry.startswith("hugepages-") and entry.endswith("kB") and entry[10:-2].isdigit():
+    if entry.startswith("hugepages-") and entry.endswith("kB") and digits(entry[10:-2]):
         return int(entry[10:-2])
     return None
 

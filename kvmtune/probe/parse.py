@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kvmtune.host.cpulist import MAX_CPUS, MAX_NODES, ParseError, cpulist, cpumask, format_cpulist
+from kvmtune.grammar import digits, number
 
 __all__ = ["MAX_CPUS", "MAX_NODES", "ParseError", "cpulist", "cpumask", "format_cpulist", "kv_kb", "bracketed",
            "cmdline", "int_or_none"]
@@ -21,7 +22,7 @@ def kv_kb(text: str) -> dict[str, int]:
             continue
         key = key.split()[-1] if key.startswith("Node ") else key.strip()
         fields = rest.split()
-        if fields and fields[0].isdigit():
+        if fields and digits(fields[0]):
             out[key] = int(fields[0])
     return out
 
@@ -47,9 +48,5 @@ def cmdline(text: str) -> list[tuple[str, str | None]]:
 
 
 def int_or_none(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
+    """A whole number in ASCII, else None (int() would read '٣' as 3)."""
+    return number(text)

@@ -14,6 +14,7 @@ from kvmtune.errors import HostError
 from kvmtune.probe import parse
 from kvmtune.probe.system import cmdline_values
 from kvmtune.record import record
+from kvmtune.grammar import digits
 
 CPU_DIR = "sys/devices/system/cpu"
 FREQ_DIR = f"{CPU_DIR}/cpufreq"
@@ -57,7 +58,7 @@ def read_power(host, cmdline: list[tuple[str, str | None]], isolated: tuple[int,
 
     policies = []
     for entry in host.listdir(FREQ_DIR):
-        if not entry.startswith("policy") or not entry[6:].isdigit():
+        if not entry.startswith("policy") or not digits(entry[6:]):
             continue
         base = f"{FREQ_DIR}/{entry}"
         try:
@@ -77,17 +78,17 @@ def read_power(host, cmdline: list[tuple[str, str | None]], isolated: tuple[int,
             boost = no_turbo == "0"
     states = []
     idle_base = f"{CPU_DIR}/cpu0/cpuidle"
-    for entry in sorted(host.listdir(idle_base), key=lambda e: int(e[5:]) if e[5:].isdigit() else 0):
+    for entry in sorted(host.listdir(idle_base), key=lambda e: int(e[5:]) if digits(e[5:]) else 0):
         if not entry.startswith("state"):
             continue
         latency = text(f"{idle_base}/{entry}/latency")
-        states.append((text(f"{idle_base}/{entry}/name") or entry, int(latency) if latency and latency.isdigit() else None,
+        states.append((text(f"{idle_base}/{entry}/name") or entry, int(latency) if latency and digits(latency) else None,
                        text(f"{idle_base}/{entry}/disable") == "1"))
     resume = {}
     for cpu in sorted({0, *isolated})[:256]:
         value = text(f"{CPU_DIR}/cpu{cpu}/power/pm_qos_resume_latency_us")
         if value is not None:
-            resume[cpu] = int(value) if value.isdigit() else value
+            resume[cpu] = int(value) if digits(value) else value
     args = {name: (cmdline_values(cmdline, name) or [None])[-1] for name in ARGS if cmdline_values(cmdline, name)}
     driver = text(f"{CPU_DIR}/cpuidle/current_driver")
     return PowerFacts(tuple(policies), boost, None if driver == "none" else driver, tuple(states), resume,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kvmtune.record import record
 
 from kvmtune.host.door import Host
+from kvmtune.grammar import digits
 
 
 @record
@@ -42,12 +43,12 @@ class Accounts:
 
 
 def _table(text: str, fields: int) -> list[list[str]]:
-    return [f for f in (line.split(":") for line in text.splitlines()) if len(f) >= fields and f[2].isdigit()]
+    return [f for f in (line.split(":") for line in text.splitlines()) if len(f) >= fields and digits(f[2])]
 
 
 def read_accounts(host: Host, as_user: str | None = None) -> Accounts:
     users = {f[0]: (int(f[2]), int(f[3])) for f in _table(host.read_optional("etc/passwd") or "", 4)
-             if f[3].isdigit()}
+             if digits(f[3])}
     groups = {f[0]: (int(f[2]), tuple(m for m in f[3].split(",") if m)) for f in
               _table(host.read_optional("etc/group") or "", 4)}
     extra = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from kvmtune.probe.system import cmdline_values
 from kvmtune.record import record
 from kvmtune.tune.sysctl import later_overrides, read_later_files
+from kvmtune.grammar import digits
 
 TUNED_DIRS = ("etc/tuned", "etc/tuned/profiles", "usr/lib/tuned", "usr/lib/tuned/profiles")
 
@@ -36,7 +37,7 @@ def read_owners(host, profile) -> Owners:
     tuned_profile = (host.read_optional("etc/tuned/active_profile") or "").split()
     if profile.ksm or tuned_profile:  # a process scan only when it can matter
         for entry in host.listdir("proc"):
-            if entry.isdigit():
+            if digits(entry):
                 comm = (host.read_optional(f"proc/{entry}/comm") or "").strip()
                 if comm in ("ksmtuned", "tuned"):
                     comms[entry] = comm

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kvmtune.host.owned import OWNED_FILES
 from kvmtune.record import record
+from kvmtune.grammar import digits
 
 
 @record
@@ -102,7 +103,7 @@ def _cpus(host, out: dict, online: tuple) -> None:
         out["numa"] = read_numa(host, online)
     irqs = {}
     for entry in host.listdir("proc/irq"):
-        if not entry.isdigit():
+        if not digits(entry):
             continue
         text = host.read_optional(f"proc/irq/{entry}/smp_affinity_list")
         if text is None:
@@ -183,10 +184,10 @@ def _accounts(host, profile) -> dict:
     out = {}
     accounts = read_accounts(host)
     for m in profile.hugetlbfs:
-        if m.owner is not None and not m.owner.isdigit():
+        if m.owner is not None and not digits(m.owner):
             user = accounts.user(m.owner) or (read_accounts(host, m.owner).user(m.owner) if host.live else None)
             out[("user", m.owner)] = user.uid if user else None
-        if m.group is not None and not m.group.isdigit():
+        if m.group is not None and not digits(m.group):
             out[("group", m.group)] = accounts.group_id(m.group)
     return out
 

@@ -11,7 +11,7 @@ real directory path (no link anywhere on it) that is empty: a mount hides what i
 from __future__ import annotations
 
 from kvmtune.errors import HostError, Refused
-from kvmtune.grammar import mount_path_problem
+from kvmtune.grammar import digits, mount_path_problem
 from kvmtune.probe.hugepages import parse_size_kb, size_label
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
@@ -143,7 +143,7 @@ def wanted_options(req, facts) -> dict[str, str]:
     for key, kind, name in (("uid", "user", req.owner), ("gid", "group", req.group)):
         if name is None:
             continue
-        ident = int(name) if name.isdigit() else facts.accounts.get((kind, name))
+        ident = int(name) if digits(name) else facts.accounts.get((kind, name))
         if ident is None:
             raise req.src.error(f"no {kind} named '{name}' on this host")
         opts[key] = str(ident)
