@@ -1,6 +1,7 @@
 """Every class of bad profile: exit 2, file:line:column and key path, nothing touched."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.test_apply import tree
@@ -171,3 +172,58 @@ def test_a_file_named_by_extends_is_judged_without_quoting_it(tmp_path, root, ru
     assert code == 2 and "not a profile" in err
     for word in ("password", "0777", "token", "binary", "aGk"):
         assert word not in err
+
+
+# Where a value goes, and values that are wrong in every one of those places.
+POSITIONS = ["sysctl:\n  vm.swappiness: {v}\n", "ksm:\n  run: {v}\n", "thp:\n  enabled: {v}\n",
+             "hugepages:\n  2M: {v}\n", "hugepages:\n  2M:\n    size: {v}\n",
+             "hugepages:\n  2M:\n    per_node:\n      0: {v}\n", "hugepages:\n  1G:\n    percent: {v}\n",
+             "hugetlbfs:\n  - path: /mnt/h\n    size: {v}\n", "hugetlbfs:\n  - path: {v}\n",
+             "cpus:\n  isolated: {v}\n", "power:\n  governor: {v}\n", "kvm_modules:\n  kvm_intel:\n    nested: {v}\n",
+             "extends: {v}\n", "{v}: 1\n", "sysctl:\n  {v}: 1\n", "hugepages:\n  {v}: 4\n"]
+BAD = ["\u00b2M", "\u0663", "\uff17G", "1:30", "0777", "0x1F", "0o17", "1_000", ".inf", ".nan", "1e3",
+       "2001-12-14", "yes", "off", "On", "!!binary aGk=", '!!int "3"', "!!python/object:os.system x", "!!set {a}",
+       "*a", "<<", "=", "[1, 2]", "{a: 1}", "{<<: {a: 1}}", '"\\e[31m"', '"a\\u202eb"', '"\\x9b2J"', "~",
+       "'two\nlines'", "[", "&a [1]"]
+VALID = ["", "sysctl:\n  kernel.numa_balancing: 0\n", "ksm:\n  run: 1\n", "thp:\n  enabled: madvise\n"]
+
+
+def _run(argv, capsys):
+    from kvmtune.entry import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@given(position=st.sampled_from(POSITIONS), bad=st.sampled_from(BAD), valid=st.sampled_from(VALID),
+       bad_first=st.booleans())
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_any_malformed_profile_is_exit_2_and_changes_nothing(position, bad, valid, bad_first, root, tmp_path,
+                                                             capsys):
+    text = position.format(v=bad)
+    text = text + valid if bad_first else valid + text
+    if valid and text.count(valid.partition(":")[0] + ":") > 1:
+        return  # the same section twice is refused too, but for another reason than the value
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    before = tree(root)
+    code, out, err = _run(["--root", root, "apply", str(path)], capsys)
+    assert (code, out) == (2, ""), (text, err)
+    assert err.startswith(f"kvmtune: error: {path}") and printable(err), (text, err)
+    assert "Traceback" not in err and "internal error" not in err
+    assert tree(root) == before, text
+
+
+@given(data=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_any_text_at_all_is_a_plan_or_exit_2(data, root, tmp_path, capsys):
+    path = tmp_path / "any.yaml"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+    before = tree(root)
+    code, out, err = _run(["--root", root, "plan", str(path)], capsys)
+    assert code in (0, 2), (data, err)
+    assert printable(err) and "internal error" not in err, (data, err)
+    assert tree(root) == before
