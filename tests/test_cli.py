@@ -406,3 +406,17 @@ def test_every_help_screen_lists_exactly_what_its_parser_takes(monkeypatch):
         assert listed == takes, (name, listed ^ takes)
         usage = result.output.splitlines()[0]
         assert ("[--root DIR]" in usage) == ("--root" in takes), (name, usage)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--root", "/nonexistent\x1b[2J", "check"],
+    ["check", "--only", "\x1b]0;owned\x07"],
+    ["apply", "/nonexistent/\x1b[31mred.yaml"],
+    ["report", "/nonexistent/\u202eevil.json"],
+    ["check", "--format", "\x9b2J"],
+    ["--root", "/tmp", "check", "-o", "/nonexistent/\x1b[5m/out.json"],
+])
+def test_no_message_echoes_a_control_character(argv, run_cli):
+    code, out, err = run_cli(*argv)
+    assert code == 2 and err, (code, err)
+    assert all(c.isprintable() or c == "\n" for c in err), repr(err)

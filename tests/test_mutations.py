@@ -51,6 +51,18 @@ MUTANTS = {
                                  "            raise TypeError(f\"{cls.__name__} does not define", "        if False:\n"
                                  "            raise TypeError(f\"{cls.__name__} does not define",
                                  ["tests/test_registry.py::test_a_kind_missing_a_piece_of_its_declaration_is_refused"]),
+    "ambiguous YAML refused": ("kvmtune/profile/source.py",
+                               "            if yaml11_tag != STR or YAML12_NOT_TEXT.fullmatch(value):",
+                               "            if False:", ["tests/test_profile_errors.py::test_hostile_profile"]),
+    "YAML tags refused": ("kvmtune/profile/source.py",
+                          'tagged = getattr(self.peek_event(), "tag", None) not in ALLOWED_TAGS', "tagged = False",
+                          ["tests/test_profile_errors.py::test_hostile_profile"]),
+    "ASCII digits": ("kvmtune/grammar.py", "    return text.isascii() and text.isdigit()", "    return text.isdigit()",
+                     ["tests/test_profile_errors.py::test_hostile_profile",
+                      "tests/test_check_hostile.py::test_unicode_digits_are_not_numbers_anywhere_check_reads"]),
+    "messages escape input": ("kvmtune/errors.py", 'return f"kvmtune: error: {printable(str(exc))}\\n"',
+                              'return f"kvmtune: error: {exc}\\n"',
+                              ["tests/test_cli.py::test_no_message_echoes_a_control_character"]),
 }
 
 
