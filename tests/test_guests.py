@@ -305,3 +305,26 @@ def test_three_real_guests_are_found_with_their_backing_and_pinning(run_cli):
         os.rmdir(mount)
         Path(POOL).write_text(pool_before)
     assert live_state() == before
+
+
+@pytest.mark.parametrize("digits", ["\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079",
+                                    "".join(chr(0x660 + i) for i in range(10))], ids=["superscript", "arabic-indic"])
+def test_unicode_digits_in_a_process_table_are_no_guest_and_no_crash(digits, run_cli, tmp_path):
+    """Every digit under /proc (pids, fds, vCPU numbers, smaps, numa_maps) written as a digit
+    int() refuses or reads as another: no internal error, and no guest made of them."""
+    far = guest(4242, "far", 1024, backing="thp", vcpus=((0, (0, 1, 2, 3)),), nodes_kb={1: 1024 << 10})
+    root = _tree(tmp_path, far, plain_process(1, "systemd"))
+    table = str.maketrans("0123456789", digits)
+    for dirpath, dirnames, filenames in os.walk(root / "proc", topdown=False):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                text = Path(path).read_text(errors="surrogateescape")
+                Path(path).write_text(text.translate(table), errors="surrogateescape")
+            if name.translate(table) != name:
+                os.rename(path, os.path.join(dirpath, name.translate(table)))
+    code, out, err = run_cli("--root", str(root), "guests", "--json")
+    assert code in (0, 1) and "internal error" not in err, err
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA)
+    assert report["guests"] == []
