@@ -205,3 +205,16 @@ def test_qemu_agrees_live(run_cli):
     for d in defs:
         if d["name"] in ours:
             assert (ours[d["name"]]["status"] == "usable") == (not d.get("unavailable-features")), d["name"]
+
+
+def test_cpu_baseline_never_prints_a_result_s_control_characters(run_cli, host_roots, tmp_path):
+    for i, name in enumerate(("intel-gold6230-80c-4n-snc", "intel-silver4108-32c-2n")):
+        code, out, _ = run_cli("--root", str(host_roots[name]), "check", "--json")
+        result = json.loads(out)
+        result["host"]["hostname"] = f"hv{i}\x1b]0;owned\x07\x1b[2J"
+        result["host"]["cpu"]["flags"] = result["host"]["cpu"]["flags"] + ["\x1b[31mx\u202e"]
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    (tmp_path / "junk\x1b[5m.json").write_text("[")
+    code, out, err = run_cli("cpu-baseline", str(tmp_path))
+    assert "unreadable: " in out and "junk\\x1b[5m.json" in out
+    assert all(c.isprintable() or c == "\n" for c in out + err), repr(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from kvmtune.errors import printable
 from kvmtune.render.check_text import use_colour
 
 STYLES = {"usable": "green", "not-usable": "red", "undecided": "yellow"}
@@ -49,7 +50,11 @@ def render_models(out: dict, stream=None) -> None:
 
 
 def render_baseline(out: dict, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    stream = stream or sys.stdout
+
+    def w(text: str) -> None:  # names, paths and flags come from the result files: never raw to a terminal
+        stream.write(printable(text))
+
     for warning in out["warnings"]:
         w(f"warning: {warning}\n")
     w(f"{out['hosts']} hosts ({out.get('sources', {}).get('kvm', 0)} judged by KVM, "
