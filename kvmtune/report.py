@@ -176,4 +176,4 @@ def _cpu_baseline(facts: list) -> dict | None:
     from kvmtune.cpumodels.baseline import baseline
 
     out = baseline(facts)
-    return {k: out.get(k) for k in ("baseline", "extras", "qemu", "warnings", "held_back")}
+    return {k: out.get(k) for k in ("baseline", "extras", "qemu", "qemu_models_from", "warnings", "held_back")}

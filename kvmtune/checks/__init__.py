@@ -43,7 +43,8 @@ CHECK_IDS = (*REGISTRY, "ready")
 ESSENTIAL = ("kvm.device", "kvm.functional")
 AREAS = tuple(dict.fromkeys(i.split(".", 1)[0] for i in CHECK_IDS))
 # What the JSON host object shows of a full run, beyond what the checks judge.
-HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm", "isolation", "power")
+HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm", "isolation", "power",
+              "qemu")
 
 
 class Report:

@@ -128,6 +128,11 @@ def _cpuid(host, got):
     return {"vmx": "vmx" in flags, "svm": "svm" in flags}
 
 
+def _qemu(host, got):
+    from kvmtune.probe.qemu import read_qemu
+    return read_qemu(host)
+
+
 def _accounts(host, got):
     from kvmtune.probe.users import read_accounts
     return read_accounts(host, got.as_user)
@@ -206,6 +211,7 @@ READERS = {
     "virt_refusals": (_virt_refusals, ("cpu", "kvm")),
     "cpuid": (_cpuid, ("cpu", "kvm")),
     "accounts": (_accounts, ()),
+    "qemu": (_qemu, ()),  # only for a whole run's JSON: which QEMU, so fleet results judge CPU models
     "access": (_access, ("dev_kvm",)),
     "cgroups": (_cgroups, ("mounts",)),
     "iommu": (_iommu, ("cmdline",)),

@@ -51,19 +51,45 @@ def host_source(opts: CpuModelsOptions):
     return CpuinfoSource(cpu.flags, cpu.bugs), cpu, why
 
 
+def host_qemu(opts: CpuModelsOptions):
+    """(what QEMU is installed, which models it has): the table of its release where there
+    is one, else (live host only) the binary's own list, asked once."""
+    from kvmtune.cpumodels.qemu import from_binary, from_version, releases
+    from kvmtune.errors import HostError
+    from kvmtune.host.door import Host
+    from kvmtune.probe.qemu import ask_cpu_models, read_qemu
+
+    host = Host(opts.root)
+    install = read_qemu(host)
+    models = from_version(install.installed, install.series, install.package)
+    tabulated = any(r["series"] == install.series for r in releases())
+    if install.binary and host.live and not tabulated:
+        try:
+            return install, from_binary(ask_cpu_models(host, install), "/" + install.binary, install.series)
+        except (HostError, ValueError) as exc:
+            models = models._replace(source=f"{models.source}; asking QEMU failed: {exc}")
+    return install, models
+
+
 def models_result(opts: CpuModelsOptions) -> dict:
     from kvmtune.cpumodels import table
+    from kvmtune.cpumodels.qemu import in_releases, startable
     from kvmtune.cpumodels.verdict import (best_per_vendor, evaluate, extra_features, libvirt_cpu, next_model,
                                            present_features, qemu_cpu)
 
     source, cpu, kvm_unavailable = host_source(opts)
+    install, qemu = host_qemu(opts)
     verdicts = evaluate(source, opts.assume_undecided)
-    best = best_per_vendor(verdicts)
+    best = best_per_vendor(verdicts, lambda name: startable(qemu, name))
     own = {v: k for k, v in table.vendors().items()}.get(cpu.vendor)
     pick = best.get(own or "generic") or best.get("generic")
+    models = []
+    for v in verdicts:
+        models.append({**v.to_json(), "in_qemu": qemu.has(v.name), "qemu_releases": in_releases(v.name)})
     out = {"source": source.kind, "kvm_unavailable": kvm_unavailable,
            "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
-           "models": [v.to_json() for v in verdicts], "best": best,
+           "qemu": {**install.to_json(), "models_from": qemu.source, "models_known": qemu.known},
+           "models": models, "best": best,
            "best_verified_by_kvm": source.kind == "kvm",  # False: usable by cpuinfo's word only
            "recommended": None, "next": None,
            "table": table.source()}
@@ -71,7 +97,8 @@ def models_result(opts: CpuModelsOptions) -> dict:
         extras = extra_features(pick, present_features(source))
         nxt = next_model(verdicts, pick)
         out["recommended"] = {"model": pick, "extras": extras, "qemu": qemu_cpu(pick, extras),
-                              "libvirt": libvirt_cpu(pick, extras)}
+                              "libvirt": libvirt_cpu(pick, extras), "in_qemu": qemu.has(pick),
+                              "qemu_releases": in_releases(pick)}
         if nxt:
             out["next"] = {"model": nxt.name, "missing": list(nxt.missing), "undecided": list(nxt.undecided)}
     return out

@@ -1,4 +1,5 @@
-"""The shipped tables (kvmtune/data, made by scripts/make_cpu_table.py from libvirt's cpu_map)."""
+"""The shipped tables (kvmtune/data: made by scripts/make_cpu_table.py from libvirt's cpu_map, and
+by scripts/make_qemu_cpu_table.py from QEMU's target/i386/cpu.c)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ NOT_REQUIRED = ("nested", "qemu_off")
 _LOADED: dict[str, dict] = {}  # read once per process (not functools.lru_cache: 3 ms to import)
 
 
-def _load(name: str) -> dict:
+def load(name: str) -> dict:
     if name not in _LOADED:
         from kvmtune.fastjson import loads
 
@@ -23,21 +24,21 @@ def _load(name: str) -> dict:
 
 
 def features() -> dict[str, dict]:
-    return _load("cpu_features.json")["features"]
+    return load("cpu_features.json")["features"]
 
 
 def vendors() -> dict[str, str]:
     """libvirt vendor name -> CPUID vendor string (Intel -> GenuineIntel)."""
-    return _load("cpu_features.json")["vendors"]
+    return load("cpu_features.json")["vendors"]
 
 
 def models() -> list[dict]:
     """Every model in libvirt's index order (oldest first within a vendor)."""
-    return _load("cpu_models.json")["models"]
+    return load("cpu_models.json")["models"]
 
 
 def source() -> dict:
-    return _load("cpu_models.json")["source"]
+    return load("cpu_models.json")["source"]
 
 
 def required(model: dict) -> list[str]:

@@ -116,11 +116,12 @@ def family(vendor: str | None) -> str:
     return vendor or "generic"
 
 
-def best_per_vendor(verdicts: list[ModelVerdict]) -> dict[str, str]:
-    """The newest usable model of each vendor family (libvirt's index is oldest first)."""
+def best_per_vendor(verdicts: list[ModelVerdict], startable=None) -> dict[str, str]:
+    """The newest usable model of each vendor family (libvirt's index is oldest first) that
+    ``startable(name)`` allows (the hypervisor must be able to start it, not only the CPU)."""
     best: dict[str, str] = {}
     for v in verdicts:
-        if v.status == USABLE:
+        if v.status == USABLE and (startable is None or startable(v.name)):
             best[family(v.vendor)] = v.name
     return best
 

@@ -92,3 +92,22 @@ class HostLive:
         except KeyError:
             return None
         return pw.pw_uid, pw.pw_gid, set(os.getgrouplist(name, pw.pw_gid))
+
+    def run_program(self, rel: str, args: list[str], timeout: float = 20.0) -> str:
+        """Run the program at ``rel`` (a host path) with ``args`` and return its stdout; HostError
+        with its stderr's last line when it fails. Never on check's path: a process costs more
+        than every file check reads (cpu-models asks QEMU what it has, once)."""
+        self.require_live(rel)
+        import subprocess
+
+        try:
+            proc = subprocess.run([self.path(rel), *args], stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, errors="replace", timeout=timeout)
+        except OSError as exc:
+            raise HostError(rel, reason(exc), exc.errno) from None
+        except subprocess.TimeoutExpired:
+            raise HostError(rel, f"no answer in {timeout:g} s") from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise HostError(rel, last[:200])
+        return proc.stdout

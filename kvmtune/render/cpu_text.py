@@ -16,25 +16,31 @@ def render_models(out: dict, stream=None) -> None:
         # First, not last: every verdict below rests on it.
         stream.write(f"verdicts from /proc/cpuinfo: KVM could not be asked ({out['kvm_unavailable']}); "
                      "KVM may offer guests fewer features than cpuinfo shows\n\n")
+    qemu = out.get("qemu") or {}
+    known = qemu.get("models_known")
+    # The QEMU column: whether this host's QEMU has the model, or, where that is not known,
+    # which source names it (a model only libvirt's map has starts in no QEMU).
+    stream.write(f"QEMU: {qemu.get('models_from') or 'not known'}\n\n")
     rows = []
     for m in out["models"]:
         why = ", ".join(m["missing"][:6]) + (" ..." if len(m["missing"]) > 6 else "") if m["missing"] else \
             ("cannot decide: " + ", ".join(m["undecided"][:6]) if m["undecided"] else "")
-        rows.append((m["status"], m["name"], m["vendor"] or "generic", why))
+        rows.append((m["status"], m["name"], _qemu_cell(m, known), m["vendor"] or "generic", why))
+    head = ("status", "model", "QEMU" if known else "named by", "vendor", "missing")
     if use_colour(stream):
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
         table = Table(show_edge=False, header_style="bold")
-        for col in ("status", "model", "vendor", "missing"):
-            table.add_column(col)
-        for status, name, vendor, why in rows:
-            table.add_row(Text(status, style=STYLES[status]), Text(name), Text(vendor), Text(why))
+        for col in head:
+            table.add_column(col, no_wrap=col == "model")
+        for status, name, has, vendor, why in rows:
+            table.add_row(Text(status, style=STYLES[status]), Text(name), Text(has), Text(vendor), Text(why))
         Console(file=stream, highlight=False).print(table)
     else:
-        for status, name, vendor, why in rows:
-            stream.write(f"{status:11} {name:28} {vendor:22} {why}\n")
+        for status, name, has, vendor, why in rows:
+            stream.write(f"{status:11} {name:28} {has:13} {vendor:22} {why}\n")
     w = stream.write
     w(f"\ndecided by: {'what KVM offers guests (KVM_GET_SUPPORTED_CPUID, feature MSRs)' if out['source'] == 'kvm' else '/proc/cpuinfo flags (KVM not asked)'}\n")
     word = " (by cpuinfo's word only)" if out["source"] == "cpuinfo" else ""
@@ -43,10 +49,24 @@ def render_models(out: dict, stream=None) -> None:
     if rec:
         w(f"\nrecommended: {rec['model']}\n  QEMU:    {rec['qemu']}\n  libvirt: "
           + rec["libvirt"].replace("\n", "\n           ") + "\n")
+        if rec.get("in_qemu") is None:
+            w(f"  QEMU has it since: {_releases(rec.get('qemu_releases') or [])} (this host's QEMU not known)\n")
+    elif out["models"]:
+        w("\nno model this host can run is one its QEMU has\n")
     if out["next"]:
         nxt = out["next"]
         w(f"\nfor {nxt['model']} this host lacks: {', '.join(nxt['missing']) or 'nothing decidable'}"
           + (f" (cannot decide: {', '.join(nxt['undecided'])})" if nxt["undecided"] else "") + "\n")
+
+
+def _releases(names: list[str]) -> str:
+    return f"QEMU {names[0]}+" if len(names) == 1 else f"QEMU {names[0]}..{names[-1]}" if names else "libvirt only"
+
+
+def _qemu_cell(model: dict, known) -> str:
+    if known:
+        return {True: "yes", False: "no"}.get(model.get("in_qemu"), "not known")
+    return _releases(model.get("qemu_releases") or [])
 
 
 def render_baseline(out: dict, stream=None) -> None:
@@ -62,6 +82,8 @@ def render_baseline(out: dict, stream=None) -> None:
     if out["baseline"]:
         w(f"baseline: {out['baseline']}" + (f" + {', '.join(out['extras'])}" if out["extras"] else "") + "\n")
         w(f"  QEMU:    {out['qemu']}\n  libvirt: " + out["libvirt"].replace("\n", "\n           ") + "\n")
+        for source in out.get("qemu_models_from") or []:
+            w(f"  checked against: {source}\n")
     held = out.get("held_back")
     if held:
         w(f"\nheld back from {held['model']} by:\n")

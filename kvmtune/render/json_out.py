@@ -67,6 +67,8 @@ def host_json(facts) -> dict:
         kvm_section["device"] = known("dev_kvm").to_json()
     if kvm_section:
         out["kvm"] = kvm_section
+    if known("qemu") is not None:
+        out["qemu"] = known("qemu").to_json()  # which QEMU: fleet CPU baselines need its models
     unknown = facts.unknowns()
     if unknown:
         out["unknown"] = unknown
