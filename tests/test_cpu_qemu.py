@@ -33,7 +33,7 @@ def with_qemu(root: Path, version: str | None, package: str = "qemu-system-x86")
     (root / "usr/bin/qemu-system-x86_64").write_text("")
     if version:
         (root / "var/lib/dpkg/info").mkdir(parents=True, exist_ok=True)
-        (root / f"var/lib/dpkg/info/{package}.list").write_text("/usr/bin/qemu-system-x86_64\n")
+        (root / f"var/lib/dpkg/info/{package}.list").write_text("/.\n/usr\n/usr/bin\n/usr/bin/qemu-system-x86_64\n")
         (root / "var/lib/dpkg/status").write_text(
             "Package: qemu-utils\nStatus: install ok installed\nVersion: 1:9.9\n\n"
             f"Package: {package}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n"

@@ -2,8 +2,9 @@
 
 Read for ``check --json`` (so fleet results say which QEMU each host runs) and by
 cpu-models. The package database is one file (/var/lib/dpkg/status, 0.5-5 MiB), read only
-when a QEMU binary or dpkg's file list of a QEMU package says there is something to find.
-Hosts without dpkg (RPM's database is not a text file) report the binary alone.
+when dpkg's file list of a QEMU package says there is something to find, and only that
+package's stanza is parsed. Hosts without dpkg (RPM's database is not a text file) report
+the binary alone.
 """
 
 from __future__ import annotations
@@ -70,13 +71,19 @@ def parse_dpkg_status(text: str, packages=PACKAGES) -> tuple[str, str] | None:
 
 
 def read_qemu(host) -> QemuInstall:
-    binary = next((b for b in BINARIES if host.exists(b)), None)
-    listed = any(host.exists(f"var/lib/dpkg/info/{p}.list") for p in PACKAGES)
-    if binary is None and not listed:
-        return QemuInstall()
-    text = host.read_optional(DPKG_STATUS, limit=DPKG_STATUS_MAX) if listed else None
-    package = parse_dpkg_status(text) if text else None
-    return QemuInstall(binary, *(package or (None, None)))
+    """dpkg's file list of the package names the binary (the binary itself is never looked at:
+    a snapshot would try to copy it); without dpkg, the binary's presence is all there is."""
+    for name in PACKAGES:
+        listed = host.read_optional(f"var/lib/dpkg/info/{name}.list")
+        if listed is None:
+            continue
+        paths = {line.strip().lstrip("/") for line in listed.splitlines()}
+        binary = next((b for b in BINARIES if b in paths), None)
+        text = host.read_optional(DPKG_STATUS, limit=DPKG_STATUS_MAX)
+        package = parse_dpkg_status(text, (name,)) if text else None
+        if package is not None:
+            return QemuInstall(binary, *package)
+    return QemuInstall(next((b for b in BINARIES if host.exists(b)), None))
 
 
 def ask_cpu_models(host, install: QemuInstall) -> frozenset[str]:

@@ -34,7 +34,8 @@ def render_models(out: dict, stream=None) -> None:
 
         table = Table(show_edge=False, header_style="bold")
         for col in head:
-            table.add_column(col, no_wrap=col == "model")
+            # A model name is copied whole; the QEMU cell is short enough to keep on one line.
+            table.add_column(col, no_wrap=col == "model", min_width=12 if col == head[2] else None)
         for status, name, has, vendor, why in rows:
             table.add_row(Text(status, style=STYLES[status]), Text(name), Text(has), Text(vendor), Text(why))
         Console(file=stream, highlight=False).print(table)
@@ -60,7 +61,13 @@ def render_models(out: dict, stream=None) -> None:
 
 
 def _releases(names: list[str]) -> str:
-    return f"QEMU {names[0]}+" if len(names) == 1 else f"QEMU {names[0]}..{names[-1]}" if names else "libvirt only"
+    """``QEMU 6.2+`` (every tabulated release from 6.2 on), ``QEMU 6.2-6.2``, ``libvirt only``."""
+    if not names:
+        return "libvirt only"
+    from kvmtune.cpumodels.qemu import releases
+
+    first, last = (n.rsplit(".", 1)[0] for n in (names[0], names[-1]))
+    return f"QEMU {first}+" if names[-1] == releases()[-1]["release"] else f"QEMU {first}-{last}"
 
 
 def _qemu_cell(model: dict, known) -> str:
