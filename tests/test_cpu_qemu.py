@@ -195,3 +195,38 @@ def test_recommended_cpu_starts_in_qemu_with_enforce(run_cli):
     proc = start_qemu(cpu)
     assert proc.returncode == 0, f"-cpu {cpu}: {proc.stderr}"
     assert "warning" not in proc.stderr
+
+
+# Which QEMU, without running it on check's path; cpu-models asks it at most once.
+
+def test_check_never_runs_qemu(run_cli, monkeypatch, tmp_path):
+    from kvmtune.host.door import Host
+
+    def refuse(self, rel, args, timeout=20.0):
+        raise AssertionError(f"check ran {rel}")
+
+    monkeypatch.setattr(Host, "run_program", refuse)
+    root = with_qemu(build_root("amd-epyc7451-96c-8n", tmp_path), "1:7.2+dfsg-7+deb12u18+b3")
+    code, out, err = run_cli("--root", str(root), "check", "--json")
+    assert json.loads(out)["host"]["qemu"]["series"] == "7.2", err
+    if os.path.exists("/var/lib/dpkg/status"):
+        code, out, err = run_cli("check", "--json")
+        assert "qemu" in json.loads(out)["host"], err
+
+
+@pytest.mark.skipif(QEMU is None, reason="QEMU is not installed (qemu-system-x86)")
+def test_cpu_models_asks_qemu_once_and_only_when_no_table_fits(run_cli, monkeypatch):
+    from kvmtune.host.door import Host
+    from kvmtune.probe.qemu import read_qemu
+
+    install = read_qemu(Host("/"))
+    if install.series is None:
+        pytest.skip("dpkg does not say which QEMU is installed here")
+    calls = []
+    real = Host.run_program
+    monkeypatch.setattr(Host, "run_program", lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    code, out, err = run_cli("cpu-models", "--json", "--source", "cpuinfo")
+    data = json.loads(out)
+    tabulated = any(r["series"] == install.series for r in releases())
+    assert len(calls) == (0 if tabulated else 1), calls
+    assert data["qemu"]["models_known"] and data["recommended"]["in_qemu"] is True

@@ -50,6 +50,8 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
     cpu = summary.get("cpu_baseline")
     if cpu:
         w(f"\nGuest CPU every host can run: {cpu['qemu'] if cpu['baseline'] else 'none'}\n")
+        for source in cpu.get("qemu_models_from") or []:  # which QEMU releases it was held to
+            w(f"  checked against: {source}\n")
         for warning in cpu["warnings"]:
             w(f"  warning: {warning}\n")
         if cpu["held_back"]:
