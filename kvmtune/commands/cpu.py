@@ -61,7 +61,8 @@ def host_qemu(opts: CpuModelsOptions):
 
     host = Host(opts.root)
     install = read_qemu(host)
-    models = from_version(install.installed, install.series, install.package)
+    label = f"{install.package} {install.version}" if install.package else None
+    models = from_version(install.installed, install.series, label)
     tabulated = any(r["series"] == install.series for r in releases())
     if install.binary and host.live and not tabulated:
         try:

@@ -57,13 +57,14 @@ def from_binary(names: frozenset, binary: str, series: str | None) -> QemuModels
 
 
 def from_version(installed: bool | None, series: str | None, package: str | None = None) -> QemuModels:
-    """What the tables say of a QEMU series (``7.2``), without running anything."""
+    """What the tables say of a QEMU series (``7.2``), without running anything. ``package``
+    names the installed package for people (``qemu-system-x86 1:7.2+dfsg-7``)."""
     if installed is False:
         return QemuModels(False, "no QEMU installed")
     if not series:
         why = "QEMU's version is not known" if installed else "the result does not say which QEMU it has"
         return QemuModels(installed, why)
-    what = f"{package} " if package else ""
+    what = f"{package}: " if package else ""
     rows = releases()
     exact = next((r for r in rows if r["series"] == series), None)
     if exact is not None:
