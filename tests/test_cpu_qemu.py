@@ -129,6 +129,7 @@ def test_cpu_models_recommends_only_what_this_qemu_has(run_cli, tmp_path):
     rec = data["recommended"]
     assert rec["in_qemu"] is True and rec["model"] in next(r for r in releases() if r["series"] == "6.2")["models"]
     assert rec["qemu"].startswith(f"-cpu {rec['model']}") and data["best"]["AMD"] == rec["model"]
+    assert data["next"]["model"] == "EPYC-Rome" and data["next"]["in_qemu"] is True
 
 
 def test_a_newer_qemu_gets_the_newer_model(run_cli, tmp_path):

@@ -101,7 +101,8 @@ def models_result(opts: CpuModelsOptions) -> dict:
                               "libvirt": libvirt_cpu(pick, extras), "in_qemu": qemu.has(pick),
                               "qemu_releases": in_releases(pick)}
         if nxt:
-            out["next"] = {"model": nxt.name, "missing": list(nxt.missing), "undecided": list(nxt.undecided)}
+            out["next"] = {"model": nxt.name, "missing": list(nxt.missing), "undecided": list(nxt.undecided),
+                           "in_qemu": qemu.has(nxt.name)}
     return out
 
 

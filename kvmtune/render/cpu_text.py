@@ -57,7 +57,8 @@ def render_models(out: dict, stream=None) -> None:
     if out["next"]:
         nxt = out["next"]
         w(f"\nfor {nxt['model']} this host lacks: {', '.join(nxt['missing']) or 'nothing decidable'}"
-          + (f" (cannot decide: {', '.join(nxt['undecided'])})" if nxt["undecided"] else "") + "\n")
+          + (f" (cannot decide: {', '.join(nxt['undecided'])})" if nxt["undecided"] else "")
+          + ("; and this host's QEMU does not have it" if nxt.get("in_qemu") is False else "") + "\n")
 
 
 def _releases(names: list[str]) -> str:
