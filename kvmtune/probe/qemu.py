@@ -9,6 +9,8 @@ the binary alone.
 
 from __future__ import annotations
 
+from kvmtune.grammar import digits
+
 from kvmtune.record import record
 
 # Where distributions put the x86 system emulator (RHEL's qemu-kvm lives in libexec).
@@ -47,7 +49,7 @@ def upstream_series(version: str | None) -> str | None:
     for stop in "+-~":
         upstream = upstream.split(stop, 1)[0]
     parts = upstream.split(".")
-    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+    if len(parts) < 2 or not (digits(parts[0]) and digits(parts[1])):
         return None
     return f"{int(parts[0])}.{int(parts[1])}"
 
