@@ -9,7 +9,6 @@ real ``python -m kvmtune`` process at random moments.
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.support.faults import fork_run
-from tests.support.treestate import tree_diff, tree_state
+from tests.support.treestate import fresh, tree_diff, tree_state
 
 EVERY_SECTION = """
 sysctl:
@@ -63,14 +62,6 @@ def template(tmp_path_factory):
     profile = tmp_path_factory.mktemp("profile") / "every.yaml"
     profile.write_text(EVERY_SECTION)
     return root, str(profile)
-
-
-def fresh(template_root, tmp_path, name="host") -> str:
-    dest = tmp_path / name
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(template_root, dest, symlinks=True)
-    return str(dest)
 
 
 def restored(run_cli, root, original, where) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAFETY = "tests/test_engine_safety.py::"
+BENCH = "tests/test_bench_journal.py::"
 
 MUTANTS = {
     "read-back": ("kvmtune/tune/knob.py", "got = self.read(host)  # the kernel's answer, not the write's",
@@ -63,6 +64,14 @@ MUTANTS = {
     "messages escape input": ("kvmtune/errors.py", 'return f"kvmtune: error: {printable(str(exc))}\\n"',
                               'return f"kvmtune: error: {exc}\\n"',
                               ["tests/test_cli.py::test_no_message_echoes_a_control_character"]),
+    "bench journals before it writes": ("kvmtune/bench/undo.py",
+                                        "journal_mod.save(self.host, self.journal)  # the original is on disk before the write",
+                                        "pass", [BENCH + "test_while_it_runs_the_journal_holds_benchs_originals_and_never_"
+                                                 "overwrites_an_applys"]),
+    "bench puts the state file back": ("kvmtune/bench/undo.py",
+                                       "journal_mod.put_back(self.host, self.journal)  # the state file as the run found it",
+                                       "pass", [BENCH + "test_a_bench_that_ends_leaves_no_state_where_there_was_none",
+                                                BENCH + "test_a_bench_that_ends_leaves_an_applys_journal_byte_for_byte"]),
 }
 
 

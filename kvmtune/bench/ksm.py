@@ -59,9 +59,11 @@ def measure(host, guard, kvm_fd: int | None, pages: int, timeout_s: float, held:
         own = own if host.exists(own) else None
         cpu_before = host.process_cpu_seconds("ksmd")
         if host.read(f"{KSM_DIR}/run").strip() != "1":
-            guard.set(f"{KSM_DIR}/run", "1")
+            switched_on = True  # from here on ksmd may merge: let it settle (finally)
+            refusal = guard.set_ksm("run", "1")
+            if refusal is not None:
+                return None, f"KSM could not be switched on: {refusal}"
             guard.notes.append("switched KSM on for the run and put it back")
-            switched_on = True
         began, merged_s, saved = time.perf_counter(), None, 0
         while time.perf_counter() - began < timeout_s:
             time.sleep(POLL_S)

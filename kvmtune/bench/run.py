@@ -3,8 +3,9 @@
 Every backing lives in the same VM and every round measures all of them in a fresh
 shuffled order, so a ratio compares two walks taken moments apart (back-to-back runs
 of one backing after another drift too much on a host that is itself a guest).
-Whatever the run changed (pool sizes with --grow-pools, KSM with --ksm) is put back
-in ``finally``, also on Ctrl-C, and read back.
+Whatever the run changed (pool sizes with --grow-pools, KSM with --ksm) is journaled
+before it is written, put back in ``finally``, also on Ctrl-C, and read back; after a
+kill -9, rollback or the next bench puts it back.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from kvmtune.bench.backings import Closer, backings
 from kvmtune.bench.exits import measure_exits
 from kvmtune.bench.host_guard import HostGuard
 from kvmtune.bench.host_info import describe_host, usable_kb
+from kvmtune.bench.undo import SHIELDED, Undo
 from kvmtune.bench.walks import measure_walks
 from kvmtune.errors import HostError, Refused
 
 SCHEMA_VERSION = 1
 SECTIONS = ("memory", "exits", "native", "ksm")
-SHIELDED = {signal.SIGINT, signal.SIGTERM}
 EMULATED_RATIO = 20  # an emulated guest runs an ALU loop ~1000x slower; a native one ~1x
 
 
@@ -61,14 +62,25 @@ class BenchInterrupted(Exception):
 
 
 def run_bench(host, settings: Settings, progress=None) -> dict:
-    """Measure; the result as the JSON contract. Refused if the memory is not there."""
-    progress = progress or (lambda text, done=None, total=None: None)
+    """Measure; the result as the JSON contract. Refused if the memory is not there.
+
+    A run that may change pools or KSM holds the engine's lock throughout, and puts back
+    first what a killed bench left, before it reads anything (bench.undo)."""
+    undo = Undo(host, settings.grow_pools or "ksm" in settings.sections)
+    undo.start()
+    try:
+        return _run(host, settings, progress or (lambda text, done=None, total=None: None), undo)
+    finally:
+        undo.release()
+
+
+def _run(host, settings: Settings, progress, undo: Undo) -> dict:
     began = time.perf_counter()
     result = {"schema_version": SCHEMA_VERSION, "host": describe_host(host), "settings": settings.to_json(),
               "memory": [], "exits": None, "native": [], "ksm": None, "emulated": None,
-              "warnings": [], "changes": [], "skipped": {}, "host_restored": True}
+              "warnings": list(undo.notes), "changes": [], "skipped": {}, "host_restored": True}
     _fit_size(settings, result)
-    guard = HostGuard(host)
+    guard = HostGuard(host, undo)
     held: list = []  # what to release, in reverse, before the guard puts the host back
     interrupted = False
     try:

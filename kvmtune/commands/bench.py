@@ -80,9 +80,8 @@ def run_bench_command(opts: BenchOptions) -> int:
     from kvmtune.render.progress import bar_progress
 
     host = WritableHost("/")
-    changes = settings.grow_pools or "ksm" in settings.sections
     try:
-        with bar_progress() as progress, _locked_if(host, changes), _term_as_interrupt():
+        with bar_progress() as progress, _term_as_interrupt():
             result = run_bench(host, settings, progress)
     except BenchInterrupted as stop:
         import sys
@@ -116,17 +115,6 @@ def _term_as_interrupt():
             signal.signal(signal.SIGTERM, old)
 
     return handler()
-
-
-def _locked_if(host, changes: bool):
-    """The engine's lock while the run changes pools or KSM: no apply or rollback in between."""
-    import contextlib
-
-    if not changes:
-        return contextlib.nullcontext()
-    from kvmtune.tune.engine import Locked
-
-    return Locked(host, wait=False)
 
 
 def _emit(opts: BenchOptions, result: dict) -> None:

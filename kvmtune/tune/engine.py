@@ -61,6 +61,9 @@ class Locked:
 
 
 def interrupted_message(journal) -> str:
+    if journal.bench is not None:
+        return (f"{journal.interrupted} was interrupted and left pools or KSM changed: run 'kvmtune rollback' "
+                "to put everything back, or the next 'kvmtune bench' puts back what it changed")
     return (f"{journal.interrupted} was interrupted and left the host part-way: run 'kvmtune rollback' "
             "to put everything back, or 'kvmtune apply PROFILE --resume' to carry on from where it is")
 
@@ -82,7 +85,7 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
     preflight(host)
     with Locked(host, wait):
         journal = journal_mod.load(host)
-        if journal is not None and journal.interrupted and not resume:
+        if journal is not None and journal.interrupted and (not resume or journal.bench is not None):
             raise Busy(interrupted_message(journal))
         journal_mod.clear_debris(host, journal)
         plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)

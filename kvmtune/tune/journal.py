@@ -6,7 +6,13 @@ temp file is named after it (owned.temp_name). So a kill at any instant leaves a
 journal from which rollback finds everything. An original is recorded once, when
 kvmtune first changes a target, and never overwritten, so rollback returns the host to
 how it was before kvmtune, not before the last run. ``run`` says whether the last
-apply or rollback finished: one that did not is an interrupted run.
+apply, rollback or bench finished: one that did not is an interrupted run.
+
+A bench that changes pools or KSM journals here too, only while it runs: its ``bench``
+section keeps the state file as the bench found it (or none) and bench's own originals;
+its records join ``records`` only where no original is recorded yet. A bench that ends
+puts the found file back byte for byte; a killed one is put back by the next bench, or
+by rollback with everything else.
 
 The state directory itself (and var/, var/lib/ in a bare snapshot) is made whole in a
 staging directory, journal inside, and renamed into place: it exists complete or not
@@ -25,6 +31,8 @@ from kvmtune.errors import HostError, Refused, UsageError
 
 VERSION = 2
 RUNNING, COMPLETE = "running", "complete"
+COMMANDS = ("apply", "rollback", "bench")
+FIELDS = {"version", "run", "records", "state_dirs", "profiles", "bench"}
 MAX_STATE = 16 << 20
 
 
@@ -45,13 +53,37 @@ class Journal:
             return None
         return f"a {run.get('command')} (pid {run.get('pid', '?')}, started {run.get('started', '?')})"
 
+    @property
+    def bench(self) -> dict | None:
+        """A running bench's section: {"found": the state file as it found it (FileState JSON)
+        or None, "records": bench's own originals}."""
+        return self.data.get("bench")
+
     def begin(self, command: str, profile: str | None = None) -> None:
         import time
 
+        if command != "bench":
+            self.data.pop("bench", None)  # rollback puts back bench's changes with the rest
         self.data["run"] = {"command": command, "status": RUNNING, "pid": os.getpid(),
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if profile and profile not in self.data["profiles"]:
             self.data["profiles"].append(profile)
+
+    def begin_bench(self, found) -> None:
+        """Run a bench under this journal; ``found``: the state file as the bench found it
+        (host FileState), kept whole to be put back, or None."""
+        self.begin("bench")
+        self.data["bench"] = {"found": None if found is None else found.to_json(), "records": {}}
+
+    def record_bench(self, change) -> bool:
+        """Journal bench's original of a change (True if new): in the bench section always,
+        in ``records`` only where none is recorded (an apply's is never overwritten)."""
+        own = self.bench["records"]
+        if change.key in own:
+            return False
+        own[change.key] = change.record()
+        self.record(change)
+        return True
 
     def finish(self) -> None:
         self.data["run"]["status"] = COMPLETE
@@ -71,6 +103,11 @@ def load(host) -> Journal | None:
 
     Readers without the lock (plan, verify, rollback --check) may find it vanishing under
     a concurrent rollback: then there is none."""
+    return load_found(host)[0]
+
+
+def load_found(host):
+    """(the journal or None, the state file as found: its text, mode and owner, or None)."""
     from kvmtune.host import owned
 
     try:
@@ -80,20 +117,23 @@ def load(host) -> Journal | None:
     if state.link:
         raise Refused(f"/{state.link} is a symbolic link: kvmtune keeps its state only in a real directory")
     if state.missing:
-        return None
+        return None, None
     try:
         found = host.read_file_state(owned.STATE_FILE)
     except HostError as exc:
         raise Refused(f"/{owned.STATE_FILE}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if found is None:
-        return None
-    where = f"/{owned.STATE_FILE}"
-    if len(found.text) > MAX_STATE:
+        return None, None
+    return parse(found.text, f"/{owned.STATE_FILE}"), found
+
+
+def parse(text: str, where: str) -> Journal:
+    if len(text) > MAX_STATE:
         raise UsageError(f"{where} is larger than {MAX_STATE >> 20} MiB: not kvmtune's state")
     import json
 
     try:
-        data = json.loads(found.text)
+        data = json.loads(text)
     except ValueError:
         raise UsageError(f"{where} is not valid JSON: move it aside to continue") from None
     try:
@@ -117,12 +157,18 @@ def validate(data, kinds=None) -> dict:
         data = migrate(data)
     if data.get("version") != VERSION:
         raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
-    if set(data) - {"version", "run", "records", "state_dirs", "profiles"}:
-        raise ValueError(f"unknown fields {sorted(set(data) - {'version', 'run', 'records', 'state_dirs', 'profiles'})}")
+    if set(data) - FIELDS:
+        raise ValueError(f"unknown fields {sorted(set(data) - FIELDS)}")
     run = data.get("run")
-    if not isinstance(run, dict) or run.get("command") not in ("apply", "rollback") \
+    if not isinstance(run, dict) or run.get("command") not in COMMANDS \
             or run.get("status") not in (RUNNING, COMPLETE):
-        raise ValueError("run is not {command: apply|rollback, status: running|complete}")
+        raise ValueError("run is not {command: apply|rollback|bench, status: running|complete}")
+    if ("bench" in data) != (run.get("command") == "bench" and run.get("status") == RUNNING):
+        raise ValueError("a bench section belongs to a running bench, and only there")
+    if "bench" in data:
+        from kvmtune.tune.journal_bench import check_section
+
+        check_section(data["bench"], validate)
     records = data.get("records")
     if not isinstance(records, dict):
         raise ValueError("records is not an object")
@@ -207,6 +253,18 @@ def save(host, journal: Journal) -> None:
         host.mkdir(inner, 0o700 if d == owned.STATE_DIR else 0o755)
     host.write_file(f"{inner}/state.json", _text(journal), 0o600)
     host.rename_dir(stage, top)  # the commit point: the state exists from here on
+
+
+def put_back(host, journal: Journal) -> None:
+    """End a bench: the state file exactly as the bench found it (bytes, mode, owner), or
+    no state at all, with the directories made for it."""
+    from kvmtune.host import owned
+
+    found = journal.bench["found"]
+    if found is None:
+        forget(host, journal)
+        return
+    host.write_file(owned.STATE_FILE, found["text"], found["mode"], (found["uid"], found["gid"]))
 
 
 def forget(host, journal: Journal) -> None:

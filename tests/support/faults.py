@@ -91,10 +91,21 @@ def _watch_lock(marker_dir: str):
     fcntl.flock, os.close = flock, close
 
 
-def fork_run(argv: list[str], *, kill_at: int | None = None, when: str = "before",
-             pause_at: int | None = None, lock_dir: str | None = None, wait: bool = True):
+def fork_run(argv: list[str], **kw):
     """Run ``kvmtune ARGV`` in a child. Returns (child, report) where report() waits and
     gives (exit code or -signal, mutating calls made, stdout text)."""
+
+    def run():
+        from kvmtune.entry import main
+
+        return main(argv)
+    return fork_call(run, **kw)
+
+
+def fork_call(fn, *, kill_at: int | None = None, when: str = "before",
+              pause_at: int | None = None, lock_dir: str | None = None, wait: bool = True):
+    """Run ``fn()`` (an exit code) in a child, as fork_run runs the CLI: for what the CLI
+    cannot reach, such as a bench on a snapshot tree."""
     count_r, count_w = os.pipe()
     out_r, out_w = os.pipe()
     pause = (os.pipe(), os.pipe()) if pause_at is not None else None
@@ -114,9 +125,7 @@ def fork_run(argv: list[str], *, kill_at: int | None = None, when: str = "before
             if lock_dir:
                 _watch_lock(lock_dir)
             _install(kill_at, when, pause_at, fds, counter)
-            from kvmtune.entry import main
-
-            code = main(argv)
+            code = fn()
             sys.stdout.flush()
             os.write(count_w, struct.pack("=ii", code, counter[0]))
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 
 
@@ -61,3 +62,12 @@ def tree_diff(before: dict, after: dict, limit: int = 12) -> list[str]:
             what = "added" if key not in before else "removed" if key not in after else "changed"
             out.append(f"{what}: {key}")
     return out[:limit]
+
+
+def fresh(template_root, tmp_path, name="host") -> str:
+    """A new copy of a template tree at tmp_path/name (replacing the last one), to kill a run in."""
+    dest = tmp_path / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(template_root, dest, symlinks=True)
+    return str(dest)

@@ -1,0 +1,46 @@
+"""A running bench's part of the journal: the state file it found, and its own originals.
+
+bench changes at most a pool's total and KSM's run. While it runs, the journal's
+``bench`` section keeps the state file exactly as the bench found it (text, mode,
+owner; None if there was none) and bench's originals of what it changed, which join
+the journal's ``records`` only where no original is recorded yet: an apply's original
+is never overwritten, so rollback still returns the host to before kvmtune, while the
+next bench returns it to before that bench. tune.journal reads and writes the file;
+this module, a floor below it, holds the section's grammar.
+"""
+
+from __future__ import annotations
+
+import json
+
+BENCH_TYPES = ("pool", "ksm")  # a pool's total, KSM's run
+
+
+def check_section(section, validate) -> None:
+    """ValueError naming what is wrong; ``validate``: the journal's own check, which the
+    found state file passes too."""
+    if not isinstance(section, dict) or set(section) != {"found", "records"}:
+        raise ValueError("bench is not {found, records}")
+    found = section["found"]
+    if found is not None:
+        if not isinstance(found, dict) or set(found) != {"text", "mode", "uid", "gid"} \
+                or not isinstance(found["text"], str) \
+                or any(not isinstance(found[k], int) or isinstance(found[k], bool) or found[k] < 0
+                       for k in ("mode", "uid", "gid")) or found["mode"] > 0o7777:
+            raise ValueError("bench.found is not a state file's {text, mode, uid, gid}")
+        try:
+            inner = validate(json.loads(found["text"]))
+        except ValueError as exc:
+            raise ValueError(f"bench.found is not a state kvmtune wrote ({exc})") from None
+        if inner["run"]["status"] != "complete":
+            raise ValueError("bench.found is an interrupted run's state")
+    records = section["records"]
+    if not isinstance(records, dict):
+        raise ValueError("bench.records is not an object")
+    from kvmtune.tune.kinds import check_record
+
+    for key, record in records.items():
+        check_record(key, record)
+        if record["type"] not in BENCH_TYPES or record.get("node") is not None \
+                or (record["type"] == "ksm" and record.get("knob") != "run"):
+            raise ValueError(f"bench.records {key!r} is not a pool total or KSM's run")
