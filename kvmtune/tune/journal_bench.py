@@ -37,7 +37,7 @@ def check_section(section, validate) -> None:
     records = section["records"]
     if not isinstance(records, dict):
         raise ValueError("bench.records is not an object")
-    from kvmtune.tune.kinds import check_record
+    from kvmtune.tune.registry import check_record
 
     for key, record in records.items():
         check_record(key, record)
