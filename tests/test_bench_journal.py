@@ -200,6 +200,21 @@ def test_a_killed_bench_is_named_and_apply_cannot_resume_it(template, tmp_path, 
         assert code == 5 and "a bench" in err and "the next 'kvmtune bench'" in err, (extra, code, err)
 
 
+def test_a_bench_that_may_change_nothing_warns_of_what_a_killed_bench_left(template, tmp_path):
+    from kvmtune.bench.run import Settings, run_bench
+    from kvmtune.host.writable import WritableHost
+
+    root = fresh(template, tmp_path)
+    _, total, _ = fork_call(bench_child(root))
+    code, _, _ = fork_call(bench_child(root), kill_at=total // 2)
+    assert code == -signal.SIGKILL
+    before = tree_state(root)
+    result = run_bench(WritableHost(root), Settings(size=16 * MiB, rounds=1, sections=("native",),
+                                                    backings=("hugetlb-2M",)))
+    assert any("a bench" in w and "was interrupted" in w for w in result["warnings"]), result["warnings"]
+    assert tree_state(root) == before  # it changes nothing, the journal included
+
+
 def test_a_tampered_bench_section_is_refused_before_anything_is_written(template, tmp_path, run_cli):
     root = fresh(template, tmp_path)
     _, total, _ = fork_call(bench_child(root))

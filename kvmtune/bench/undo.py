@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 
-from kvmtune.errors import Busy, HostError
+from kvmtune.errors import Busy, HostError, KvmtuneError
 from kvmtune.tune import journal as journal_mod
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED
 from kvmtune.tune.engine import Context, Locked, interrupted_message
@@ -45,6 +45,7 @@ class Undo:
 
     def start(self) -> None:
         if not self.journaled:
+            self._warn_only()
             return
         self._lock = Locked(self.host, wait=False)
         self._lock.__enter__()
@@ -54,6 +55,16 @@ class Undo:
         except BaseException:
             self.release()
             raise
+
+    def _warn_only(self) -> None:
+        """A run that may change nothing cannot put back what a killed bench left; it says so
+        (a grown pool would show as free pages). A state it may not read is not its business."""
+        try:
+            journal = journal_mod.load(self.host)
+        except KvmtuneError:
+            return
+        if journal is not None and journal.interrupted:
+            self.notes.append(interrupted_message(journal))
 
     def release(self) -> None:
         if self._lock is not None:
