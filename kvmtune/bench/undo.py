@@ -14,7 +14,7 @@ import contextlib
 import signal
 
 from kvmtune.errors import Busy, HostError, KvmtuneError
-from kvmtune.tune import journal as journal_mod
+from kvmtune.tune import journal as journal_mod, journal_bench
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED
 from kvmtune.tune.engine import Context, Locked, interrupted_message
 from kvmtune.tune.ksm import KsmChange
@@ -95,8 +95,8 @@ class Undo:
         with shielded():
             if self.journal is None or self.journal.bench is None:
                 self.journal = self.journal or journal_mod.Journal()
-                self.journal.begin_bench(self.found)
-            if self.journal.record_bench(change) or not self.saved:
+                journal_bench.begin(self.journal, self.found)
+            if journal_bench.record(self.journal, change) or not self.saved:
                 journal_mod.save(self.host, self.journal)  # the original is on disk before the write
                 self.saved = True
             change.execute(self.host, Context())

@@ -8,11 +8,8 @@ kvmtune first changes a target, and never overwritten, so rollback returns the h
 how it was before kvmtune, not before the last run. ``run`` says whether the last
 apply, rollback or bench finished: one that did not is an interrupted run.
 
-A bench that changes pools or KSM journals here too, only while it runs: its ``bench``
-section keeps the state file as the bench found it (or none) and bench's own originals;
-its records join ``records`` only where no original is recorded yet. A bench that ends
-puts the found file back byte for byte; a killed one is put back by the next bench, or
-by rollback with everything else.
+A bench that changes pools or KSM journals here too, only while it runs (its section:
+tune.journal_bench); a bench that ends puts back the state file it found, byte for byte.
 
 The state directory itself (and var/, var/lib/ in a bare snapshot) is made whole in a
 staging directory, journal inside, and renamed into place: it exists complete or not
@@ -55,8 +52,7 @@ class Journal:
 
     @property
     def bench(self) -> dict | None:
-        """A running bench's section: {"found": the state file as it found it (FileState JSON)
-        or None, "records": bench's own originals}."""
+        """A running bench's section (tune.journal_bench), else None."""
         return self.data.get("bench")
 
     def begin(self, command: str, profile: str | None = None) -> None:
@@ -68,22 +64,6 @@ class Journal:
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if profile and profile not in self.data["profiles"]:
             self.data["profiles"].append(profile)
-
-    def begin_bench(self, found) -> None:
-        """Run a bench under this journal; ``found``: the state file as the bench found it
-        (host FileState), kept whole to be put back, or None."""
-        self.begin("bench")
-        self.data["bench"] = {"found": None if found is None else found.to_json(), "records": {}}
-
-    def record_bench(self, change) -> bool:
-        """Journal bench's original of a change (True if new): in the bench section always,
-        in ``records`` only where none is recorded (an apply's is never overwritten)."""
-        own = self.bench["records"]
-        if change.key in own:
-            return False
-        own[change.key] = change.record()
-        self.record(change)
-        return True
 
     def finish(self) -> None:
         self.data["run"]["status"] = COMPLETE
@@ -124,10 +104,7 @@ def load_found(host):
         raise Refused(f"/{owned.STATE_FILE}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if found is None:
         return None, None
-    return parse(found.text, f"/{owned.STATE_FILE}"), found
-
-
-def parse(text: str, where: str) -> Journal:
+    where, text = f"/{owned.STATE_FILE}", found.text
     if len(text) > MAX_STATE:
         raise UsageError(f"{where} is larger than {MAX_STATE >> 20} MiB: not kvmtune's state")
     import json
@@ -137,7 +114,7 @@ def parse(text: str, where: str) -> Journal:
     except ValueError:
         raise UsageError(f"{where} is not valid JSON: move it aside to continue") from None
     try:
-        return Journal(validate(data))
+        return Journal(validate(data)), found
     except ValueError as exc:
         raise UsageError(f"{where} is not a state kvmtune wrote ({exc}): nothing was changed; "
                          "move it aside to continue") from None
@@ -163,12 +140,10 @@ def validate(data, kinds=None) -> dict:
     if not isinstance(run, dict) or run.get("command") not in COMMANDS \
             or run.get("status") not in (RUNNING, COMPLETE):
         raise ValueError("run is not {command: apply|rollback|bench, status: running|complete}")
-    if ("bench" in data) != (run.get("command") == "bench" and run.get("status") == RUNNING):
-        raise ValueError("a bench section belongs to a running bench, and only there")
-    if "bench" in data:
+    if "bench" in data or run.get("command") == "bench":
         from kvmtune.tune.journal_bench import check_section
 
-        check_section(data["bench"], validate)
+        check_section(data, validate)
     records = data.get("records")
     if not isinstance(records, dict):
         raise ValueError("records is not an object")
@@ -256,14 +231,12 @@ def save(host, journal: Journal) -> None:
 
 
 def put_back(host, journal: Journal) -> None:
-    """End a bench: the state file exactly as the bench found it (bytes, mode, owner), or
-    no state at all, with the directories made for it."""
+    """End a bench: the state file exactly as it found it (text, mode, owner), or none."""
     from kvmtune.host import owned
 
     found = journal.bench["found"]
     if found is None:
-        forget(host, journal)
-        return
+        return forget(host, journal)
     host.write_file(owned.STATE_FILE, found["text"], found["mode"], (found["uid"], found["gid"]))
 
 
