@@ -95,7 +95,8 @@ def test_apply_every_section_then_again_then_rollback(run_cli, root, profile):
     assert "hugetlbfs /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M,size=2147483648,mode=1770,gid=104" \
         in host.read("proc/mounts")
     assert os.path.isdir(os.path.join(root, "dev/hugepages1G"))
-    assert host.read("etc/sysctl.d/99-zz-kvmtune.conf").splitlines()[1:] == [
+    assert host.read("etc/sysctl.d/99-zz-kvmtune.conf").splitlines()[-1].startswith("# kvmtune seal: sha256 ")
+    assert host.read("etc/sysctl.d/99-zz-kvmtune.conf").splitlines()[1:-1] == [
         "vm.swappiness = 10", "net.ipv4.tcp_rmem = 4096 131072 6291456", "vm.nr_hugepages = 512"]
     tmpfiles = host.read("etc/tmpfiles.d/kvmtune.conf")
     assert "w /sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages - - - - 2\n" in tmpfiles

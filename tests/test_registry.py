@@ -97,7 +97,8 @@ def _samples():
     """kind -> a change as apply would make it on the tree below (before: what the tree holds)."""
     from kvmtune.tune.bls import BlsChange, with_args
     from kvmtune.tune.cpus import IrqChange, MaskChange
-    from kvmtune.tune.files import FileChange, FstabChange, fstab_text, wanted
+    from kvmtune.tune.files import FileChange, wanted
+    from kvmtune.tune.fstab import FstabChange, fstab_text
     from kvmtune.tune.irqbalance import IrqbalanceChange, with_ban
     from kvmtune.tune.ksm import KsmChange
     from kvmtune.tune.mounts import MountChange
@@ -116,10 +117,11 @@ def _samples():
         "power": PowerChange("governor", 0, "powersave", "performance"),
         "mount": MountChange("/mnt/a", None, "pagesize=2M", missing=("mnt", "mnt/a"), status=PENDING),
         "file": FileChange("modprobe", None, wanted(HEADER + "options kvm x=1\n"), missing=("etc/modprobe.d",)),
-        "fstab": FstabChange(FSTAB, fstab_text(FSTAB, [("/mnt/a", "pagesize=2M")]), [("/mnt/a", "pagesize=2M")]),
+        "fstab": FstabChange(FSTAB, fstab_text(FSTAB, [("/mnt/a", "pagesize=2M")], FSTAB), [("/mnt/a", "pagesize=2M")],
+                             FSTAB),
         "bls": BlsChange("a.conf", BLS, with_args(BLS, ["nohz_full=2-3"])),
         "irqbalance": IrqbalanceChange("etc/default/irqbalance", "OPTIONS=\n",
-                                       with_ban("OPTIONS=\n", {2, 3})),
+                                       with_ban("OPTIONS=\n", {2, 3}, "OPTIONS=\n"), ban="IRQBALANCE_BANNED_CPULIST=2-3"),
     }
 
 

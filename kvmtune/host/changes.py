@@ -16,6 +16,7 @@ import stat
 
 from kvmtune.errors import HostError
 
+from kvmtune.host.reads import exact_bytes
 from kvmtune.host.records import LINK_REFUSED, reason
 
 
@@ -83,12 +84,12 @@ class HostChanges:
     def write(self, rel: str, value: str) -> None:
         """Write a kernel knob as echo does; a refusal comes back as HostError."""
         self._guard("knob", rel)
-        text = value if value.endswith("\n") else value + "\n"
+        text = value if value.endswith("\n") else value + "\n"  # exact text: any byte kept
         if self.live:
             def knob(dir_fd, name):
                 fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
                 try:
-                    os.write(fd, text.encode())
+                    os.write(fd, exact_bytes(text))
                 finally:
                     os.close(fd)
             self._at(rel, knob)
@@ -101,7 +102,7 @@ class HostChanges:
             st = self._refuse_link(dir_fd, name)
             if st is None:
                 raise OSError(errno.ENOENT, "No such file or directory")
-            replace_at(dir_fd, name, text.encode(), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
+            replace_at(dir_fd, name, exact_bytes(text), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
         self._at(rel, replace)
 
     def _snapshot_selector(self, rel: str, text: str) -> str:
@@ -126,7 +127,7 @@ class HostChanges:
 
         def replace(dir_fd, name):
             self._refuse_link(dir_fd, name)
-            replace_at(dir_fd, name, text.encode(), mode, owner)
+            replace_at(dir_fd, name, exact_bytes(text), mode, owner)
         self._at(rel, replace, nofollow_dirs=rel.startswith(owned.STATE_DIR))
 
     def write_shared(self, rel: str, text: str, create: bool = False) -> None:
@@ -137,7 +138,7 @@ class HostChanges:
         from kvmtune.host.atomic import replace_at
 
         if create and not self.exists(rel):
-            self._at(rel, lambda dir_fd, name: replace_at(dir_fd, name, text.encode(), 0o644))
+            self._at(rel, lambda dir_fd, name: replace_at(dir_fd, name, exact_bytes(text), 0o644))
             return
         target = self.shared_target(rel)
 
@@ -148,7 +149,7 @@ class HostChanges:
                 xattrs = tuple((k, os.getxattr(fd, k)) for k in os.listxattr(fd))
             finally:
                 os.close(fd)
-            replace_at(dir_fd, name, text.encode(), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid), xattrs)
+            replace_at(dir_fd, name, exact_bytes(text), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid), xattrs)
         self._at(target, replace)
 
     def shared_target(self, rel: str) -> str:

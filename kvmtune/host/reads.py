@@ -18,6 +18,19 @@ from kvmtune.errors import HostError
 from kvmtune.host.records import FileStat, FileState, PathState, reason
 
 MAX_READ = 1 << 20  # 1 MiB: a sysfs or /etc file; bigger readers (cpuinfo, mounts) say so
+# Files kvmtune rewrites are carried as "exact text": bytes decoded so that each byte that
+# is not UTF-8 becomes one lone surrogate (PEP 383), which encodes back to the same byte.
+# Every byte survives the round trip, and JSON keeps it as a \udcXX escape.
+EXACT = "surrogateescape"
+
+
+def exact_text(data: bytes) -> str:
+    return data.decode("utf-8", EXACT)
+
+
+def exact_bytes(text: str) -> bytes:
+    """The bytes of exact text; UnicodeEncodeError for a surrogate no byte decodes to."""
+    return text.encode("utf-8", EXACT)
 NOT_REGULAR = "not a regular file"
 MANIFEST = "kvmtune-snapshot.json"
 
@@ -44,7 +57,12 @@ class HostReads:
     """The reads of a Host (uses its ``root``, ``live``, ``path``, ``real``, ``resolve``)."""
 
     def read(self, rel: str, limit: int = MAX_READ) -> str:
-        """The whole text of a regular file of at most ``limit`` bytes; HostError (with errno)
+        """The whole text of a regular file of at most ``limit`` bytes (bytes that are not UTF-8
+        shown as U+FFFD); HostError (with errno) otherwise."""
+        return self.read_bytes(rel, limit).decode("utf-8", "replace")
+
+    def read_bytes(self, rel: str, limit: int = MAX_READ) -> bytes:
+        """The bytes of a regular file of at most ``limit`` bytes; HostError (with errno)
         otherwise. A FIFO, socket or device where a file belongs is never opened: it could
         block for ever or act on being opened."""
         try:
@@ -79,7 +97,7 @@ class HostReads:
                 os.close(fd)
         except OSError as exc:
             raise HostError(rel, reason(exc), exc.errno) from None
-        return b"".join(chunks).decode("utf-8", "replace")
+        return b"".join(chunks)
 
     def _snapshot_file(self, rel: str) -> str:
         """Where a regular file of a snapshot is (links resolved inside the root); OSError if
@@ -99,9 +117,24 @@ class HostReads:
         return path
 
     def read_optional(self, rel: str, limit: int = MAX_READ) -> str | None:
-        """The text of a file, or None when the file is absent."""
+        """The text of a file, or None when the file is absent (through ``read``, which a
+        recording Host overrides)."""
         try:
             return self.read(rel, limit)
+        except HostError as exc:
+            if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
+                return None
+            raise
+
+    def read_exact_optional(self, rel: str, limit: int = MAX_READ) -> str | None:
+        """The exact text (every byte kept) of a file kvmtune may rewrite, or None when absent."""
+        data = self.read_bytes_optional(rel, limit)
+        return None if data is None else exact_text(data)
+
+    def read_bytes_optional(self, rel: str, limit: int = MAX_READ) -> bytes | None:
+        """The bytes of a file, or None when the file is absent."""
+        try:
+            return self.read_bytes(rel, limit)
         except HostError as exc:
             if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
                 return None
@@ -125,7 +158,7 @@ class HostReads:
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return FileState(b"".join(chunks).decode("utf-8", "replace"), _stat.S_IMODE(st.st_mode),
+        return FileState(exact_text(b"".join(chunks)), _stat.S_IMODE(st.st_mode),
                          st.st_uid, st.st_gid)
 
     def path_state(self, rel: str) -> PathState:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from kvmtune.errors import HostError
 from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
-from kvmtune.tune.change import CHANGED, FAILED, OK, REBOOT, Change
+from kvmtune.tune.change import CHANGED, FAILED, OK, REBOOT, Change, exact_original
+from kvmtune.tune.lines import split_lines
 from kvmtune.tune.knob import refused
 from kvmtune.tune.registry import Field, kind
 
@@ -20,10 +21,15 @@ REPEATABLE = ("hugepagesz", "hugepages", "default_hugepagesz")
 DETAIL = "boot entry options (as grubby --args): from the next boot"
 
 
+def _is_options(line: str) -> bool:
+    return line.split(None, 1)[:1] == ["options"]
+
+
 def with_args(text: str, args: list[str]) -> str:
-    """The entry with ``args`` on its options line (one is added if it has none)."""
-    lines = text.splitlines()
-    index = next((i for i, l in enumerate(lines) if l.split(None, 1)[:1] == ["options"]), None)
+    """The entry with ``args`` on its options line (one is added if it has none); every other
+    line is kept byte for byte (split on "\n" only: kvmtune.tune.lines)."""
+    lines = split_lines(text)
+    index = next((i for i, l in enumerate(lines) if _is_options(l)), None)
     words = lines[index].split()[1:] if index is not None else []
     for arg in args:
         key = arg.partition("=")[0]
@@ -32,12 +38,14 @@ def with_args(text: str, args: list[str]) -> str:
         if key not in REPEATABLE:
             words = [w for w in words if w.partition("=")[0] != key]
         words.append(arg)
-    line = "options " + " ".join(words)
+    line = "options " + " ".join(words) + "\n"
     if index is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
         lines.append(line)
     else:
         lines[index] = line
-    return "\n".join(lines) + "\n"
+    return "".join(lines)
 
 
 def restored(original: str, current: str | None) -> str:
@@ -46,13 +54,13 @@ def restored(original: str, current: str | None) -> str:
         return original
 
     def others(text: str) -> list[str]:
-        return [l for l in text.splitlines() if l.split(None, 1)[:1] != ["options"]]
+        return [l.rstrip("\n") for l in split_lines(text) if not _is_options(l)]
 
     if others(current) == others(original):
         return original
-    options = [l for l in original.splitlines() if l.split(None, 1)[:1] == ["options"]]
-    kept = [l for l in current.splitlines() if l.split(None, 1)[:1] != ["options"]]
-    return "\n".join(kept + options) + "\n"
+    options = [l.rstrip("\n") + "\n" for l in split_lines(original) if _is_options(l)]
+    kept = [l if l.endswith("\n") else l + "\n" for l in split_lines(current) if not _is_options(l)]
+    return "".join(kept + options)
 
 
 @kind
@@ -92,16 +100,14 @@ class BlsChange(Change):
 
     @staticmethod
     def parse_original(value):
-        if not isinstance(value, str) or len(value) > 1 << 16:
-            raise ValueError("the boot entry original is not text")
-        return value
+        return exact_original(value)
 
     def temp_paths(self, live: bool) -> list[tuple[str, str]]:
         return [(self.rel, "shared")]
 
     def execute(self, host, ctx) -> None:
         try:
-            current = host.read_optional(self.rel)
+            current = host.read_exact_optional(self.rel)
             if current is None:
                 self.status, self.detail = FAILED, "the entry is gone"
                 return
@@ -124,7 +130,7 @@ def read_entries(host) -> dict[str, str]:
     out = {}
     for name in host.listdir(BLS_DIR):
         if BLS_ENTRY.fullmatch(name) and host.kind(f"{BLS_DIR}/{name}") == "file":
-            text = host.read_optional(f"{BLS_DIR}/{name}")
+            text = host.read_exact_optional(f"{BLS_DIR}/{name}")
             if text is not None:
                 out[name] = text
     return out

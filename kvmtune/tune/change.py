@@ -37,6 +37,30 @@ def same(current, wanted) -> bool:
     return fields(current) == fields(wanted)
 
 
+def exact_original(value) -> str:
+    """A journaled text as apply read it: exact text (kvmtune.host.reads) of at most the
+    bytes apply reads of one file. ValueError if it is not one."""
+    from kvmtune.host.reads import MAX_READ, exact_bytes
+
+    if not isinstance(value, str):
+        raise ValueError(f"original {value!r:.60} is not text")
+    try:
+        size = len(exact_bytes(value))
+    except UnicodeEncodeError:
+        raise ValueError(f"original {value!r:.60} holds a character no file's bytes give") from None
+    if size > MAX_READ:
+        raise ValueError(f"original of {size} bytes is larger than kvmtune reads ({MAX_READ} bytes)")
+    return value
+
+
+def printable(text: str) -> str:
+    """Exact text as a terminal or JSON reader may take it: bytes that are not UTF-8 as U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate no byte decodes to (a hand-made journal)
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class Change:
     """One target of a plan. Subclasses set KIND and implement the methods marked below."""
 
@@ -73,11 +97,11 @@ class Change:
 
     @staticmethod
     def parse_original(value):
-        """A journaled original, checked before rollback writes it (ValueError if unfit)."""
-        if value is not None and (not isinstance(value, str) or len(value) > 4096
-                                  or any(c < " " and c != "\t" for c in value)):
-            raise ValueError(f"original {value!r:.60} is not a one-line value")
-        return value
+        """A journaled original, checked before rollback writes it (ValueError if unfit).
+
+        Whatever apply read is accepted back: any character, newlines included, up to the
+        bound of apply's own read; the identity, not the value, is what grammars hold."""
+        return None if value is None else exact_original(value)
 
     @classmethod
     def parse_dirs(cls, identity: dict, dirs) -> None:
@@ -132,6 +156,15 @@ class Change:
         """What the journal keeps to restore: the value as found (JSON-able)."""
         return self.before
 
+    def renewed_original(self, original):
+        """The journaled original to hold before this run writes: the same, except where the
+        record also proves which lines kvmtune added to a shared file (kvmtune.tune.lines)."""
+        return original
+
+    def settled_original(self, original):
+        """The journaled original once this run has written (see renewed_original)."""
+        return original
+
     def planned_dirs(self) -> tuple[str, ...]:
         """Directories this change may create: journaled before it runs."""
         return ()
@@ -145,8 +178,8 @@ class Change:
         return []
 
     def shown(self, value) -> str | None:
-        """A value as the report shows it."""
-        return None if value is None else str(value)
+        """A value as the report shows it (bytes that are not UTF-8 as U+FFFD)."""
+        return None if value is None else printable(str(value))
 
     def to_json(self) -> dict:
         return {"target": self.target, "before": self.shown(self.before), "after": self.shown(self.after),

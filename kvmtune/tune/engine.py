@@ -14,10 +14,10 @@ import errno
 
 from kvmtune.errors import Busy, HostError, Refused
 from kvmtune.tune import journal as journal_mod
-from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, UNDONE, Plan
+from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, UNDONE, Plan
 from kvmtune.tune.created_dirs import CreatedDirs
 from kvmtune.tune.facts import read_for_profile, read_for_rollback
-from kvmtune.tune.files import FileChange, FstabChange, is_ours
+from kvmtune.tune.files import FileChange, is_ours, unrecorded_warning
 from kvmtune.tune.knob import KnobChange
 from kvmtune.tune.planner import build_plan, plan_rollback
 from kvmtune.tune.pools import PoolChange
@@ -112,6 +112,9 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
             if fresh and not journal.records:
                 journal_mod.forget(host, journal)
                 return plan
+        for c in done:
+            if c.key in journal.records:  # a shared file's proof: only the lines now written
+                journal.records[c.key]["original"] = c.settled_original(journal.records[c.key]["original"])
         journal.finish()
         journal_mod.save(host, journal)
     return plan
@@ -128,17 +131,22 @@ def _refuse_links(host, pending) -> None:
 
 
 def _journal_plan(journal, plan: Plan) -> list[str]:
-    """Record the original of every target this run will write, and adopt kvmtune's own
-    files found without a journal entry (a lost state): their original is their absence."""
-    added = [c.key for c in plan.pending if journal.record(c)]
+    """Record the original of every target this run will write; first name what looks like
+    kvmtune's own but has no record (once recorded, nothing would tell it)."""
+    added = []
     for c in plan.changes:
-        leftover = (isinstance(c, FileChange) and is_ours(c.before)) or \
-                   (isinstance(c, FstabChange) and c.before is not None and c.original() != c.before)
-        if leftover and c.key not in journal.records:
+        if c.key in journal.records:
+            continue
+        warning = unrecorded_warning(c)
+        if warning:
+            plan.warnings.append(warning)
+        # A sealed leftover is adopted even when unchanged, so that rollback removes it.
+        if c.status == PENDING or (isinstance(c, FileChange) and is_ours(c.before)):
             journal.record(c)
             added.append(c.key)
-            plan.warnings.append(f"{c.target} holds kvmtune's own lines but kvmtune had no record of them: "
-                                 "taken as kvmtune's, so rollback removes them")
+    for c in plan.pending:
+        record = journal.records[c.key]
+        record["original"] = c.renewed_original(record["original"])
     return added
 
 

@@ -42,6 +42,7 @@ class TuneFacts:
     irqbalance: tuple | None = None  # (environment file, text) where irqbalance is installed
     shared: dict = {}  # rollback: irqbalance environment file -> current text
     created_dirs: tuple = ()  # rollback: the journaled directories kvmtune created that exist now
+    journaled: dict = {}  # journal key -> original, of the shared files (the proof of kvmtune's lines)
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
@@ -82,6 +83,7 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
 
         _files(host, out)
         out["bls"] = read_entries(host)
+        out["journaled"] = _journaled(host)
     out["owners"] = read_owners(host, profile)
     return TuneFacts(**out)
 
@@ -195,7 +197,17 @@ def _accounts(host, profile) -> dict:
 def _files(host, out: dict) -> None:
     """kvmtune's own files (never through a link) and fstab (through its link, inside the root),
     read as rollback reads them."""
-    from kvmtune.tune.files import FileChange, FstabChange
+    from kvmtune.tune.files import FileChange
+    from kvmtune.tune.fstab import FstabChange
 
     out.update(FileChange.read_rollback(host, [(fid, {"file": fid}) for fid in OWNED_FILES]))
     out.update(FstabChange.read_rollback(host, []))
+
+
+def _journaled(host) -> dict:
+    """The journaled originals of the files kvmtune shares: only they prove which lines are its own."""
+    from kvmtune.tune.journal import load
+
+    journal = load(host)
+    return {} if journal is None else {k: r["original"] for k, r in journal.records.items()
+                                       if r["type"] in ("fstab", "irqbalance")}

@@ -1,12 +1,15 @@
 """irqbalance's ban list: IRQBALANCE_BANNED_CPULIST in its environment file, so the daemon never
 moves IRQs onto isolated CPUs. A minimal edit of a file kvmtune shares with the system: one
 marked assignment appended (the last assignment wins when systemd or a shell reads the file),
-removed again by rollback. irqbalance reads it when it starts: pending-restart."""
+removed again by rollback: only the one the journal proves kvmtune's (kvmtune.tune.lines). irqbalance reads it when it starts: pending-restart."""
 
 from __future__ import annotations
 
+import re
+
 from kvmtune.errors import HostError
 from kvmtune.probe import parse
+from kvmtune.tune import lines
 from kvmtune.tune.change import CHANGED, FAILED, OK, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
 from kvmtune.tune.registry import Field, kind, one_of
@@ -16,28 +19,31 @@ MARK = "# kvmtune: keep IRQs off the isolated CPUs ('kvmtune rollback' removes t
 BINARIES = ("usr/sbin/irqbalance", "usr/bin/irqbalance")
 
 
-def strip_ours(text: str) -> str:
-    lines, out, skip = text.splitlines(), [], False
-    for line in lines:
-        if skip:
-            skip = False
-        elif line == MARK:
-            skip = True
-        else:
-            out.append(line)
-    return "\n".join(out) + ("\n" if out else "")
+BAN = re.compile(r"IRQBALANCE_BANNED_CPULIST=[0-9,-]+\n")
 
 
-def with_ban(text: str, cpus) -> str:
-    base = strip_ours(text)
-    return base + f"{MARK}\nIRQBALANCE_BANNED_CPULIST={parse.format_cpulist(sorted(cpus))}\n"
+def managed(line: str) -> bool:
+    return BAN.fullmatch(line) is not None
 
 
-def restored(original: str, current: str | None) -> str | None:
+def strip_ours(text: str, original) -> str:
+    """The file without the lines the journaled original proves kvmtune's (kvmtune.tune.lines)."""
+    return lines.without_ours(text, original, MARK, managed)
+
+
+def ban_line(cpus) -> str:
+    return f"IRQBALANCE_BANNED_CPULIST={parse.format_cpulist(sorted(cpus))}"
+
+
+def with_ban(text: str, cpus, original) -> str:
+    """The file with kvmtune's ban list; ``original``: the journaled proof, or ``text`` if none."""
+    return lines.with_ours(text, original, MARK, managed, [ban_line(cpus)])
+
+
+def restored(original, current: str | None) -> str | None:
     if current is None:
         return None
-    stripped = strip_ours(current)
-    return original if stripped.splitlines() == original.splitlines() else stripped
+    return lines.restored(original, current, MARK, managed)[0]
 
 
 @kind
@@ -45,11 +51,11 @@ class IrqbalanceChange(Change):
     KIND, ORDER = "irqbalance", 70
     FIELDS = (Field("file", one_of(FILES), "irqbalance's environment file"),)
     when = RESTART
-    __slots__ = ("file", "restart")
+    __slots__ = ("file", "restart", "ban")
 
     def __init__(self, file: str, before, after, status=None, detail="irqbalance's ban list: restart irqbalance",
-                 restart=("irqbalance",)):
-        self.file, self.restart = file, tuple(restart)
+                 restart=("irqbalance",), ban: str | None = None):
+        self.file, self.restart, self.ban = file, tuple(restart), ban  # ban: the line apply adds
         super().__init__(before, after, status, detail)
 
     target = property(lambda self: f"/{self.file}")
@@ -61,7 +67,7 @@ class IrqbalanceChange(Change):
 
     @classmethod
     def read_rollback(cls, host, entries) -> dict:
-        return {"shared": {r["file"]: host.read_optional(r["file"]) for _, r in entries}}
+        return {"shared": {r["file"]: host.read_exact_optional(r["file"]) for _, r in entries}}
 
     @classmethod
     def restore(cls, entries, facts, warnings) -> list:
@@ -75,19 +81,26 @@ class IrqbalanceChange(Change):
 
     @staticmethod
     def parse_original(value):
-        if not isinstance(value, str) or len(value) > 1 << 16:
-            raise ValueError("the irqbalance original is not text")
-        return value
+        return lines.parse_proof(value, managed)
 
     def original(self):
-        return strip_ours(self.before) if self.before is not None else None
+        # As found, before kvmtune's first edit, and the line this run adds.
+        return lines.journaled(self.before, self.before, MARK, managed, [self.ban] if self.ban else [])
+
+    def renewed_original(self, original):
+        return original if self.ban is None else lines.journaled(self.before, original, MARK, managed, [self.ban])
+
+    def settled_original(self, original):
+        if self.ban is None or self.status not in (CHANGED, PENDING_RESTART):
+            return original
+        return lines.journaled(self.after, original, MARK, managed, [])
 
     def temp_paths(self, live: bool) -> list[tuple[str, str]]:
         return [(self.file, "shared")]
 
     def execute(self, host, ctx) -> None:
         try:
-            current = host.read_optional(self.file)
+            current = host.read_exact_optional(self.file)
             if current == self.after:
                 self.status = OK
                 return
@@ -110,7 +123,7 @@ def read_irqbalance(host) -> tuple[str, str] | None:
     if not any(host.exists(b) for b in BINARIES):
         return None
     for rel in FILES:
-        text = host.read_optional(rel)
+        text = host.read_exact_optional(rel)
         if text is not None:
             return rel, text
     return None
@@ -122,4 +135,6 @@ def plan_irqbalance(profile, facts, split, warnings: list[str]) -> list[Irqbalan
     if facts.irqbalance is None:
         return []  # not installed (or no environment file): nothing moves IRQs but the kernel
     rel, text = facts.irqbalance
-    return [IrqbalanceChange(rel, text, with_ban(text, split.isolated))]
+    key = IrqbalanceChange.key_for({"file": rel})
+    return [IrqbalanceChange(rel, text, with_ban(text, split.isolated, facts.journaled.get(key, text)),
+                             ban=ban_line(split.isolated))]

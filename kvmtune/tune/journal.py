@@ -213,20 +213,25 @@ def save(host, journal: Journal) -> None:
     from kvmtune.host import owned
 
     missing = host.path_state(owned.STATE_DIR).missing
+    if missing:
+        journal.data["state_dirs"] = list(missing)
+    text = _text(journal)
+    if len(text) > MAX_STATE:  # the bound load() holds it to: never write a journal rollback refuses
+        raise Refused(f"/{owned.STATE_FILE} would be larger than {MAX_STATE >> 20} MiB with the originals of "
+                      "this run: nothing was changed")
     if not missing:
-        host.write_file(owned.STATE_FILE, _text(journal), 0o600)
+        host.write_file(owned.STATE_FILE, text, 0o600)
         return
     top = missing[0]
     parent = top.rpartition("/")[0]
     stage = f"{parent}/{owned.STAGE}" if parent else owned.STAGE
     if host.exists(stage):
         host.remove_tree(stage)
-    journal.data["state_dirs"] = list(missing)
     inner = stage
     for d in missing:
         inner = stage + d[len(top):]
         host.mkdir(inner, 0o700 if d == owned.STATE_DIR else 0o755)
-    host.write_file(f"{inner}/state.json", _text(journal), 0o600)
+    host.write_file(f"{inner}/state.json", text, 0o600)
     host.rename_dir(stage, top)  # the commit point: the state exists from here on
 
 

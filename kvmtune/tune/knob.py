@@ -31,7 +31,7 @@ class KnobChange(Change):
         return [] if live else [(self.rel, "knob")]  # only a snapshot's knobs are files replaced whole
 
     def read(self, host) -> str | None:
-        raw = host.read_optional(self.rel)
+        raw = host.read_exact_optional(self.rel)  # exact: rollback writes back the bytes it read
         if raw is None:
             return None
         return parse.bracketed(raw) if self.SELECTOR else raw.strip()

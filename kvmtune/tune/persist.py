@@ -19,7 +19,8 @@ from kvmtune.probe.thp import THP_DIR
 from kvmtune.tune.bls import plan_bls
 from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
 from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, systemd_text
-from kvmtune.tune.files import HEADER, MARK, FileChange, FstabChange, fstab_text, foreign_entries, wanted
+from kvmtune.tune.files import HEADER, FileChange, wanted
+from kvmtune.tune.fstab import FstabChange, fstab_text, foreign_entries
 from kvmtune.tune.ksm import ordered_knobs
 from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange
@@ -55,7 +56,7 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
 
     out = [own_file(facts, "sysctl", dropin_text(sysctls, HEADER), "sysctl settings at boot"),
            own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
-    if profile.hugetlbfs or MARK in (facts.fstab or "").splitlines():
+    if profile.hugetlbfs or "fstab" in facts.journaled:  # kvmtune's lines only by the journal's proof
         out.append(_fstab_change(facts, changes, warnings))
     if facts.bls:  # the host boots BLS entries: the arguments go there, not into a GRUB drop-in
         out += plan_bls(facts.bls, boot_args)
@@ -75,7 +76,7 @@ def own_file(facts, file_id: str, text: str | None, detail: str, when: str = NOW
                         when=when, detail=detail)
     if change.status == PENDING and current is not None and after is not None:
         # verify names what someone else put in kvmtune's file.
-        foreign = [l for l in current.text.splitlines() if l not in after.text.splitlines()]
+        foreign = [l for l in current.text.split("\n") if l not in after.text.split("\n")]
         if foreign:
             change.detail += f"; {len(foreign)} line(s) kvmtune would not have written: {foreign[0][:80]!r}"
     return change
@@ -100,12 +101,14 @@ def _boot_size(size_kb: int) -> str:
 
 def _fstab_change(facts, changes, warnings: list[str]) -> FstabChange:
     current = facts.fstab
+    # Without a journal record the file as it is now is the original: no line in it is kvmtune's.
+    proof = facts.journaled["fstab"] if "fstab" in facts.journaled else current
     mounts = [(c.path, c.after) for c in changes if isinstance(c, MountChange) and c.status != BLOCKED]
     # A path fstab already mounts with a line kvmtune did not write is left to that line.
-    foreign = foreign_entries(current, {p for p, _ in mounts})
+    foreign = foreign_entries(current, {p for p, _ in mounts}, proof)
     if foreign:
         warnings.append(f"/etc/fstab already mounts {', '.join(foreign)} with a line kvmtune does not own: "
                         "kvmtune leaves that line as it is (check its options against the profile's)")
     owned = [m for m in mounts if m[0] not in foreign]
-    return FstabChange(current, fstab_text(current, owned), owned, detail="hugetlbfs mounts at boot")
+    return FstabChange(current, fstab_text(current, owned, proof), owned, proof, detail="hugetlbfs mounts at boot")
 

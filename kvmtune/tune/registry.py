@@ -5,7 +5,7 @@ A subsystem's change type declares, as tuned's plugins declare a getter/setter p
 - ``ORDER``: its place in apply's order (rollback runs the reverse);
 - ``read_rollback(host, entries)``: the current values rollback plans against (TuneFacts fields);
 - ``restore(entries, facts, warnings)``: the changes that put the journaled originals back;
-- ``execute`` and ``undo``, and ``parse_original`` where the base's one-line text does not fit.
+- ``execute`` and ``undo``, and ``parse_original`` where the base's (any text apply read, bounded) does not fit.
 From that the base derives the key, identity, parse_identity and from_identity, and the
 journal derives its record grammar (``check_record``). ``@kind`` refuses at import a type that
 leaves a piece out, so a section cannot be half-declared. This module imports no subsystem.

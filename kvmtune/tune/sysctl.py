@@ -49,7 +49,7 @@ def read_sysctl(host, names) -> dict[str, str | None]:
     """Current values of the named sysctls (None: this kernel lacks it)."""
     out = {}
     for name in names:
-        raw = host.read_optional(sysctl_rel(name))
+        raw = host.read_exact_optional(sysctl_rel(name))  # exact: rollback writes back these bytes
         out[name] = None if raw is None else raw.strip()
     return out
 
