@@ -1,23 +1,16 @@
 """The journal (/var/lib/kvmtune/state.json): what kvmtune changed, and how to put it back.
 
-Before the first write of a run, the journal on disk already names every target the
-run may touch, with its original and the directories it may create; a target's
-temp file is named after it (owned.temp_name). So a kill at any instant leaves a
-journal from which rollback finds everything. An original is recorded once, when
-kvmtune first changes a target, and never overwritten, so rollback returns the host to
-how it was before kvmtune, not before the last run. ``run`` says whether the last
-apply, rollback or bench finished: one that did not is an interrupted run.
+Before the first write of a run the journal on disk names every target the run may touch,
+with its original and the directories it may create (a target's temp file is named after
+it, owned.temp_name), so rollback finds everything after a kill at any instant. An original
+is recorded once and never overwritten: rollback returns the host to how it was before
+kvmtune. ``run`` says whether the last apply, rollback or bench finished. A bench journals
+here only while it runs (tune.journal_bench) and then puts back the state file it found.
+The state directory (and var/, var/lib/ in a bare snapshot) is made whole in a staging
+directory and renamed into place; forgetting renames it back out and removes it.
 
-A bench that changes pools or KSM journals here too, only while it runs (its section:
-tune.journal_bench); a bench that ends puts back the state file it found, byte for byte.
-
-The state directory itself (and var/, var/lib/ in a bare snapshot) is made whole in a
-staging directory, journal inside, and renamed into place: it exists complete or not
-at all. Forgetting the state renames it back out and removes it.
-
-This module is the only reader and writer of the state file. check's readers (the boot
-arguments on a BLS host, the applied profiles) get a validated read-only view (read_view),
-so importing this module stays cheap: json, the allow-list and the kinds load when used.
+This module alone reads and writes the state file; check's readers (BLS boot arguments,
+applied profiles) get a validated read-only view, so importing it stays cheap.
 """
 
 from __future__ import annotations
