@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 
 from kvmtune.errors import UsageError
 
+MAX_RESULT = 64 << 20  # a check --json of a 1024-CPU host is under 2 MiB; a guests result more
+
 
 def collect_files(paths: list[str]) -> list[str]:
     files = []
@@ -32,9 +34,10 @@ def collect_files(paths: list[str]) -> list[str]:
 
 def load_result(path: str) -> tuple[dict | None, str | None]:
     """(check report, None) or (None, why it is not one)."""
+    from kvmtune.host.reads import read_input
+
     try:
-        with open(path, "rb") as f:
-            obj = json.loads(f.read())
+        obj = json.loads(read_input(path, MAX_RESULT))
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     except ValueError as exc:

@@ -18,7 +18,9 @@ MAX_NODES = 1024
 
 
 def cpulist(text: str, limit: int = MAX_CPUS) -> list[int]:
-    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11]; empty text -> []. Ids must be below ``limit``."""
+    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11]; empty text -> []. Ids must be below ``limit``,
+    and so must the total: each range may be in bounds while the list is not (``0-8191``
+    repeated to 131 KB would expand to 153 M ids). A kernel's list names each id once."""
     out: list[int] = []
     text = text.strip()
     if not text:
@@ -36,6 +38,8 @@ def cpulist(text: str, limit: int = MAX_CPUS) -> list[int]:
             raise ParseError(f"bad cpu list {text[:40]!r}") from None
         if not 0 <= start <= end < limit:
             raise ParseError(f"cpu range {part[:40]!r} is beyond the {limit} ids a kernel can have")
+        if len(out) + end - start >= limit:  # checked before expanding, so memory stays bounded
+            raise ParseError(f"cpu list {text[:40]!r}... names more than the {limit} ids a kernel can have")
         out.extend(range(start, end + 1))
     return out
 

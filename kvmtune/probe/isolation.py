@@ -196,9 +196,8 @@ def _systemd(host, problems: list[str]) -> tuple | None:
             if line.startswith("CPUAffinity="):
                 value = line.partition("=")[2].strip()
                 try:
-                    cpus: list[int] = []
-                    for word in value.replace(",", " ").split():
-                        cpus += parse.cpulist(word)
+                    # One list, so its total is bounded as one (systemd takes spaces or commas).
+                    cpus = parse.cpulist(",".join(value.replace(",", " ").split()))
                     found = (rel, tuple(sorted(set(cpus))))
                 except ValueError as exc:
                     problems.append(f"/{rel}: {exc}")

@@ -63,7 +63,7 @@ def cpus_section(node: Node) -> CpusRequest:
         except ValueError:
             isolated = ()
         if not isolated:
-            raise spec["isolated"].error(f"expected a CPU list such as 2-15,18-31, got {text!r}")
+            raise spec["isolated"].error(f"expected a CPU list such as 2-15,18-31, got {str(text)[:40]!r}")
     else:
         hk = expect_mapping(spec["housekeeping"], "housekeeping settings")
         for key in hk:

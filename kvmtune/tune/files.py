@@ -8,6 +8,7 @@ found there without a journal record kvmtune's; anything else is the host's orig
 
 from __future__ import annotations
 
+import errno
 import hashlib
 
 from kvmtune.errors import HostError
@@ -92,7 +93,7 @@ class FileChange(Change):
     def read_rollback(cls, host, entries) -> dict:
         """kvmtune's own files, never through a link."""
         paths = {r["file"]: OWNED_FILES[r["file"]] for _, r in entries}
-        return {"files": {fid: host.read_file_state(path) for fid, path in paths.items()},
+        return {"files": {fid: _own_file(host, path) for fid, path in paths.items()},
                 "file_dirs": {fid: host.path_state(path.rsplit("/", 1)[0]).missing for fid, path in paths.items()}}
 
     @classmethod
@@ -164,3 +165,16 @@ class FileChange(Change):
                 host.rmdir(d)
         else:
             host.write_file(self.path, self.before.text, self.before.mode, (self.before.uid, self.before.gid))
+
+
+def _own_file(host, path: str):
+    """One of kvmtune's own files; a FIFO, device or oversized file at its place is bad input
+    (exit 2), never read: kvmtune wrote none of those."""
+    from kvmtune.errors import UsageError
+
+    try:
+        return host.read_file_state(path)
+    except HostError as exc:
+        if exc.errno in (errno.EINVAL, errno.EFBIG):
+            raise UsageError(f"/{path}: {exc.reason}: not a file kvmtune wrote; move it aside to continue") from None
+        raise

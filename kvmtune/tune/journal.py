@@ -15,6 +15,7 @@ applied profiles) get a validated read-only view, so importing it stays cheap.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from kvmtune.errors import HostError, Refused, UsageError
@@ -91,15 +92,16 @@ def load_found(host):
         raise Refused(f"/{state.link} is a symbolic link: kvmtune keeps its state only in a real directory")
     if state.missing:
         return None, None
+    where = f"/{owned.STATE_FILE}"
     try:
-        found = host.read_file_state(owned.STATE_FILE)
+        found = host.read_file_state(owned.STATE_FILE, MAX_STATE)
     except HostError as exc:
-        raise Refused(f"/{owned.STATE_FILE}: {exc.reason}: kvmtune's state is root's (run as root)") from None
+        if exc.errno in (errno.EINVAL, errno.EFBIG):  # a FIFO, device or huge file: never read
+            raise UsageError(f"{where}: {exc.reason}: not kvmtune's state; move it aside to continue") from None
+        raise Refused(f"{where}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if found is None:
         return None, None
-    where, text = f"/{owned.STATE_FILE}", found.text
-    if len(text) > MAX_STATE:
-        raise UsageError(f"{where} is larger than {MAX_STATE >> 20} MiB: not kvmtune's state")
+    text = found.text
     import json
 
     try:
