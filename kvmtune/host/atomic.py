@@ -96,7 +96,10 @@ def write_snapshot_tree(directory: str, dirs: list[str], files: dict[str, str], 
 
 
 def to_tar(directory: str, tar_path: str) -> None:
-    """The snapshot as one tar file (compressed by its name: .tar.gz, .tgz, .tar.xz)."""
+    """The snapshot as one tar file (compressed by its name: .tar.gz, .tgz, .tar.xz), made in
+    memory (a snapshot is a few MiB) and written as any output file is: atomically, replacing
+    a link at its name rather than writing through it into the link's target."""
+    import io
     import tarfile
 
     mode = "w:gz" if tar_path.endswith((".gz", ".tgz")) else "w:xz" if tar_path.endswith(".xz") else "w"
@@ -110,6 +113,8 @@ def to_tar(directory: str, tar_path: str) -> None:
             info.mode = 0o755
         return info
 
-    with tarfile.open(tar_path, mode) as tar:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
         for name in sorted(os.listdir(directory)):
             tar.add(os.path.join(directory, name), arcname=name, filter=plain)
+    atomic_write(tar_path, buffer.getvalue())

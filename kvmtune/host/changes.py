@@ -2,9 +2,10 @@
 
 Mixed into Host (kvmtune.host.door), which owns the root, the paths and the reads. Every
 change is first checked against kvmtune.host.owned (what kvmtune may change at all), then
-made through a descriptor of the directory resolved inside the root, and never through
-a link at the final component: a link where kvmtune would write is refused, naming the
-path. Files are replaced atomically (kvmtune.host.atomic); so are a snapshot's knob files,
+made through a descriptor of its directory reached component by component from the
+root, never following a link on the way nor at the final component: a link anywhere on a
+written path is refused, naming the path (``proc/sys/vm -> ../../etc`` must not make the key
+``vm.passwd`` a write of etc/passwd). Files are replaced atomically (kvmtune.host.atomic); so are a snapshot's knob files,
 since a snapshot's "kernel" is a tree of plain files that a kill must not leave empty.
 """
 
@@ -33,17 +34,6 @@ class HostChanges:
         if not owned.allows(op, rel):
             raise HostError(rel, "not a path kvmtune may change", errno.EPERM)
 
-    def _dir_fd(self, rel_dir: str, nofollow: bool = False) -> int:
-        """A descriptor of a directory, resolved inside the root (``nofollow``: every
-        component must be a real directory)."""
-        if nofollow:
-            return self._walk_nofollow(rel_dir)
-        target = self.resolve(rel_dir) if rel_dir else ""
-        try:
-            return os.open(os.path.join(self.root, target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise HostError(rel_dir or ".", reason(exc), exc.errno) from None
-
     def _walk_nofollow(self, rel_dir: str) -> int:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         done = []
@@ -58,10 +48,11 @@ class HostChanges:
             fd = nxt
         return fd
 
-    def _at(self, rel: str, fn, nofollow_dirs: bool = False):
-        """Run fn(dir_fd, name) on the directory holding rel; OSError becomes HostError."""
+    def _at(self, rel: str, fn):
+        """Run fn(dir_fd, name) on the directory holding rel, every component of it a real
+        directory (a link is ELOOP, refused); OSError becomes HostError."""
         head, _, name = rel.rpartition("/")
-        dir_fd = self._dir_fd(head, nofollow_dirs)
+        dir_fd = self._walk_nofollow(head)
         try:
             return fn(dir_fd, name)
         except OSError as exc:
@@ -121,19 +112,18 @@ class HostChanges:
 
     def write_file(self, rel: str, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
         """Replace a file kvmtune owns, atomically; a link at its place is refused."""
-        from kvmtune.host import owned
         self._guard("file", rel)
         from kvmtune.host.atomic import replace_at
 
         def replace(dir_fd, name):
             self._refuse_link(dir_fd, name)
             replace_at(dir_fd, name, exact_bytes(text), mode, owner)
-        self._at(rel, replace, nofollow_dirs=rel.startswith(owned.STATE_DIR))
+        self._at(rel, replace)
 
     def write_shared(self, rel: str, text: str, create: bool = False) -> None:
-        """Edit a file kvmtune shares with the system (fstab): the link, if it is one, is
-        followed inside the root and stays; the file keeps its mode, owner and xattrs.
-        ``create``: make it (0644) where there is none and no link stands in its place."""
+        """Edit a file kvmtune shares with the system (fstab), never through a link (in a
+        snapshot, etc/fstab -> passwd would edit passwd); the file keeps its mode, owner and
+        xattrs. ``create``: make it (0644) where there is none and no link stands in its place."""
         self._guard("shared", rel)
         from kvmtune.host.atomic import replace_at
 
@@ -143,7 +133,9 @@ class HostChanges:
         target = self.shared_target(rel)
 
         def replace(dir_fd, name):
-            st = os.lstat(name, dir_fd=dir_fd)
+            st = self._refuse_link(dir_fd, name)
+            if st is None:
+                raise OSError(errno.ENOENT, "No such file or directory")
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
             try:
                 xattrs = tuple((k, os.getxattr(fd, k)) for k in os.listxattr(fd))
@@ -153,20 +145,17 @@ class HostChanges:
         self._at(target, replace)
 
     def shared_target(self, rel: str) -> str:
-        """Where a shared file really is (links followed inside the root); it must exist."""
-        target = self.resolve(rel)
-        try:
-            st = os.lstat(os.path.join(self.root, target))
-        except OSError as exc:
-            raise HostError(rel, f"leads to /{target} inside the root, which cannot be edited: {reason(exc)}",
-                            errno.EPERM) from None
+        """A shared file to edit: it must exist, be a regular file and have no link on its
+        path (HostError ELOOP, a refusal, otherwise)."""
+        st = self._at(rel, self._refuse_link)
+        if st is None:
+            raise HostError(rel, "cannot be edited: No such file or directory", errno.ENOENT)
         if not stat.S_ISREG(st.st_mode):
-            raise HostError(rel, f"/{target} is not a regular file", errno.EPERM)
-        return target
+            raise HostError(rel, "is not a regular file", errno.EPERM)
+        return rel
 
     def remove(self, rel: str) -> None:
         """Remove a file kvmtune owns (a link is removed, never followed)."""
-        from kvmtune.host import owned
         self._guard("remove", rel)
 
         def unlink(dir_fd, name):
@@ -174,14 +163,13 @@ class HostChanges:
                 os.unlink(name, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass
-        self._at(rel, unlink, nofollow_dirs=rel.startswith(owned.STATE_DIR))
+        self._at(rel, unlink)
 
     def clear_temp(self, rel: str, op: str) -> bool:
         """Remove the temp file a killed atomic write of ``rel`` left; True if there was one."""
         from kvmtune.host import owned
         self._guard(op, rel)
-        target = self.resolve(rel, follow_last=op == "shared")
-        tmp = owned.temp_name(target)
+        tmp = owned.temp_name(rel)  # beside rel itself: nothing is written through a link
 
         def unlink(dir_fd, name):
             try:
@@ -226,7 +214,7 @@ class HostChanges:
             finally:
                 os.close(fd)
             return True
-        return self._at(rel, make, nofollow_dirs=True)
+        return self._at(rel, make)
 
     def rmdir(self, rel: str) -> bool:
         """Remove an empty directory; False if it is not empty or gone."""
@@ -239,7 +227,7 @@ class HostChanges:
             except OSError:
                 return False
         try:
-            return self._at(rel, remove, nofollow_dirs=True)
+            return self._at(rel, remove)
         except HostError:
             return False
 
@@ -249,9 +237,9 @@ class HostChanges:
         self._guard("dir", dst)
         src_head, _, src_name = src.rpartition("/")
         dst_head, _, dst_name = dst.rpartition("/")
-        src_fd = self._dir_fd(src_head, nofollow=True)
+        src_fd = self._walk_nofollow(src_head)
         try:
-            dst_fd = self._dir_fd(dst_head, nofollow=True)
+            dst_fd = self._walk_nofollow(dst_head)
             try:
                 os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                 os.fsync(dst_fd)

@@ -18,7 +18,6 @@ from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, UNDONE, P
 from kvmtune.tune.created_dirs import CreatedDirs
 from kvmtune.tune.facts import read_for_profile, read_for_rollback
 from kvmtune.tune.files import FileChange, is_ours, unrecorded_warning
-from kvmtune.tune.knob import KnobChange
 from kvmtune.tune.planner import build_plan, plan_rollback
 from kvmtune.tune.pools import PoolChange
 
@@ -121,13 +120,14 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
 
 
 def _refuse_links(host, pending) -> None:
-    """A snapshot's knob that is a link is refused before anything is written (a live
-    kernel's never is one); files are checked as they are read."""
-    if host.live:
-        return
+    """A link anywhere on a path a change writes is refused before anything is written (the
+    host layer refuses it again at the write). The paths are those whose temp files the
+    changes name: files, shared files and a snapshot's knobs (a live kernel's have no links)."""
     for c in pending:
-        if isinstance(c, KnobChange) and host.resolve(c.rel, follow_last=False) != host.resolve(c.rel):
-            raise Refused(f"/{c.rel} is a symbolic link: kvmtune writes nothing through a link")
+        for rel, _ in c.temp_paths(host.live):
+            link = host.path_state(rel).link
+            if link is not None:
+                raise Refused(f"/{link} is a symbolic link: kvmtune writes nothing through a link (/{rel})")
 
 
 def _journal_plan(journal, plan: Plan) -> list[str]:
@@ -213,7 +213,9 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         journal = journal_mod.load(host)
         if journal is None:
             return None, []
-        return plan_rollback(journal.records, read_for_rollback(host, journal.records)), []
+        plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
+        journal_mod.hold_unbound(host, plan)
+        return plan, []
     preflight(host)
     with Locked(host, wait):
         journal = journal_mod.load(host)
@@ -223,6 +225,7 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         journal.begin("rollback")
         journal_mod.save(host, journal)
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
+        journal_mod.hold_unbound(host, plan)
         for c in plan.pending:
             c.execute(host, Context())
         unsettled = {c.key for c in plan.changes if c.status in (FAILED, BLOCKED)}

@@ -48,10 +48,8 @@ class FstabChange(Change):
 
     @classmethod
     def read_rollback(cls, host, entries) -> dict:
-        """fstab, through its link if it is one (inside the root): a link that leads nowhere
-        editable is refused here, before any write."""
-        if host.exists(FSTAB):
-            host.shared_target(FSTAB)
+        """fstab, read through its link if it is one (inside the root); a write never follows
+        it (engine._refuse_links refuses before a run, the host layer at the write)."""
         return {"fstab": host.read_exact_optional(FSTAB)}
 
     @classmethod
