@@ -143,3 +143,27 @@ def test_collected_results_that_are_not_files_or_too_big(tmp_path, what, command
     code, out, err, _ = kvmtune(command, str(results))
     answered(code, err, (1, 2))
     assert "host-a.json" in out + err
+
+
+def test_a_full_check_reads_each_file_once(host_roots):
+    """The node list is read by the numa facts and by the ksm check's node count: one read."""
+    from collections import Counter
+
+    from kvmtune.checks import HOST_FACTS, REGISTRY
+    from kvmtune.checks.read import read_facts
+    from kvmtune.host.door import Host
+
+    class Counting(Host):
+        def __init__(self, root):
+            super().__init__(root)
+            self.reads = Counter()
+
+        def read(self, rel, limit=1 << 20):
+            self.reads[rel] += 1
+            return super().read(rel, limit)
+
+    host = Counting(str(host_roots["amd-epyc7451-96c-8n"]))
+    names = [n for c in REGISTRY.values() for n in c[3]] + list(HOST_FACTS)
+    read_facts(host, list(dict.fromkeys(names)))
+    assert host.reads["sys/devices/system/node/online"] == 1
+    assert [rel for rel, n in host.reads.items() if n > 1] == []

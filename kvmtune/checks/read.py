@@ -161,6 +161,8 @@ def _vulns(host, got):
 
 
 def _node_ids(host, got):
+    if got.numa is not None:  # the numa facts read the same node list: read it once
+        return tuple(n.id for n in got.numa.nodes)
     from kvmtune.probe.numa import read_node_ids
     return read_node_ids(host)
 
@@ -253,6 +255,7 @@ def read_facts(host, names, as_user: str | None = None) -> Facts:
                 raise
             values[name] = Unknown(_describe(exc))
 
-    for name in ("hostname", *names):
+    # node_ids last (nothing depends on it): when numa is read at all, it is read by then.
+    for name in ("hostname", *sorted(names, key=lambda n: n == "node_ids")):
         need(name)
     return Facts(host.root, host.live, as_user, values)
