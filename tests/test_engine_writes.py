@@ -7,6 +7,7 @@ All on snapshot trees (the live kernel is never touched here).
 
 import json
 import os
+import shutil
 import tarfile
 
 import pytest
@@ -144,3 +145,29 @@ def test_a_sysctl_is_bound_by_kvmtunes_drop_in(run_cli, root, tmp_path, persist)
     else:  # nothing but the journal names it: kept for a person, not written
         assert code == 1 and value == "5\n", (out, err)
         assert "sysctl:vm.dirty_ratio" in _state(root)["records"]
+
+
+@pytest.mark.parametrize("op, rel, linked, target", [
+    ("write", "proc/sys/vm/passwd", "proc/sys/vm", "../../etc"),
+    ("write_file", "etc/sysctl.d/99-zz-kvmtune.conf", "etc/sysctl.d", "../elsewhere"),
+    ("write_shared", "etc/fstab", "etc/fstab", "passwd"),
+    ("remove", "etc/sysctl.d/99-zz-kvmtune.conf", "etc/sysctl.d", "../elsewhere"),
+])
+def test_the_host_resolves_every_written_component_without_following_links(root, op, rel, linked, target):
+    # The host layer itself, without the engine's check before the run: a link anywhere on
+    # the path is refused at the write.
+    from kvmtune.errors import HostError
+    from kvmtune.host.writable import WritableHost
+
+    os.makedirs(os.path.join(root, "elsewhere"))
+    write_tree(root, {"elsewhere/99-zz-kvmtune.conf": "keep\n"})
+    path = os.path.join(root, linked)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(target, path)
+    before = tree_state(root)
+    with pytest.raises(HostError, match="symbolic link"):
+        getattr(WritableHost(root), op)(*((rel,) if op == "remove" else (rel, "7\n")))
+    assert tree_state(root) == before, tree_diff(before, tree_state(root))

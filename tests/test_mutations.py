@@ -16,6 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAFETY = "tests/test_engine_safety.py::"
 BENCH = "tests/test_bench_journal.py::"
+WRITES = "tests/test_engine_writes.py::"
+RESOURCES = "tests/test_resources.py::"
 
 MUTANTS = {
     "read-back": ("kvmtune/tune/knob.py", "got = self.read(host)  # the kernel's answer, not the write's",
@@ -45,6 +47,30 @@ MUTANTS = {
                                 [SAFETY + "test_the_host_never_writes_through_a_link"]),
     "the lock": ("kvmtune/host/mounts.py", "fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))", "pass",
                  ["tests/test_apply.py::test_lock_refuses_a_second_apply"]),
+    "written paths walked component by component": (
+        "kvmtune/host/changes.py", "        dir_fd = self._walk_nofollow(head)",
+        "        dir_fd = os.open(self.real(head) if head else self.root, os.O_RDONLY | os.O_DIRECTORY)",
+        [WRITES + "test_the_host_resolves_every_written_component_without_following_links"]),
+    "links refused before the run": ("kvmtune/tune/engine.py", "            link = host.path_state(rel).link",
+                                     "            link = None",
+                                     [WRITES + "test_a_linked_directory_on_a_knob_path_is_never_written_through"]),
+    "snapshot tar written atomically": ("kvmtune/host/atomic.py", "    atomic_write(tar_path, buffer.getvalue())",
+                                        "    open(tar_path, 'wb').write(buffer.getvalue())",
+                                        [WRITES + "test_snapshot_tar_never_follows_a_link_at_its_name"]),
+    "sysctl records bound to the drop-in": ("kvmtune/tune/journal.py", "        if c.name not in bound:",
+                                            "        if False:",
+                                            [WRITES + "test_rollback_writes_no_sysctl_that_kvmtunes_drop_in_does_not_name"]),
+    "state size cap": ("kvmtune/tune/journal.py", "MAX_STATE = 16 << 20", "MAX_STATE = 1 << 40",
+                       [RESOURCES + "test_state_file_that_is_not_a_file_or_too_big"]),
+    "drop-in size cap": ("kvmtune/host/reads.py", "def read_file_state(self, rel: str, limit: int = MAX_READ)",
+                         "def read_file_state(self, rel: str, limit: int = 1 << 40)",
+                         [RESOURCES + "test_own_drop_in_that_is_not_a_file_or_too_big"]),
+    "own files opened non-blocking": ("kvmtune/host/reads.py",
+                                      "os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)",
+                                      "os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)",
+                                      [RESOURCES + "test_own_drop_in_that_is_not_a_file_or_too_big"]),
+    "cpu list total cap": ("kvmtune/host/cpulist.py", "        if len(out) + end - start >= limit:",
+                           "        if False:", [RESOURCES + "test_partition_isolated_is_bounded_in_total"]),
     "journal validation": ("kvmtune/tune/journal.py", "        check_record(key, record)", "        pass",
                            ["tests/test_engine_paths.py::test_tampered_state_is_refused_before_rollback_acts"]),
     "undo read back": ("kvmtune/tune/engine.py", "            kept = _not_back(host, {k: journal.records[k] for k in added})",

@@ -42,6 +42,11 @@ class HostChanges:
             try:
                 nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as exc:
+                if exc.errno == errno.ENOTDIR:  # O_DIRECTORY answers a link so: say which it is
+                    try:
+                        self._refuse_link(fd, part)
+                    except OSError as link:
+                        exc = link
                 os.close(fd)
                 raise HostError("/".join(done), reason(exc), exc.errno) from None
             os.close(fd)
