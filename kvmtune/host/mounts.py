@@ -52,10 +52,16 @@ class HostMounts:
             return
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.umount2(self.path(rel).encode(), 8) != 0:  # 8: UMOUNT_NOFOLLOW
-            err = ctypes.get_errno()
-            raise HostError(rel, f"umount: {os.strerror(err)}", err)
+        head, _, name = rel.rpartition("/")
+        fd = self._walk_nofollow(head)  # no link on the way: /mnt -> elsewhere must not pick the mount
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            # 8: UMOUNT_NOFOLLOW, for the last component; the directory is the one walked to.
+            if libc.umount2(f"/proc/self/fd/{fd}/{name}".encode(), 8) != 0:
+                err = ctypes.get_errno()
+                raise HostError(rel, f"umount: {os.strerror(err)}", err)
+        finally:
+            os.close(fd)
 
     def _record_snapshot_mounts(self, text: str) -> None:
         from kvmtune.host.atomic import replace_at
