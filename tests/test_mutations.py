@@ -57,7 +57,7 @@ MUTANTS = {
     "snapshot tar written atomically": ("kvmtune/host/atomic.py", "    atomic_write(tar_path, buffer.getvalue())",
                                         "    open(tar_path, 'wb').write(buffer.getvalue())",
                                         [WRITES + "test_snapshot_tar_never_follows_a_link_at_its_name"]),
-    "sysctl records bound to the drop-in": ("kvmtune/tune/journal.py", "        if c.name not in bound:",
+    "sysctl records bound to the drop-in": ("kvmtune/tune/binding.py", "        if c.name not in bound:",
                                             "        if False:",
                                             [WRITES + "test_rollback_writes_no_sysctl_that_kvmtunes_drop_in_does_not_name"]),
     "state size cap": ("kvmtune/tune/journal.py", "MAX_STATE = 16 << 20", "MAX_STATE = 1 << 40",

@@ -14,6 +14,7 @@ import errno
 
 from kvmtune.errors import Busy, HostError, Refused
 from kvmtune.tune import journal as journal_mod
+from kvmtune.tune.binding import hold_unbound
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, UNDONE, Plan
 from kvmtune.tune.created_dirs import CreatedDirs
 from kvmtune.tune.facts import read_for_profile, read_for_rollback
@@ -214,7 +215,7 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         if journal is None:
             return None, []
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
-        journal_mod.hold_unbound(host, plan)
+        hold_unbound(host, plan)
         return plan, []
     preflight(host)
     with Locked(host, wait):
@@ -225,7 +226,7 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         journal.begin("rollback")
         journal_mod.save(host, journal)
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
-        journal_mod.hold_unbound(host, plan)
+        hold_unbound(host, plan)
         for c in plan.pending:
             c.execute(host, Context())
         unsettled = {c.key for c in plan.changes if c.status in (FAILED, BLOCKED)}

@@ -1,0 +1,51 @@
+"""What binds a journal record to what apply wrote, checked before rollback writes anything.
+
+A journal is root-writable data: on its own it must not make rollback write, say,
+kernel.core_pattern. A sysctl record is bound when kvmtune's own sysctl drop-in (or the temp
+file a killed write of it left) names the sysctl, or a shipped profile sets it. A checksum in
+the journal would bind nothing: whoever writes the file can recompute it.
+"""
+
+from __future__ import annotations
+
+from kvmtune.errors import HostError
+
+
+def hold_unbound(host, plan) -> None:
+    """Mark ``blocked`` every sysctl a rollback plan would write that nothing but the journal
+    asks for; the record is kept (rollback forgets only what is back) and the detail says how
+    to restore it by hand. A journal is root-writable data: alone it must not make rollback
+    write kernel.core_pattern. Bound are the sysctls kvmtune's own drop-in names (or its temp
+    file, left by a killed write) and those a shipped profile sets."""
+    from kvmtune.tune.change import BLOCKED, PENDING
+    from kvmtune.tune.sysctl import SysctlChange
+
+    asked = [c for c in plan.changes if isinstance(c, SysctlChange) and c.status == PENDING]
+    bound = bound_sysctls(host) if asked else set()
+    for c in asked:
+        if c.name not in bound:
+            c.status = BLOCKED
+            c.detail = (f"not restored: neither kvmtune's drop-in nor a shipped profile names {c.name}, so the "
+                        f"journal alone may not ask for it; if {c.shown(c.after)!r} is right: sysctl -w {c.name}=VALUE")
+
+
+def bound_sysctls(host) -> set[str]:
+    from kvmtune.errors import KvmtuneError
+    from kvmtune.host import owned
+    from kvmtune.profile import load_profile, shipped_profiles
+    from kvmtune.tune.sysctl import DROPIN, parse_conf, split_optional
+
+    names: set[str] = set()
+    for rel in (DROPIN, owned.temp_name(DROPIN)):
+        try:
+            found = host.read_file_state(rel)
+        except HostError:
+            continue
+        if found is not None:
+            names.update(split_optional(k)[0].replace("/", ".") for k in parse_conf(found.text))
+    for path in shipped_profiles().values():
+        try:
+            names.update(split_optional(k)[0] for k in load_profile(path).sysctl)
+        except KvmtuneError:
+            continue
+    return names
