@@ -34,7 +34,7 @@ def collect_files(paths: list[str]) -> list[str]:
 
 def load_result(path: str) -> tuple[dict | None, str | None]:
     """(check report, None) or (None, why it is not one)."""
-    from kvmtune.host.reads import read_input
+    from kvmtune.host.inputs import read_input
 
     try:
         obj = json.loads(read_input(path, MAX_RESULT))

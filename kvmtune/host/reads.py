@@ -35,30 +35,8 @@ NOT_REGULAR = "not a regular file"
 MANIFEST = "kvmtune-snapshot.json"
 
 
-def _too_big(limit: int) -> str:
+def too_big(limit: int) -> str:
     return f"larger than {limit >> 20 or limit} {'MiB' if limit >= 1 << 20 else 'bytes'}: not read"
-
-
-def read_input(path: str, limit: int = MAX_READ) -> bytes:
-    """An operator's input file, outside any host root (a collected check result): bounded
-    as the host's files are. Regular files only, opened non-blocking (a FIFO never blocks),
-    its size judged before reading. OSError (EINVAL, EFBIG) otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not _stat.S_ISREG(st.st_mode):
-            raise OSError(_errno.EINVAL, NOT_REGULAR)
-        if st.st_size > limit:
-            raise OSError(_errno.EFBIG, _too_big(limit))
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:  # grew since fstat
-            raise OSError(_errno.EFBIG, _too_big(limit))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _entry_kind(entry) -> str:
@@ -115,7 +93,7 @@ class HostReads:
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > limit:
-                        raise HostError(rel, _too_big(limit), _errno.EFBIG)
+                        raise HostError(rel, too_big(limit), _errno.EFBIG)
                     if st.st_size and len(chunk) < step:
                         break
             finally:
@@ -182,13 +160,13 @@ class HostReads:
             if not _stat.S_ISREG(st.st_mode):
                 raise HostError(rel, NOT_REGULAR, _errno.EINVAL)
             if st.st_size > limit:
-                raise HostError(rel, _too_big(limit), _errno.EFBIG)
+                raise HostError(rel, too_big(limit), _errno.EFBIG)
             chunks, size = [], 0
             while chunk := os.read(fd, min(1 << 16, limit + 1 - size)):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:  # grew since fstat
-                    raise HostError(rel, _too_big(limit), _errno.EFBIG)
+                    raise HostError(rel, too_big(limit), _errno.EFBIG)
         finally:
             os.close(fd)
         return FileState(exact_text(b"".join(chunks)), _stat.S_IMODE(st.st_mode),
