@@ -107,8 +107,11 @@ def _command(cmd: Cmd):
         if cmd.positional:
             value = given.get(cmd.positional[0].rstrip("*?"))
             words = list(value) if isinstance(value, list) else [] if value is None else [value]
+        from kvmtune.cli_parse import asks_json
+
         root = (ctx.obj or {}).get("root")
-        raise typer.Exit(guarded(lambda: _load(cmd.runner)(build(cmd, settings, words, root))))
+        as_json = any(asks_json(opt, value) for opt, value in settings)
+        raise typer.Exit(guarded(lambda: _load(cmd.runner)(build(cmd, settings, words, root)), as_json=as_json))
 
     params = _parameters(cmd)
     run.__signature__ = inspect.Signature(params)

@@ -73,6 +73,31 @@ def build(cmd: Cmd, settings: list[tuple[Opt, object]], words: list[str], root: 
     return opts
 
 
+def asks_json(opt: Opt, value) -> bool:
+    """Whether this option, given this value, asks for JSON output (--json, --format json)."""
+    return (opt.field == "json" and value is True) or (opt.field == "format" and value == "json")
+
+
+def json_requested(argv: list[str]) -> bool:
+    """Whether a command line asks for JSON, read before (or without) parsing it whole: a usage
+    error on a --json command line must still print one JSON object."""
+    args = hoist_root(list(argv)) or list(argv)
+    if args[:1] == ["--root"]:
+        args = args[2:]
+    cmd = COMMANDS.get(args[0]) if args else None
+    if cmd is None:
+        return False
+    for i, arg in enumerate(args[1:], 1):
+        name, eq, inline = arg.partition("=")
+        opt = cmd.option(name)
+        if opt is None:
+            continue
+        value = opt.value if opt.kind == "flag" else inline if eq else args[i + 1] if i + 1 < len(args) else None
+        if asks_json(opt, value):
+            return True
+    return False
+
+
 def _shown(opt: Opt, value) -> str:
     return opt.names[-1] if opt.kind == "flag" else f"{opt.names[-1]} {value}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kvmtune.errors import EXIT_USAGE, KvmtuneError, error_line, guarded
+from kvmtune.errors import EXIT_USAGE, KvmtuneError, fail, guarded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,23 +21,43 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"kvmtune {__version__}\n")
         return 0
     if "_KVMTUNE_COMPLETE" not in os.environ:  # shell completion is typer's
-        from kvmtune.cli_parse import _load, fast_options
+        from kvmtune.cli_parse import _load, fast_options, json_requested
         from kvmtune.cli_spec import COMMANDS
 
         try:
             fast = fast_options(argv)
         except KvmtuneError as exc:  # contradictory options, a choice not offered
-            sys.stderr.write(error_line(exc))
-            return exc.exit_code
+            return fail(f"{exc}{_see_help(argv)}", exc.exit_code, json_requested(argv))
         if fast is not None:
             command, opts = fast
-            return guarded(_load(COMMANDS[command].runner), opts)
-    from kvmtune.cli import app
-    from kvmtune.cli_parse import hoist_root
+            return guarded(_load(COMMANDS[command].runner), opts, as_json=opts.wants_json)
+    return _typer_main(argv)
 
+
+def _typer_main(argv: list[str]) -> int:
+    """typer's app, with its usage errors said in kvmtune's one style (not typer's box) and,
+    on a --json command line, as one JSON object too."""
+    import typer
+    import typer.main
+
+    from kvmtune.cli import app
+    from kvmtune.cli_parse import hoist_root, json_requested
+
+    command = typer.main.get_command(app)
     try:
-        app(args=hoist_root(argv) or argv, prog_name="kvmtune")
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-    return 0
+        code = command.main(args=hoist_root(argv) or argv, prog_name="kvmtune", standalone_mode=False)
+    except typer.TyperException as exc:  # typer's own click: every usage error derives from it
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'kvmtune': the help, as a usage error
+            sys.stderr.write(exc.format_message() + "\n")
+            return EXIT_USAGE
+        return fail(exc.format_message() + _see_help(argv), getattr(exc, "exit_code", EXIT_USAGE), json_requested(argv))
+    except typer.Abort:
+        return fail("interrupted", 130, json_requested(argv), prefix="")
+    return code if isinstance(code, int) else 0
+
+
+def _see_help(argv: list[str]) -> str:
+    from kvmtune.cli_spec import COMMANDS
+
+    words = [w for w in argv if w in COMMANDS][:1]
+    return f" (see '{' '.join(['kvmtune', *words])} --help')"

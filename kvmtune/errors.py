@@ -89,25 +89,32 @@ def quoted(text: str, limit: int = 80) -> str:
     return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
 
 
-def error_line(exc: BaseException) -> str:
-    return f"kvmtune: error: {printable(str(exc))}\n"
+def fail(message: str, code: int, as_json: bool = False, prefix: str = "error: ") -> int:
+    """Say what went wrong, in kvmtune's one style (input escaped), and return the exit code.
+    With --json, stdout still gets exactly one object (Ansible parses it whatever the exit
+    code), in the shape of apply's result: failed, changed, msg and rc."""
+    message = printable(message)
+    sys.stderr.write(f"kvmtune: {prefix}{message}\n")
+    if as_json:
+        from kvmtune.fastjson import dumps
+
+        sys.stdout.write(dumps({"failed": True, "changed": False, "msg": message, "rc": code}) + "\n")
+    return code
 
 
-def guarded(fn, *args) -> int:
+def guarded(fn, *args, as_json: bool = False) -> int:
     """Run a command body: domain errors become a message and their exit code."""
     try:
         return fn(*args)
     except KvmtuneError as exc:
-        sys.stderr.write(error_line(exc))
-        return exc.exit_code
+        return fail(str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt:
-        sys.stderr.write("kvmtune: interrupted\n")
-        return 130
+        return fail("interrupted", 130, as_json, prefix="")
     except BrokenPipeError:
         return 0
     except Exception as exc:  # an internal error: say so plainly, trace only on request
         if os.environ.get("KVMTUNE_DEBUG") == "1":
             raise
-        sys.stderr.write(f"kvmtune: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
-                         "(set KVMTUNE_DEBUG=1 to see the traceback)\n")
+        fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL, as_json, prefix="")
+        sys.stderr.write("(set KVMTUNE_DEBUG=1 to see the traceback)\n")
         return EXIT_INTERNAL

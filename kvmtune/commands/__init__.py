@@ -10,3 +10,8 @@ class Options:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({vars(self)})"
+
+    @property
+    def wants_json(self) -> bool:
+        """--json (or --format json): even a failure prints one JSON object."""
+        return getattr(self, "json", False) is True or getattr(self, "format", None) == "json"
