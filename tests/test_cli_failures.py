@@ -10,6 +10,7 @@ import pytest
 
 from kvmtune.cli_spec import COMMANDS
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
+from tests.support.failure import failure_object
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,12 +59,7 @@ def _cases():
 
 def assert_one_failure_object(code, out, err):
     assert code in (2, 4, 5), (code, out, err)
-    lines = out.splitlines()
-    assert len(lines) == 1, out  # exactly one object, and nothing else on stdout
-    obj = json.loads(lines[0])
-    assert obj["failed"] is True and obj["changed"] is False
-    assert obj["rc"] == code
-    assert obj["msg"] and obj["msg"] in err
+    failure_object(code, out, err)
     assert err.startswith("kvmtune: error: ") and "╭" not in err and "Traceback" not in err
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.support.treestate import tree_diff, tree_state
+from tests.support.failure import failure_object
 
 
 @pytest.fixture
@@ -37,7 +38,8 @@ def refused(run_cli, root, tmp_path):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         assert code == 2, (code, out, err)
-        assert out == "" and "Traceback" not in err
+        failure_object(code, out, err)
+        assert "Traceback" not in err
         assert err.startswith(f"kvmtune: error: {named or path}"), err
         assert tree_state(root) == before, tree_diff(before, tree_state(root))
         return err

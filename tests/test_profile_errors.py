@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.test_apply import tree
+from tests.support.failure import failure_object
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_bad_profile(name, text, where, what, root, tmp_path, run_cli):
     for command in ("apply", "plan", "verify"):
         code, out, err = run_cli("--root", root, command, str(path), "--json")
         assert code == 2, (command, err)
-        assert out == ""
+        failure_object(code, out, err)  # one object for Ansible, the message on stderr
         assert err.startswith(f"kvmtune: error: {path}"), err
         assert where in err and what in err, err
         assert "Traceback" not in err

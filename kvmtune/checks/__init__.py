@@ -63,8 +63,12 @@ def validate_selectors(selectors: list[str], option: str) -> None:
     known = set(CHECK_IDS) | set(AREAS)
     bad = [s for s in selectors if s not in known]
     if bad:
-        raise UsageError(f"{option}: unknown check or area {', '.join(map(repr, bad))}; "
-                         f"known: {', '.join(CHECK_IDS)}")
+        import difflib
+
+        close = [c for s in bad for c in difflib.get_close_matches(s, sorted(known), n=1)]
+        hint = (f"did you mean {', '.join(map(repr, close))}?" if len(close) == len(bad)
+                else f"known: {', '.join(CHECK_IDS)}")
+        raise UsageError(f"{option}: unknown check or area {', '.join(map(repr, bad))}; {hint}")
 
 
 def selected(only: list[str], skip: list[str]) -> list[str]:

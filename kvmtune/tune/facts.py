@@ -15,6 +15,7 @@ from kvmtune.grammar import digits
 @record
 class TuneFacts:
     sysctl: dict = {}  # name -> current value (None: absent)
+    sysctl_names: tuple = ()  # every sysctl on the host, read only when a named one is absent
     pools: dict = {}  # (size_kb, node or None) -> current page count text
     hugepages: object = None  # probe.hugepages.HugepageFacts
     numa: object = None  # probe.numa.NumaFacts
@@ -48,10 +49,12 @@ class TuneFacts:
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
     from kvmtune.probe.system import read_cmdline, read_mounts
     from kvmtune.tune.conflicts import read_owners
-    from kvmtune.tune.sysctl import read_sysctl, split_optional
+    from kvmtune.tune.sysctl import read_sysctl, read_sysctl_names, split_optional
 
     out: dict = {"cmdline": tuple(read_cmdline(host))}
     out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
+    if None in out["sysctl"].values():  # for "did you mean": what this host does have
+        out["sysctl_names"] = read_sysctl_names(host)
     needs_pools = bool(profile.hugepages or profile.hugetlbfs)
     if needs_pools or persist:
         out["mounts"] = tuple(read_mounts(host) or ())

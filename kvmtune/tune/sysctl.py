@@ -54,6 +54,54 @@ def read_sysctl(host, names) -> dict[str, str | None]:
     return out
 
 
+MAX_NAMES = 65536  # /proc/sys holds a few thousand names, net's per-device copies included
+
+
+def read_sysctl_names(host) -> tuple[str, ...]:
+    """Every sysctl name under /proc/sys, dotted: read only when a profile names one that is
+    absent, to say which name was meant."""
+    out: list[str] = []
+    todo = [PROC_SYS]
+    while todo and len(out) < MAX_NAMES:
+        rel = todo.pop()
+        for entry in host.listdir(rel):
+            path = f"{rel}/{entry}"
+            if host.is_dir(path):
+                if path.count("/") < 10:
+                    todo.append(path)
+            else:
+                out.append(path[len(PROC_SYS) + 1:].replace("/", "."))
+    return tuple(out)
+
+
+def documented_sysctls() -> frozenset[str]:
+    """The names the kernel's Documentation/admin-guide/sysctl documents (kvmtune/data, made by
+    scripts/make_sysctl_names.py)."""
+    import os
+
+    from kvmtune.fastjson import loads
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                        "sysctl_documented.json")
+    with open(path, encoding="utf-8") as fh:
+        return frozenset(loads(fh.read())["names"])
+
+
+def absent_hint(name: str, known) -> str:
+    """What to say of a sysctl this host lacks. A name the kernel documents may be missing on
+    some kernels: '-' (skip where absent) fits it. Any other name is most likely a typo, and
+    '-' would turn the typo into a setting silently skipped: name the nearest one instead."""
+    if name in documented_sysctls():
+        return (f"the kernel documents it, but this kernel lacks it; write '-{name}' to skip it "
+                "where it is missing")
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "the kernel's sysctl documentation does not name it either: check the spelling"
+
+
 def read_later_files(host) -> dict[str, str]:
     """sysctl.d files that systemd-sysctl applies after kvmtune's drop-in: path -> text."""
     ours = DROPIN.rsplit("/", 1)[1]
@@ -77,7 +125,7 @@ def plan_sysctl(profile, facts, warnings: list[str]) -> list[SysctlChange]:
                 warnings.append(f"sysctl {name} does not exist on this kernel: skipped (marked optional with '-')")
                 continue
             raise node.error(f"no such sysctl on this host (/{sysctl_rel(name)} does not exist); "
-                                 f"write '-{name}' if it may be missing on some kernels")
+                             + absent_hint(name, facts.sysctl_names))
         changes.append(SysctlChange(name, current, value))
     return changes
 
