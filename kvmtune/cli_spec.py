@@ -74,8 +74,8 @@ APPLY = "kvmtune.commands.apply:ApplyOptions"
 PATHS = "kvmtune.commands.report:PathsOptions"
 
 COMMANDS = {c.name: c for c in (
-    Cmd("check", "Judge this host's readiness for KVM guests. Exit 0 ready, 1 not ready, 2 bad usage, "
-        "3 internal error, 4 not permitted.",
+    Cmd("check", "Judge this host's readiness for KVM guests. Exit 0 ready, 1 not ready (or not judged), "
+        "2 bad usage, 3 internal error, 4 not permitted.",
         "kvmtune.commands.check:CheckOptions", "kvmtune.commands.check:run_check", [
             Opt("--json", "format", "One JSON object on stdout (the same as --format json).", value="json",
                 param="json_"),

@@ -20,7 +20,8 @@ EXIT_BUSY = 5  # another kvmtune run holds the lock, or an interrupted run must 
 # One line each, for the man page (the README's table says more).
 EXIT_MEANINGS = {
     EXIT_OK: "Success; for check, the host is ready.",
-    EXIT_NOT_READY: "check: not ready; verify: drift; apply: failed (and undone); report: a host not ready.",
+    EXIT_NOT_READY: "check: not ready, or not judged (--only/--skip left out kvm.device); verify: drift; "
+                    "apply: failed (and undone); report: a host not ready.",
     EXIT_USAGE: "Bad usage or bad input (an option, a profile, a path); nothing was changed.",
     EXIT_INTERNAL: "Internal error: a message, no traceback (KVMTUNE_DEBUG=1 shows it).",
     EXIT_REFUSED: "Not permitted: root needed, permission denied, or something kvmtune will not do "

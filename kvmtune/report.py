@@ -97,11 +97,15 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     pools: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "free": 0, "hosts": 0})
     ksm_saved = 0
     guest_reports = []
+    loaded = []
     for path in collect_files(paths):
         report, why = load_result(path)
         if report is None:
             invalid.append({"path": path, "error": why})
-            continue
+        else:
+            loaded.append((path, report))
+    loaded, duplicates = newest_per_host(loaded)
+    for path, report in loaded:
         if "guests" in report:
             guest_reports.append((report["host"].get("hostname") or path, report))
             continue
@@ -132,6 +136,7 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     return {
         "hosts": hosts,
         "invalid": invalid,
+        "duplicates": duplicates,
         "counts": {"hosts": len(hosts), "ready": ready, "not_ready": len(hosts) - ready, "invalid": len(invalid)},
         "strict": strict,
         "reasons": [{"check": c, "status": s, "detail": d, "hosts": sorted(h)}
@@ -144,6 +149,35 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
         "cpu_baseline": _cpu_baseline(facts),
         "guests": guests_summary(guest_reports),
     }
+
+
+def newest_per_host(loaded: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[dict]]:
+    """One result per host and kind (check or guests): the newest file (by modification time,
+    a later path on a tie) counts, the others are named in ``duplicates``. A result without a
+    hostname is its own host."""
+    newest: dict[tuple, tuple[int, int]] = {}
+    for i, (path, report) in enumerate(loaded):
+        name = (report.get("host") or {}).get("hostname")
+        if not name:
+            continue
+        key = ("guests" in report, name)
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            stamp = 0
+        if key not in newest or (stamp, i) >= newest[key]:
+            newest[key] = (stamp, i)
+    kept, dropped = [], defaultdict(list)
+    for i, (path, report) in enumerate(loaded):
+        name = (report.get("host") or {}).get("hostname")
+        key = ("guests" in report, name)
+        if name and newest[key][1] != i:
+            dropped[key].append(path)
+        else:
+            kept.append((path, report))
+    duplicates = [{"host": key[1], "kind": "guests" if key[0] else "check", "kept": loaded[newest[key][1]][0],
+                   "left_out": paths} for key, paths in dropped.items()]
+    return kept, duplicates
 
 
 OFF_HUGE = 0.05  # of resident guest RAM on 4K pages: a guest "off huge pages"

@@ -51,9 +51,10 @@ class Report:
     """The checks that ran, the verdict, and the facts they were judged on."""
 
     def __init__(self, checks: list[Check], ready: bool, facts: Facts, strict: bool,
-                 summary: dict[str, int]):
+                 summary: dict[str, int], judged: bool = True):
         self.checks = checks
         self.ready = ready
+        self.judged = judged  # False: the checks that decide readiness were left out
         self.facts = facts
         self.strict = strict
         self.summary = summary
@@ -96,7 +97,10 @@ def run_checks(facts: Facts, only: list[str] | None = None, skip: list[str] | No
     blocking = {FAIL, WARN, UNKNOWN} if strict else {FAIL}
     blocked = [c for c in results
                if c.status in blocking or (c.id in ESSENTIAL and c.status == UNKNOWN)]
-    ready = not blocked
+    # --only/--skip that leave out what decides readiness leave it undecided: never READY.
+    ran = {c.id for c in results}
+    unjudged = [c for c in ESSENTIAL if c not in ran and (facts.live or c == "kvm.device")]
+    ready = not blocked and not unjudged
     summary = {s: 0 for s in STATUSES}
     for c in results:
         summary[c.status] += 1
@@ -105,12 +109,16 @@ def run_checks(facts: Facts, only: list[str] | None = None, skip: list[str] | No
         if ready:
             verdict = Check("ready", PASS, TITLES["ready"],
                             f"{n} check{'s' if n != 1 else ''}, none blocking" + (" (strict)" if strict else ""))
+        elif not blocked:
+            verdict = Check("ready", UNKNOWN, TITLES["ready"],
+                            f"not judged: {' and '.join(unjudged)} did not run (--only/--skip), and "
+                            f"readiness needs {'them' if len(unjudged) > 1 else 'it'}", None, {"not_judged": unjudged})
         else:
             verdict = Check("ready", FAIL, TITLES["ready"],
                             "not ready: " + ", ".join(f"{c.id} {c.status}" for c in blocked),
                             None, {"blocking": [c.id for c in blocked]})
         results.append(verdict)
-    return Report(results, ready, facts, strict, summary)
+    return Report(results, ready, facts, strict, summary, judged=not unjudged)
 
 
 def _run_one(check_id: str, facts: Facts) -> Check:

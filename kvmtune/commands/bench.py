@@ -80,6 +80,7 @@ def run_bench_command(opts: BenchOptions) -> int:
     from kvmtune.render.progress import bar_progress
 
     host = WritableHost("/")
+    _may_open_kvm(host, settings.sections)
     try:
         with bar_progress() as progress, _term_as_interrupt():
             result = run_bench(host, settings, progress)
@@ -95,6 +96,25 @@ def run_bench_command(opts: BenchOptions) -> int:
     result["conclusion"] = conclusion(result)
     _emit(opts, result)
     return EXIT_OK
+
+
+def _may_open_kvm(host, chosen) -> None:
+    """Refused (exit 4) before anything is measured when the guest sections cannot open /dev/kvm:
+    a run that measures none of what it was asked for is not a success. Only the host-side walk
+    (--only native) needs no KVM. A host without /dev/kvm is left to the run, which says so."""
+    import os
+
+    from kvmtune.errors import EXIT_REFUSED, HostError, Refused
+
+    if not {"memory", "exits", "ksm"} & set(chosen):
+        return
+    try:
+        os.close(host.open_device("dev/kvm"))
+    except HostError as exc:
+        if exc.exit_code == EXIT_REFUSED:
+            raise Refused(f"/dev/kvm: {exc.reason}: bench runs its guests through it, so nothing would be "
+                          "measured; run it as root (or as a user /dev/kvm lets in), or '--only native' for "
+                          "the host-side walk alone") from None
 
 
 def _term_as_interrupt():

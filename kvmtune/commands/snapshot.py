@@ -20,13 +20,15 @@ def run_snapshot(opts: SnapshotOptions) -> int:
     import shutil
     import tempfile
 
-    from kvmtune.host.atomic import to_tar
+    from kvmtune.host.atomic import tar_mode, to_tar
     from kvmtune.snapshot import capture
 
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
     if (opts.directory is None) == (opts.tar is None):
         raise UsageError("name a directory to capture into (kvmtune snapshot DIR) or a tar file (--tar FILE)")
+    if opts.tar is not None:
+        tar_mode(opts.tar)  # before anything is captured
     if opts.tar is None:
         manifest, where = capture(opts.directory, opts.root), opts.directory
     else:

@@ -95,6 +95,21 @@ def write_snapshot_tree(directory: str, dirs: list[str], files: dict[str, str], 
         os.close(root)
 
 
+TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.xz": "w:xz"}
+
+
+def tar_mode(tar_path: str) -> str:
+    """tarfile's write mode for the name; a name kvmtune cannot honour (x.zip, x.tar.bz2) is
+    refused rather than given a plain tar under a name that promises something else."""
+    for suffix, mode in TAR_MODES.items():
+        if tar_path.endswith(suffix):
+            return mode
+    from kvmtune.errors import UsageError
+
+    raise UsageError(f"--tar {tar_path}: the name must end in {', '.join(TAR_MODES)} "
+                     "(the ending decides the compression)")
+
+
 def to_tar(directory: str, tar_path: str) -> None:
     """The snapshot as one tar file (compressed by its name: .tar.gz, .tgz, .tar.xz), made in
     memory (a snapshot is a few MiB) and written as any output file is: atomically, replacing
@@ -102,7 +117,7 @@ def to_tar(directory: str, tar_path: str) -> None:
     import io
     import tarfile
 
-    mode = "w:gz" if tar_path.endswith((".gz", ".tgz")) else "w:xz" if tar_path.endswith(".xz") else "w"
+    mode = tar_mode(tar_path)
 
     def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0

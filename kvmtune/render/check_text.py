@@ -52,8 +52,9 @@ def layout(report: Report, quiet: bool = False) -> list[tuple]:
             rows.append(("hint", check.hint))
     counts = ", ".join(f"{n} {k}" for k, n in report.summary.items() if n)
     rows.append(("line", []))
-    rows.append(("line", [("READY" if report.ready else "NOT READY",
-                           "bold green" if report.ready else "bold red"), (f"  {counts}", None)]))
+    verdict = (("READY", "bold green") if report.ready else ("NOT READY", "bold red") if report.judged
+               else ("NOT JUDGED", "bold yellow"))
+    rows.append(("line", [verdict, (f"  {counts}", None)]))
     return rows
 
 

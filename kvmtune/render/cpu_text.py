@@ -95,8 +95,13 @@ def render_baseline(out: dict, stream=None) -> None:
     held = out.get("held_back")
     if held:
         w(f"\nheld back from {held['model']} by:\n")
-        for h in held["hosts"]:
-            w(f"  {h['name']}: lacks {', '.join(h['missing']) or '-'}"
-              + (f"; cannot decide {', '.join(h['undecided'])}" if h["undecided"] else "") + "\n")
+        held_back_lines(held["hosts"], w, "  ")
     for bad in out.get("invalid", []):
         w(f"unreadable: {bad['path']}: {bad['error']}\n")
+
+
+def held_back_lines(hosts: list[dict], w, indent: str) -> None:
+    """Each host that cannot run the next newer model, by name, with what it lacks."""
+    for h in hosts:
+        w(f"{indent}{h['name']}: lacks {', '.join(h['missing']) or '-'}"
+          + (f"; cannot decide {', '.join(h['undecided'])}" if h["undecided"] else "") + "\n")

@@ -28,6 +28,7 @@ def report_json(report) -> dict:
         "checks": [c.to_json() for c in report.checks],
         "summary": report.summary,
         "ready": report.ready,
+        "judged": report.judged,
         "strict": report.strict,
     }
 

@@ -23,6 +23,9 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
     w(f"{plural(c['hosts'], 'host')}: {c['ready']} ready, {c['not_ready']} not ready"
       + (" (strict: warnings and unknowns count)" if summary.get("strict") else "")
       + (f", {plural(c['invalid'], 'unreadable result')}" if c["invalid"] else "") + "\n")
+    for d in summary.get("duplicates", ()):
+        w(f"  {d['host']}: {plural(len(d['left_out']) + 1, d['kind'] + ' result')}; the newest counts "
+          f"({d['kept']}), left out: {', '.join(d['left_out'])}\n")
     not_ready = [h for h in summary["hosts"] if not h["ready"]]
     if not_ready:
         w("\nNot ready:\n")
@@ -57,7 +60,12 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
         if cpu["held_back"]:
             hb = cpu["held_back"]
             w(f"  {plural(len(hb['hosts']), 'host')} {'holds' if len(hb['hosts']) == 1 else 'hold'} it back "
-              f"from {hb['model']}\n")
+              f"from {hb['model']}:\n")
+            from kvmtune.render.cpu_text import held_back_lines
+
+            held_back_lines(hb["hosts"][:limit * 5], w, "    ")
+            if len(hb["hosts"]) > limit * 5:
+                w(f"    ... and {len(hb['hosts']) - limit * 5} more (--json lists them all)\n")
     guests = summary.get("guests")
     if guests:
         w(f"\nGuests: {plural(guests['guests'], 'guest')} on {plural(guests['hosts'], 'host')}: "

@@ -77,14 +77,9 @@ def read_sysctl_names(host) -> tuple[str, ...]:
 def documented_sysctls() -> frozenset[str]:
     """The names the kernel's Documentation/admin-guide/sysctl documents (kvmtune/data, made by
     scripts/make_sysctl_names.py)."""
-    import os
+    from kvmtune.shipped import load_data
 
-    from kvmtune.fastjson import loads
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                        "sysctl_documented.json")
-    with open(path, encoding="utf-8") as fh:
-        return frozenset(loads(fh.read())["names"])
+    return frozenset(load_data("sysctl_documented.json")["names"])
 
 
 def absent_hint(name: str, known) -> str:

@@ -154,7 +154,7 @@ def main():
                 if c["id"] != "ready" and c["status"] in (("fail", "warn", "unknown") if p["strict"] else ("fail",))]
     verdict = next((c for c in out["checks"] if c["id"] == "ready"), None)
     if not report.ready:
-        msg = f"not ready: {verdict['detail'][len('not ready: '):] if verdict else ', '.join(blocking)}"
+        msg = verdict["detail"] if verdict else f"not ready: {', '.join(blocking)}"
         if p["fail_when_not_ready"]:
             module.fail_json(msg=msg, changed=False, **out)
         module.exit_json(msg=msg, changed=False, **out)
