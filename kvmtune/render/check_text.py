@@ -124,7 +124,6 @@ def _render_rich(rows: list[tuple], stream) -> None:
     """A grid per check row, so a wrapped detail stays in its column; hints are folded
     by hint_lines (never inside a command) and printed under it."""
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     console = Console(file=stream, highlight=False, force_terminal=True)
@@ -137,14 +136,20 @@ def _render_rich(rows: list[tuple], stream) -> None:
                     text.append(chunk, style=style)
             console.print(text)
         elif kind == "check":
-            grid = Table.grid(padding=(0, 1))
-            grid.add_column(width=1)
-            grid.add_column(width=7, no_wrap=True)
-            grid.add_column(width=20, no_wrap=True)
-            grid.add_column(ratio=1)
-            grid.add_row("", Text(value.status.upper(), style=STYLES[value.status]),
-                         Text(value.id, style="bold"), Text(value.detail))
-            console.print(grid)
+            # The detail folded between words only, like a hint: a path or a quoted command in
+            # it is never cut (rich would fold a word longer than its column).
+            width = max(console.width - indent, 12)
+            lines = hint_lines(value.detail, width) or [""]
+            head = Text("  ")
+            head.append(f"{value.status.upper():7}", style=STYLES[value.status])
+            head.append(" ")
+            head.append(f"{value.id:20}", style="bold")
+            if len(lines[0]) <= width:
+                head.append(" " + lines.pop(0))
+            console.print(head, soft_wrap=True)
+            for line in lines:  # one word longer than the column: its own line, further left
+                lead = indent if len(line) <= width else max(0, min(indent, console.width - len(line)))
+                console.print(Text(" " * lead + line), soft_wrap=True)
         else:
             width = max(console.width - indent, 12)
             for n, line in enumerate(hint_lines(value, width)):

@@ -60,6 +60,39 @@ def rows(report: dict) -> list[list[str]]:
 COLUMNS = ("guest (pid)", "vmm", "RAM", "huge", "backing", "local", "vCPUs")
 
 
+def _widths(table: list[list[str]]) -> list[int]:
+    return [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS))]
+
+
+def _render_terminal(head: str, table: list[list[str]], stream) -> None:
+    """The table where it fits the terminal; else a block per guest. Nothing is cut or folded
+    (a guest's name is what an operator types next): a cell is never narrower than its text."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, force_terminal=True)
+    console.print(Text(head, style="bold"), soft_wrap=True)
+    if not table:
+        return
+    widths = _widths(table)
+    if sum(widths) + 2 * (len(widths) - 1) <= console.width:
+        console.print(Text("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip(), style="bold"))
+        for row in table:
+            line = Text()
+            for i, (cell, w) in enumerate(zip(row, widths)):
+                line.append(("  " if i else "") + cell.ljust(w), style="green" if cell.startswith("█") else None)
+            line.rstrip()
+            console.print(line, soft_wrap=True)
+        return
+    for name, vmm, ram, bar, backing, local, vcpus in table:
+        console.print(Text(name, style="bold"), soft_wrap=True)
+        line = Text(f"    {vmm}, {ram}  ")
+        line.append(bar, style="green")
+        line.append(f" {backing}")
+        console.print(line, soft_wrap=True)
+        console.print(Text(f"    {local} local, {vcpus}"), soft_wrap=True)
+
+
 def render_guests(report: dict, stream=None) -> None:
     stream = stream or sys.stdout
     host = report["host"]
@@ -68,24 +101,12 @@ def render_guests(report: dict, stream=None) -> None:
     colour = use_colour(stream)
     table = rows(report)
     if colour:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        console = Console(file=stream, highlight=False)
-        console.print(Text(head, style="bold"))
-        if table:
-            grid = Table(show_edge=False, header_style="bold")
-            for name in COLUMNS:
-                grid.add_column(name, no_wrap=name in ("huge", "RAM", "local"))
-            for row in table:
-                grid.add_row(*(Text(cell, style="green" if cell.startswith("█") else "") for cell in row))
-            console.print(grid)
+        _render_terminal(head, table, stream)
     else:
         stream.write(head + "\n")
         if table:
             plain = [[c.replace("█", "#").replace("░", ".") for c in row] for row in table]
-            widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in plain)) for i in range(len(COLUMNS))]
+            widths = _widths(plain)
             for row in [list(COLUMNS), *plain]:
                 stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
     lines: list[tuple] = []

@@ -18,22 +18,9 @@ def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
     stream = stream or sys.stdout
     rows = [(c["target"], _short(c["before"]), _short(c["after"]), c["status"], c["detail"] or "")
             for c in out["changes"]]
-    if use_colour(stream):
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        console = Console(file=stream, highlight=False)
-        table = Table(show_edge=False, header_style="bold")
-        for col in ("target", "before", "after", "status", "detail"):
-            table.add_column(col)
-        for target, before, after, status, detail in rows:
-            table.add_row(Text(target), Text(before), Text(after), Text(status, style=STYLES.get(status)),
-                          Text(detail))
-        console.print(table)
-        for w in out["warnings"]:
-            console.print(Text("warning: " + w, style="yellow"))
-        console.print(Text(out["msg"], style="bold red" if out["failed"] else "bold"))
+    colour = use_colour(stream)
+    if colour:
+        _render_terminal(rows, out, stream)
     else:
         width = max([len(r[0]) for r in rows] + [6])
         for target, before, after, status, detail in rows:
@@ -49,8 +36,62 @@ def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
     if show_diff and (out["diff"]["before"] or out["diff"]["after"]):
         import difflib
 
-        stream.writelines(difflib.unified_diff(out["diff"]["before"].splitlines(True),
-                                               out["diff"]["after"].splitlines(True), "before", "after"))
+        lines = difflib.unified_diff(out["diff"]["before"].splitlines(True), out["diff"]["after"].splitlines(True),
+                                     "before", "after")
+        stream.writelines(map(_diff_colour, lines) if colour else lines)
+
+
+STATUS_WIDTH = 15  # pending-restart
+INDENT = 2 + STATUS_WIDTH + 1
+
+
+def _render_terminal(rows: list[tuple], out: dict, stream) -> None:
+    """A line per change: status, the target whole (never cut or folded: an operator copies it),
+    then before -> after where the line has room, else on the next line; the detail below,
+    folded between words only. A line longer than the terminal is left to the terminal to
+    wrap (soft_wrap): copying it gives it back whole."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from kvmtune.render.check_text import hint_lines
+
+    console = Console(file=stream, highlight=False, force_terminal=True)
+    width = console.width
+    column = min(max([len(r[0]) for r in rows] + [6]), max(width - INDENT - 24, 12))
+    for target, before, after, status, detail in rows:
+        values = f"{before} -> {after}"
+        line = Text("  ")
+        line.append(f"{status.upper():{STATUS_WIDTH}}", style=STYLES.get(status))
+        if INDENT + len(target) > width:  # a target longer than its column: a line of its own
+            console.print(line, soft_wrap=True)
+            line = Text()
+        else:
+            line.append(" ")
+        line.append(target, style="bold")
+        if INDENT + max(len(target), column) + 2 + len(values) <= width:
+            line.append(" " * (max(column - len(target), 0) + 2) + values)
+            console.print(line, soft_wrap=True)
+        else:
+            console.print(line, soft_wrap=True)
+            console.print(Text(" " * INDENT + values), soft_wrap=True)
+        for text in hint_lines(detail, max(width - INDENT, 20)):
+            console.print(Text(" " * INDENT + text, style="dim"), soft_wrap=True)
+    for w in out["warnings"]:
+        for n, text in enumerate(hint_lines("warning: " + w, max(width - 2, 20))):
+            console.print(Text(("  " if n else "") + text, style="yellow"), soft_wrap=True)
+    console.print(Text(out["msg"], style="bold red" if out["failed"] else "bold"), soft_wrap=True)
+
+
+# git diff's colours (color.diff: meta bold, frag cyan, old red, new green), only on a terminal.
+_DIFF_COLOURS = (("---", "\x1b[1m"), ("+++", "\x1b[1m"), ("@@", "\x1b[36m"), ("-", "\x1b[31m"), ("+", "\x1b[32m"))
+
+
+def _diff_colour(line: str) -> str:
+    for prefix, code in _DIFF_COLOURS:
+        if line.startswith(prefix):
+            body = line.rstrip("\n")
+            return f"{code}{body}\x1b[m" + line[len(body):]
+    return line
 
 
 def _short(value) -> str:
