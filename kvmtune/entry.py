@@ -50,9 +50,12 @@ def _typer_main(argv: list[str]) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'kvmtune': the help, as a usage error
             sys.stderr.write(exc.format_message() + "\n")
             return EXIT_USAGE
-        return fail(exc.format_message() + _see_help(argv), getattr(exc, "exit_code", EXIT_USAGE), json_requested(argv))
+        return fail(exc.format_message() + _see_help(argv), getattr(exc, "exit_code", EXIT_USAGE),
+                    json_requested(argv))
     except typer.Abort:
         return fail("interrupted", 130, json_requested(argv), prefix="")
+    except SystemExit as exc:  # shell completion exits on its own
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     return code if isinstance(code, int) else 0
 
 
