@@ -36,6 +36,8 @@ options:
   only:
     description:
       - Run only these check ids or areas (for example C(kvm), C(memory.hugepages)).
+      - Leaving out C(kvm.device) (on a live host, or C(kvm.functional)) leaves readiness not judged,
+        so the host is not ready.
     type: list
     elements: str
     default: []
@@ -81,6 +83,11 @@ EXAMPLES = r"""
 RETURN = r"""
 ready:
   description: Whether the host is ready (no C(fail); with I(strict), no C(warn) or C(unknown)).
+  returned: success
+  type: bool
+  sample: true
+judged:
+  description: False when I(only) or I(skip) left out the checks that decide readiness (then I(ready) is false).
   returned: success
   type: bool
   sample: true
