@@ -228,3 +228,11 @@ def test_any_text_at_all_is_a_plan_or_exit_2(data, root, tmp_path, capsys):
     assert code in (0, 2), (data, err)
     assert printable(err) and "internal error" not in err, (data, err)
     assert tree(root) == before
+
+
+@pytest.mark.parametrize("value", ["'two\n    lines'", '"two\n    lines"', "two\n    lines", ">\n    two\n    lines"])
+def test_a_value_yaml_would_fold_is_refused(value, root, tmp_path, capsys):
+    path = tmp_path / "fold.yaml"
+    path.write_text(f"sysctl:\n  vm.swappiness: {value}\n")
+    code, out, err = _run(["--root", root, "plan", str(path)], capsys)
+    assert code == 2 and "spanning lines" in err, err

@@ -170,6 +170,12 @@ def _refuse_ambiguous(node, file: str, path: str, resolver) -> None:
     """A tag, a merge key, or a plain scalar YAML readers disagree on: refused where it stands."""
     if node.tag in (TAGGED, MERGE):
         raise ProfileError(file, node.start_mark.line + 1, node.start_mark.column + 1, path, AMBIGUOUS_HINT[node.tag])
+    if isinstance(node.value, str) and node.style != "|" and node.start_mark.line != node.end_mark.line:
+        # YAML folds a quoted or plain scalar's line breaks into spaces: 'two<newline>lines'
+        # would become "two lines", a value the file never spelled. Only a literal block
+        # (|) keeps its lines as written.
+        raise ProfileError(file, node.start_mark.line + 1, node.start_mark.column + 1, path,
+                           "a value spanning lines is folded by YAML: write it on one line")
     if node.tag == AMBIGUOUS:
         tag = resolver.resolve(type(node), node.value, (True, False))
         hint = AMBIGUOUS_HINT.get(tag, AMBIGUOUS_HINT["tag:yaml.org,2002:float"])
