@@ -93,8 +93,10 @@ def test_a_guest_partly_on_4k_pages_while_the_host_has_pools_says_how_much(run_c
     assert f["status"] == "warn"
     assert "part (pid 6000) 512 MiB (25%) on 4K pages" in f["detail"]
     assert "flat (pid 6100) on 4K pages" in f["detail"] and "1000 of 1024 2M pages free" in f["detail"]
-    assert "flat (pid 6100): <memoryBacking><hugepages/></memoryBacking>" in f["hint"]  # libvirt's terms
-    assert "part (pid 6000): add '-object memory-backend-file" in f["hint"]  # QEMU's
+    assert '<memoryBacking><hugepages><page size="2048" unit="KiB"/>' in f["hint"]  # libvirt's terms
+    assert "flat (pid 6100): add 512 2M pages" in f["hint"]  # what 'part' left of the free pages
+    assert "part (pid 6000): add 24 2M pages" in f["hint"]  # 1024 needed, 1000 free
+    assert "start it with '-object memory-backend-file" in f["hint"]  # QEMU's
     assert report["guests"][1]["libvirt"] is True
 
 

@@ -19,6 +19,7 @@ TITLES = {
     "guests.numa": "Guest RAM on its vCPUs' NUMA nodes",
     "guests.pinning": "vCPU and emulator thread placement",
     "guests.ksm": "KSM and guest memory",
+    "guests.inspect": "Guests this user may not inspect",
 }
 FINDINGS = tuple(TITLES)
 
@@ -42,6 +43,8 @@ def memory(g) -> dict:
 
     out = backing(list(g.mappings))
     out["total_kb"] = g.ram_kb if g.ram_kb is not None else sum(m.size_kb for m in g.mappings)
+    resident = sum(out["hugetlb_kb"].values()) + out["thp_kb"] + out["small_kb"]
+    out["untouched_kb"] = max(out["total_kb"] - resident, 0)  # RAM the guest has not used yet
     out["mappings"] = len(g.mappings)
     return out
 
@@ -55,7 +58,7 @@ def placement(g, cpu_nodes: dict[int, int]) -> dict:
     for m in g.mappings:
         for node, kb in m.nodes_kb.items():
             by_node[node] = by_node.get(node, 0) + kb
-    vcpu_nodes = [cpu_nodes.get(t.last_cpu) for _, t in g.vcpus]
+    vcpu_nodes = [cpu_nodes.get(t.last_cpu) for _, t, _ in g.vcpus]
     total = sum(by_node.values())
     known = [n for n in vcpu_nodes if n is not None]
     locality = (sum(by_node.get(n, 0) for n in known) / (total * len(known))) if total and known else None
@@ -64,7 +67,7 @@ def placement(g, cpu_nodes: dict[int, int]) -> dict:
 
 
 def pinned_one_to_one(g) -> bool:
-    sets = [t.allowed for _, t in g.vcpus]
+    sets = [t.allowed for _, t, _ in g.vcpus]
     return bool(sets) and all(len(s) == 1 for s in sets) and len({s[0] for s in sets}) == len(sets)
 
 
@@ -74,8 +77,8 @@ def guest_json(g, cpu_nodes: dict[int, int]) -> dict:
         "pid": g.pid, "name": g.name, "vmm": g.vmm, "libvirt": g.libvirt,
         "memory": memory(g),
         "numa": placement(g, cpu_nodes),
-        "vcpus": [{"index": i, "tid": t.tid, "allowed": list(t.allowed), "last_cpu": t.last_cpu}
-                  for i, t in g.vcpus],
+        "vcpus": [{"index": i, "tid": t.tid, "allowed": list(t.allowed), "last_cpu": t.last_cpu, "found_by": how}
+                  for i, t, how in g.vcpus],
         "vcpu_fds": g.vcpu_fds,
         "emulator_threads": {"count": len(g.others), "allowed": emulator},
         "pinned_one_to_one": pinned_one_to_one(g),
@@ -91,33 +94,61 @@ def _hint(g, libvirt: str, qemu: str, other: str) -> str:
     return f"{label(g)}: {other}"
 
 
+def _backing_hint(g, b) -> str:
+    from kvmtune.checks.guest_backing import libvirt_element, prepare, qemu_option
+
+    if b is None:
+        return _hint(g, "<memoryBacking><hugepages/></memoryBacking> in the domain XML, then restart it",
+                     "back its RAM with a hugetlbfs file (-object memory-backend-file) of a whole number of pages",
+                     "back its RAM with a hugetlbfs file or MAP_HUGETLB (see its memory options)")
+    first = prepare(b)
+    first = f"{first}, then " if first else ""
+    return _hint(g, f"{first}{libvirt_element(b)} in the domain XML, then restart it",
+                 f"{first}start it with '{qemu_option(b)}'",
+                 f"{first}back its RAM with a hugetlbfs file on that mount (see its memory options)")
+
+
 def check_hugepages(facts: Facts, guests) -> Check:
+    from kvmtune.checks.guest_backing import plan_for_host
+    from kvmtune.probe.guest_memory import untouched_outside_hugetlb
+
     hp = facts.known("hugepages")
     pools = [p for p in (hp.pools if hp else ()) if (p.total or 0) > 0]
     pool_text = ", ".join(f"{p.free or 0} of {p.total} {size_label(p.size_kb)} pages free" for p in pools)
-    short, hints, data, partial = [], [], {}, False
+    short, wanting, data, partial = [], [], {}, False
     for g in guests:
         mem = memory(g)
         huge = sum(mem["hugetlb_kb"].values()) + mem["thp_kb"]
-        resident = huge + mem["small_kb"]
-        data[str(g.pid)] = {"huge_kb": huge, "small_kb": mem["small_kb"]}
-        if not resident or mem["small_kb"] <= (1 - HUGE_ENOUGH) * resident:
+        total = mem["total_kb"] or huge + mem["small_kb"]
+        unsure = untouched_outside_hugetlb(g.mappings)
+        data[str(g.pid)] = {"huge_kb": huge, "small_kb": mem["small_kb"], "untouched_kb": mem["untouched_kb"]}
+        # judged against the whole RAM: 6 MiB on THP of a 256 MiB guest is not "on huge pages"
+        off = mem["small_kb"] > (1 - HUGE_ENOUGH) * total
+        if not off and unsure <= (1 - HUGE_ENOUGH) * total:
             continue
-        share = mem["small_kb"] / resident
+        wanting.append(g)
         partial = partial or bool(huge)
-        what = "on 4K pages" if not huge else f"{_mib(mem['small_kb'])} ({share:.0%}) on 4K pages"
+        if off:
+            share = mem["small_kb"] / total
+            what = "on 4K pages" if not huge and not unsure else f"{_mib(mem['small_kb'])} ({share:.0%}) on 4K pages"
+        else:
+            what = f"{_mib(huge)} on huge pages"
+        if unsure:
+            what += f", {_mib(unsure)} of {_mib(total)} not touched yet (its backing is not known until it is)"
         short.append(f"{label(g)} {what}")
-        size = f"{max(mem['total_kb'] >> 10, 1)}M"
-        hints.append(_hint(g, "<memoryBacking><hugepages/></memoryBacking> in the domain XML, then restart it",
-                          f"add '-object memory-backend-file,id=ram0,size={size},mem-path=/dev/hugepages,share=on,"
-                          "prealloc=on -machine memory-backend=ram0' (a hugetlbfs mount with free pages)",
-                          "back its RAM with a hugetlbfs file or MAP_HUGETLB (see its memory options)"))
     title = TITLES["guests.hugepages"]
     if not short:
         return Check("guests.hugepages", PASS, title, f"every guest's RAM is on huge pages ({len(guests)})", None, data)
+    plans = plan_for_host(hp, [(g.pid, memory(g)["total_kb"]) for g in wanting])
+    hints = [_backing_hint(g, plans.get(g.pid)) for g in wanting]
     status = WARN if pools or partial else INFO
+    need = {}
+    for b in plans.values():
+        if b.short:
+            need[b.page_kb] = max(need.get(b.page_kb, 0), b.pool_total)
+    grow = "".join(f"; {size_label(k)} pool to grow to {v} pages for these guests" for k, v in sorted(need.items()))
     detail = "; ".join(short) + (f"; the host has {pool_text}" if pools else "; the host has no huge page pools")
-    return Check("guests.hugepages", status, title, detail, " | ".join(hints), data)
+    return Check("guests.hugepages", status, title, detail + grow, " | ".join(hints), data)
 
 
 def check_numa(facts: Facts, guests) -> Check:
@@ -151,13 +182,13 @@ def check_pinning(facts: Facts, guests) -> Check:
     problems, hints = [], []
     owners: dict[int, list[str]] = {}
     for g in guests:
-        for i, t in g.vcpus:
+        for i, t, _ in g.vcpus:
             if len(t.allowed) == 1:
                 owners.setdefault(t.allowed[0], []).append(f"{g.name} vCPU {i}")
         if not isolated:
             continue
-        floating = [i for i, t in g.vcpus if len(t.allowed) > 1]
-        housekeeping = [i for i, t in g.vcpus if set(t.allowed) - isolated]
+        floating = [i for i, t, _ in g.vcpus if len(t.allowed) > 1]
+        housekeeping = [i for i, t, _ in g.vcpus if set(t.allowed) - isolated]
         emulator = sorted({c for t in g.others for c in t.allowed} & isolated)
         if floating:
             problems.append(f"{label(g)}: vCPUs {_list(floating)} not pinned on a host with isolated CPUs")
@@ -204,10 +235,23 @@ def check_ksm(facts: Facts, guests) -> Check:
     return Check("guests.ksm", INFO, title, detail)
 
 
+def check_inspect(hidden) -> Check:
+    """A VMM the user may not inspect still runs a guest: its facts are unknown, not fine."""
+    detail = "; ".join(f"{name} (pid {pid}): {why}" for pid, name, why in hidden)
+    return Check("guests.inspect", WARN, TITLES["guests.inspect"],
+                 f"{detail}: RAM backing, NUMA placement, vCPU pinning and KSM of "
+                 f"{'this guest' if len(hidden) == 1 else 'these guests'} are unknown",
+                 "run 'kvmtune guests' as root (or as the user the VMM runs as)", {"pids": [h[0] for h in hidden]})
+
+
 def findings(facts: Facts) -> list[Check]:
-    guests = facts.guests.guests
-    return [check_hugepages(facts, guests), check_numa(facts, guests), check_pinning(facts, guests),
-            check_ksm(facts, guests)]
+    """The four findings on the inspected guests (none without one), then guests.inspect if a VMM
+    could not be inspected."""
+    found = facts.guests
+    guests = found.guests
+    out = [check_hugepages(facts, guests), check_numa(facts, guests), check_pinning(facts, guests),
+           check_ksm(facts, guests)] if guests else []
+    return out + ([check_inspect(found.hidden)] if found.hidden else [])
 
 
 def check_guests(facts: Facts) -> Check:
@@ -216,13 +260,18 @@ def check_guests(facts: Facts) -> Check:
     g = facts.guests
     if not g.processes:
         return Check("guests", INFO, title, "the snapshot holds no process table: guests not judged")
-    hidden = f"; {len(g.hidden)} VMM processes could not be inspected" if g.hidden else ""
+    if not g.guests and not g.hidden:
+        return Check("guests", INFO, title, "no running guests")
+    unknown = (f"{len(g.hidden)} not inspectable as this user ({', '.join(f'{n} (pid {p})' for p, n, _ in g.hidden)}"
+               "): their facts are unknown, run 'kvmtune guests' as root")
+    hidden = f"; {unknown}" if g.hidden else ""
+    count = len(g.guests) + len(g.hidden)
+    count = f"{count} guest{'s' if count != 1 else ''}"
     if not g.guests:
-        return Check("guests", INFO, title, "no running guests" + hidden)
-    found = findings(facts)
+        return Check("guests", INFO, title, f"{count}: {unknown}")
+    found = [c for c in findings(facts) if c.id != "guests.inspect"]  # said in `hidden`
     warns = [c for c in found if c.status == WARN]
     names = ", ".join(label(x) for x in g.guests[:5]) + (" ..." if len(g.guests) > 5 else "")
-    count = f"{len(g.guests)} guest{'s' if len(g.guests) != 1 else ''}"
     if warns:
         return Check("guests", WARN, title, f"{count} ({names}): " +
                      "; ".join(c.detail for c in warns) + hidden, "run 'kvmtune guests' for each guest's placement "

@@ -38,7 +38,7 @@ def guests_report(root: str) -> dict:
     numa = facts.known("numa")
     hp = facts.known("hugepages")
     cpu_nodes = node_of_cpu(numa)
-    checks = findings(facts) if found.guests else []
+    checks = findings(facts)
     return {
         "schema_version": SCHEMA_VERSION,
         "host": {"hostname": facts.known("hostname"), "root": root, "live": facts.live,

@@ -17,6 +17,11 @@ from kvmtune.record import record
 from kvmtune.grammar import digits
 
 
+# stat field 9: PF_KTHREAD, and PF_USER_WORKER, which since Linux 6.4 marks the vhost and
+# kvm-nx-lpage-recovery tasks the kernel starts inside a VMM's thread group (include/linux/sched.h)
+PF_KERNEL_WORKER = 0x00200000 | 0x00004000
+
+
 class ProcessGone(Exception):
     """The process (or thread) exited while it was being read."""
 
@@ -27,6 +32,7 @@ class Thread:
     comm: str
     allowed: tuple[int, ...]  # CPUs it may run on
     last_cpu: int | None  # the CPU it ran on last (field 39 of stat)
+    kernel: bool = False  # a kernel worker living in the process (vhost, kvm-nx-lpage-recovery)
 
 
 def _stat_fields(text: str) -> tuple[str, list[str]]:
@@ -61,7 +67,9 @@ class HostProcs:
             raise
         comm, fields = _stat_fields(stat)
         last = fields[36] if len(fields) > 36 else None  # stat field 39: the state is field 3
-        return Thread(tid, comm, allowed, int(last) if last and digits(last) else None)
+        flags = fields[6] if len(fields) > 6 else ""  # stat field 9
+        return Thread(tid, comm, allowed, int(last) if last and digits(last) else None,
+                      digits(flags) and bool(int(flags) & PF_KERNEL_WORKER))
 
     def _allowed(self, base: str, tid: int) -> tuple[int, ...]:
         import os

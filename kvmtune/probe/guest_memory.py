@@ -148,3 +148,9 @@ def backing(mappings: list[RamMapping]) -> dict:
     sources = sorted({m.source for m in mappings})
     return {"hugetlb_kb": hugetlb, "thp_kb": thp, "small_kb": small,
             "source": sources[0] if len(sources) == 1 else ("+".join(sources) or None)}
+
+
+def untouched_outside_hugetlb(mappings) -> int:
+    """kB the guest has not touched outside hugetlb mappings: whether they will be on huge pages is
+    not known until they are (THP is best-effort); a hugetlb mapping's pages are huge anyway."""
+    return sum(max(m.size_kb - m.rss_kb, 0) for m in mappings if not (m.hugetlb_kb or m.page_kb > 4))

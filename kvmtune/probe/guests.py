@@ -4,7 +4,7 @@ A guest is found by what it holds, not by its name: a ``anon_inode:kvm-vm`` link
 /proc/PID/fd, so QEMU, crosvm, Firecracker and cloud-hypervisor are all found. Its
 RAM comes from smaps and numa_maps (guest_memory), its vCPU threads from their names
 (QEMU ``CPU n/KVM``, crosvm ``crosvm_vcpu n``, Firecracker ``fc_vcpu n``,
-cloud-hypervisor ``vcpuN``). A process that exits while it is read is dropped; one
+cloud-hypervisor ``vcpuN``) or, unnamed, from the vCPU descriptor they run (find_vcpus). A process that exits while it is read is dropped; one
 the user may not inspect is listed with the reason.
 """
 
@@ -21,7 +21,8 @@ VM_FD, VCPU_FD = "anon_inode:kvm-vm", "anon_inode:kvm-vcpu"
 VCPU_NAMES = (("CPU ", "/KVM"), ("crosvm_vcpu", ""), ("fc_vcpu", ""), ("vcpu", ""))  # prefix, suffix
 UNITS_KB = {"": 1 << 10, "K": 1, "M": 1 << 10, "G": 1 << 20, "T": 1 << 30}  # QEMU's -m: MiB unless told
 VMM_NAMES = ("qemu", "crosvm", "firecracker", "cloud-hypervisor", "kvmtool", "lkvm")
-KERNEL_WORKERS = ("kvm-", "vhost-")  # kvm-nx-lpage-recovery, kvm-pit, vhost-<pid>
+KERNEL_WORKERS = ("kvm-", "vhost-")  # by name in snapshots without stat flags: kvm-nx-lpage-recovery, vhost-<pid>
+SAMPLES, SAMPLE_GAP = 5, 0.004  # 20 ms at most, only while an unnamed vCPU is still not found
 MAX_SMAPS = 64 << 20
 MAX_FDS = 65536
 
@@ -33,7 +34,7 @@ class Guest:
     vmm: str
     ram_kb: int | None  # what the command line asked for, if it says
     mappings: tuple  # guest_memory.RamMapping of the guest's RAM
-    vcpus: tuple  # (index, Thread)
+    vcpus: tuple  # (index, Thread, found_by: name, kvm_run or running)
     others: tuple  # the VMM's other threads (emulator, I/O)
     vcpu_fds: int
     ksm: dict | None  # ksm_merging_pages and ksm_stat, where the kernel has them
@@ -59,7 +60,7 @@ def read_guests(host, hugetlbfs: tuple[str, ...], nodes: tuple[int, ...] = ()) -
             if exc.errno in (errno.EACCES, errno.EPERM):
                 name = _comm(host, pid)
                 if name and any(v in name.lower() for v in VMM_NAMES):
-                    hidden.append((pid, name, f"/{exc.rel}: {exc.reason}"))
+                    hidden.append((pid, _hidden_name(host, pid, name), f"/{exc.rel}: {exc.reason}"))
             continue
         if VM_FD not in links.values():
             continue
@@ -84,22 +85,77 @@ def _fd_links(host, pid: int) -> dict[int, str]:
     return links
 
 
-def _in_kvm_run(host, pid: int, tid: int, vcpu_of_fd: dict[int, int]) -> int | None:
-    """The vCPU a thread is running, from the system call it sits in: ioctl (16) on a vCPU
-    descriptor with KVM_RUN (0xae80). Exact for any VMM whose threads are not named; needs
-    the right to read /proc/PID/task/TID/syscall (root), and a thread inside a system call."""
+def _syscall(host, pid: int, tid: int, vcpu_of_fd: dict[int, int]):
+    """Where a thread is, from /proc/PID/task/TID/syscall: ("kvm_run", vCPU) in ioctl (16) with
+    KVM_RUN (0xae80) on a vCPU descriptor; ("running", None) on a CPU, where the kernel cannot say;
+    ("other", None) in another call; None if unreadable (it needs the right to ptrace)."""
     try:
         text = host.read_optional(f"proc/{pid}/task/{tid}/syscall")
     except HostError:
         return None
     words = (text or "").split()
+    if words[:1] == ["running"]:
+        return "running", None
     if len(words) < 3 or words[0] != "16":
-        return None
+        return None if not words else ("other", None)
     try:
         fd, request = hex_number(words[1]), hex_number(words[2])
     except ValueError:
-        return None
-    return vcpu_of_fd.get(fd) if request == 0xAE80 else None
+        return "other", None
+    return ("kvm_run", vcpu_of_fd[fd]) if request == 0xAE80 and fd in vcpu_of_fd else ("other", None)
+
+
+def find_vcpus(host, pid: int, threads, vcpu_of_fd: dict[int, int]) -> tuple[list, list]:
+    """(vCPUs as (index, Thread, found_by), the other threads). A thread named like a vCPU is one;
+    an unnamed one is found in KVM_RUN on a vCPU descriptor. A busy vCPU is on a CPU, where its
+    syscall file reads only "running", so a live host is sampled again (a preempted vCPU shows its
+    ioctl); a thread running in every sample, when exactly as many such threads are left as vCPU
+    descriptors, is taken for a vCPU, in thread order (QEMU starts vCPU threads in index order).
+    Kernel workers in the thread group are neither: the kernel forks them from a vCPU thread inside
+    KVM_RUN, so their syscall file shows that ioctl too."""
+    import time
+
+    found: dict[int, tuple] = {}
+    unnamed = []
+    own = [t for t in threads if not t.kernel and not t.comm.startswith(KERNEL_WORKERS)]
+    for thread in own:
+        index = vcpu_index(thread.comm)
+        if index is None:
+            unnamed.append(thread)
+        else:
+            found[thread.tid] = (index, thread, "name")
+    missing = set(vcpu_of_fd.values()) - {v[0] for v in found.values()}
+    always_running = {t.tid for t in unnamed}
+    for sample in range(SAMPLES if host.live else 1):
+        if not missing:
+            break
+        if sample:
+            time.sleep(SAMPLE_GAP)
+        for thread in unnamed:
+            if thread.tid in found:
+                continue
+            where = _syscall(host, pid, thread.tid, vcpu_of_fd)
+            if where is None or where[0] != "running":
+                always_running.discard(thread.tid)
+            if where is not None and where[0] == "kvm_run" and where[1] in missing:
+                found[thread.tid] = (where[1], thread, "kvm_run")
+                missing.discard(where[1])
+    left = [t for t in unnamed if t.tid in always_running and t.tid not in found]
+    if missing and len(left) == len(missing):
+        for thread, index in zip(sorted(left, key=lambda t: t.tid), sorted(missing)):
+            found[thread.tid] = (index, thread, "running")
+    vcpus = sorted(found.values(), key=lambda v: v[0])
+    return vcpus, [t for t in own if t.tid not in found]
+
+
+def _hidden_name(host, pid: int, comm: str) -> str:
+    """A guest's name where its descriptors are refused: the command line stays world-readable
+    (unless /proc is mounted hidepid=)."""
+    try:
+        argv = [a for a in (host.read_optional(f"proc/{pid}/cmdline") or "").split("\0") if a]
+    except HostError:
+        return comm
+    return guest_name(argv, comm)
 
 
 def _comm(host, pid: int) -> str | None:
@@ -131,18 +187,7 @@ def _guest(host, pid: int, links: dict[int, str], hugetlbfs: tuple[str, ...], no
         mappings = [m._replace(nodes_kb={nodes[0]: m.rss_kb + m.hugetlb_kb}) for m in mappings]
     vcpu_of_fd = {fd: int(t.rpartition(":")[2]) for fd, t in links.items()
                   if t.startswith(VCPU_FD + ":") and digits(t.rpartition(":")[2])}
-    vcpus, others = [], []
-    for thread in host.threads(pid):
-        if thread.comm.startswith(KERNEL_WORKERS):
-            continue  # the kernel's own workers in the VM's process: not the VMM's threads
-        index = vcpu_index(thread.comm)
-        if index is None:
-            index = _in_kvm_run(host, pid, thread.tid, vcpu_of_fd)
-        if index is None:
-            others.append(thread)
-        else:
-            vcpus.append((index, thread))
-    vcpus.sort(key=lambda v: v[0])
+    vcpus, others = find_vcpus(host, pid, host.threads(pid), vcpu_of_fd)
     libvirt = any("/libvirt/" in a for a in argv[1:])  # libvirt's monitor socket is under .../libvirt/qemu
     return Guest(pid, guest_name(argv, comm), vmm, ram_kb, tuple(mappings), tuple(vcpus), tuple(others),
                  len(vcpu_of_fd) or sum(1 for t in links.values() if t.startswith(VCPU_FD)), _ksm(host, pid), libvirt)

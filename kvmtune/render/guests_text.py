@@ -11,18 +11,25 @@ BAR = 10
 
 
 def _backing(g: dict) -> tuple[str, float | None]:
+    """Shares of the whole RAM, not of the resident part: 6 MiB on THP of 256 MiB is 2 % THP."""
     mem = g["memory"]
     huge = {int(k): v for k, v in mem["hugetlb_kb"].items() if v}
+    untouched = mem.get("untouched_kb", 0)
     resident = sum(huge.values()) + mem["thp_kb"] + mem["small_kb"]
+    total = max(mem["total_kb"], resident + untouched)
     if not resident:
         return "nothing resident", None
-    parts = [f"{v * 100 // resident}% {_size(k)}" for k, v in sorted(huge.items())]
+    def pct(kb: int) -> str:
+        return f"{round(kb * 100 / total)}%"
+
+    parts = [f"{pct(v)} {_size(k)}" for k, v in sorted(huge.items())]
     if mem["thp_kb"]:
-        parts.append(f"{mem['thp_kb'] * 100 // resident}% THP")
+        parts.append(f"{pct(mem['thp_kb'])} THP")
     if mem["small_kb"]:
-        parts.append(f"{mem['small_kb'] * 100 // resident}% 4K")
-    of = f" of {resident >> 10} MiB resident" if resident < 0.9 * mem["total_kb"] else ""
-    return ", ".join(parts) + of + f" ({mem['source'] or '?'})", 1 - mem["small_kb"] / resident
+        parts.append(f"{pct(mem['small_kb'])} 4K")
+    if round(untouched * 100 / total):
+        parts.append(f"{pct(untouched)} untouched")
+    return ", ".join(parts) + f" ({mem['source'] or '?'})", (resident - mem["small_kb"]) / total
 
 
 def _size(kb: int) -> str:
@@ -96,7 +103,9 @@ def _render_terminal(head: str, table: list[list[str]], stream) -> None:
 def render_guests(report: dict, stream=None) -> None:
     stream = stream or sys.stdout
     host = report["host"]
-    head = (f"kvmtune guests  {len(report['guests'])} running on {host['hostname'] or 'this host'}"
+    hidden = len(report["hidden"])  # a VMM the user may not inspect still runs a guest
+    head = (f"kvmtune guests  {len(report['guests']) + hidden} running on {host['hostname'] or 'this host'}"
+            + (f" ({hidden} not inspectable)" if hidden else "")
             + ("" if host["live"] else f"  (snapshot {host['root']})"))
     colour = use_colour(stream)
     table = rows(report)
@@ -112,7 +121,7 @@ def render_guests(report: dict, stream=None) -> None:
     lines: list[tuple] = []
     if not host["processes"]:
         lines.append(("line", [("the snapshot holds no process table: no guests can be seen", None)]))
-    elif not report["guests"]:
+    elif not report["guests"] and not hidden:
         lines.append(("line", [("no running KVM guests (no process holds a KVM VM descriptor)", None)]))
     for hidden in report["hidden"]:
         lines.append(("line", [(f"not inspectable: {hidden['name']} (pid {hidden['pid']}): {hidden['reason']}",
