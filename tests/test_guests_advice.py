@@ -200,3 +200,11 @@ def test_a_live_host_is_sampled_again_until_each_busy_vcpu_shows_its_descriptor(
     host.live = False
     vcpus, _ = guests.find_vcpus(host, 10, threads, {20: 0, 21: 1})
     assert [(i, t.tid, how) for i, t, how in vcpus] == [(0, 11, "running"), (1, 12, "running")]
+
+
+def test_a_guest_not_touched_yet_on_a_host_without_pools_is_a_note_not_a_warning(run_cli, tmp_path):
+    _, report = _guests(run_cli, _tree(tmp_path, guest(4242, "young", 256, backing="thp", resident_kb=6 << 10),
+                                       base=host(n_cpus=4)))
+    f = _finding(report, "guests.hugepages")
+    assert f["status"] == "info" and "not touched yet" in f["detail"]
+    assert "add 128 2M pages" in f["hint"] and "mount a hugetlbfs for 2M pages" in f["hint"]

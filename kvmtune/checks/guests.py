@@ -127,7 +127,7 @@ def check_hugepages(facts: Facts, guests) -> Check:
         if not off and unsure <= (1 - HUGE_ENOUGH) * total:
             continue
         wanting.append(g)
-        partial = partial or bool(huge)
+        partial = partial or (off and bool(huge))  # THP gave out partway: worth a warning without pools
         if off:
             share = mem["small_kb"] / total
             what = "on 4K pages" if not huge and not unsure else f"{_mib(mem['small_kb'])} ({share:.0%}) on 4K pages"
