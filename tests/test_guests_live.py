@@ -158,10 +158,13 @@ def test_the_suggested_hugetlbfs_backend_starts_when_pasted(run_cli):
         report = json.loads(out)
         hint = next(h for h in _finding(report, "guests.hugepages")["hint"].split(" | ")
                     if h.startswith(f"flat (pid {flat.pid}):"))
-        free = int(Path(POOL.replace("nr_hugepages", "free_hugepages")).read_text())
-        if free - int(Path(POOL.replace("nr_hugepages", "resv_hugepages")).read_text()) < 64:
-            pytest.skip(f"the kernel granted too few 2M pages ({free} free)")
-        assert "add " not in hint, hint  # the pool holds it: nothing to grow
+        # pages other processes hold or reserve may change while this runs: where the hint asks for
+        # more pages, the test follows it as an operator would, with the profile's total
+        grow = re.search(r"^flat \(pid \d+\): add (\d+) 2M pages \('hugepages: \{2M: (\d+)\}' in the profile", hint)
+        if grow:
+            Path(POOL).write_text(grow.group(2))
+        else:
+            assert "add " not in hint, hint
         option = re.search(r"start it with '([^']+)'", hint).group(1)
         assert "size=128M" in option
         # the mount the hint names (ours, unless the host has another 2M hugetlbfs)
