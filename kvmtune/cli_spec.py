@@ -83,9 +83,12 @@ COMMANDS = {c.name: c for c in (
                 "use with --output).", "value", "FORMAT", choices=("text", "json", "prometheus")),
             Opt("-q/--quiet", "quiet", "Print only what does not pass."),
             Opt("--strict", "strict", "A warning or unknown also means not ready (exit 1)."),
+            Opt("--for", "intents", "Also judge readiness for these workloads: passthrough, sriov (repeat or "
+                "comma-separate; general, plain check, always holds).", "list", "INTENTS", param="for_"),
             Opt("--only", "only", "Run only these check ids or areas (repeat or comma-separate).", "list", "IDS"),
             Opt("--skip", "skip", "Skip these check ids or areas.", "list", "IDS"),
-            Opt("--as-user", "as_user", "Also check /dev/kvm access for USER (e.g. libvirt-qemu).", "value", "USER"),
+            Opt("--as-user", "as_user", "Also check /dev/kvm access and the memlock limit for USER (e.g. "
+                "libvirt-qemu).", "value", "USER"),
             Opt("-o/--output", "output", "Write the report to PATH atomically.", "value", "PATH"),
         ]),
     Cmd("apply", "Make this host match a profile, now and after reboot. Exit 0 success, 1 failed "

@@ -98,6 +98,7 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     ksm_saved = 0
     guest_reports = []
     loaded = []
+    intent_counts: dict[str, dict[str, int]] = defaultdict(lambda: {"judged": 0, "ready": 0})
     for path in collect_files(paths):
         report, why = load_result(path)
         if report is None:
@@ -119,6 +120,10 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
         if not why and not report.get("ready"):
             why = own_reasons(report)
         ready = bool(report.get("ready")) and not why
+        intents, ready_for = _intents(report, ready, bool(why) and bool(report.get("ready")))
+        for intent in intents:
+            intent_counts[intent]["judged"] += 1
+            intent_counts[intent]["ready"] += intent in ready_for
         for r in why:
             reasons[(r["check"], r["status"], r["detail"])].append(name)
         shape = numa_shape(host)
@@ -131,13 +136,15 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
         ksm_saved += saved
         facts.append((name, host))
         hosts.append({"name": name, "path": path, "ready": ready, "failing": fails, "reasons": why,
-                      "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved})
+                      "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved,
+                      "intents": intents, "ready_for": ready_for})
     ready = sum(h["ready"] for h in hosts)
     return {
         "hosts": hosts,
         "invalid": invalid,
         "duplicates": duplicates,
         "counts": {"hosts": len(hosts), "ready": ready, "not_ready": len(hosts) - ready, "invalid": len(invalid)},
+        "intents": {name: dict(v) for name, v in intent_counts.items()},
         "strict": strict,
         "reasons": [{"check": c, "status": s, "detail": d, "hosts": sorted(h)}
                     for (c, s, d), h in sorted(reasons.items(), key=lambda x: (-len(x[1]), x[0]))],
@@ -178,6 +185,14 @@ def newest_per_host(loaded: list[tuple[str, dict]]) -> tuple[list[tuple[str, dic
     duplicates = [{"host": key[1], "kind": "guests" if key[0] else "check", "kept": loaded[newest[key][1]][0],
                    "left_out": paths} for key, paths in dropped.items()]
     return kept, duplicates
+def _intents(report: dict, ready: bool, stricter: bool) -> tuple[list[str], list[str]]:
+    """What a result was judged for and is ready for. A result from before intents was judged for
+    general alone; one that --strict here finds not ready is ready for none of them."""
+    intents = [i for i in report.get("intents") or ["general"] if isinstance(i, str)]
+    given = report.get("ready_for")
+    if not isinstance(given, list):
+        given = intents if ready else []
+    return intents, [] if stricter else [i for i in given if i in intents]
 
 
 OFF_HUGE = 0.05  # of resident guest RAM on 4K pages: a guest "off huge pages"

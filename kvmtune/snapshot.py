@@ -24,7 +24,8 @@ from kvmtune.errors import HostError
 from kvmtune.host.door import Host
 from kvmtune.grammar import digits
 
-LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles")
+LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles",
+             "guest_limits")
 # Never captured, whatever a reader asks for: another process's data, the kernel log.
 PRIVATE = ("proc/self/", "proc/thread-self/", "dev/kmsg")
 

@@ -322,7 +322,7 @@ def test_plurals_and_the_verdict_is_not_counted(host_roots, run_cli):
 
 @pytest.mark.parametrize("words, expected", [
     ("kvmtune ch", {"check"}),
-    ("kvmtune check --f", {"--format"}),
+    ("kvmtune check --f", {"--format", "--for"}),
     ("kvmtune check --format ", {"text", "json", "prometheus"}),
     ("kvmtune cpu-models --source ", {"auto", "kvm", "cpuinfo"}),
     ("kvmtune apply d", {"dense"}),

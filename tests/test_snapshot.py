@@ -60,7 +60,8 @@ def test_only_what_check_reads_is_captured(run_cli, tmp_path, monkeypatch):
     read = set()
     real = Host.read
     monkeypatch.setattr(Host, "read", lambda self, rel, *a, **k: read.add(rel) or real(self, rel, *a, **k))
-    run_cli("check", "--json")
+    from kvmtune.checks.intents import INTENTS
+    run_cli("check", "--json", "--for", ",".join(INTENTS))  # the snapshot serves every intent
     monkeypatch.undo()
     assert not [p for p in captured if p.startswith(("etc/shadow", "etc/gshadow", "proc/self", "dev/kmsg"))]
     assert not [p for p in captured if p.split("/")[:2][-1].isdigit() and p.startswith("proc/")]

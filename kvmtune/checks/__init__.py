@@ -8,6 +8,7 @@ touches the Host.
 from __future__ import annotations
 
 from kvmtune.checks.facts import FactUnknown, Facts
+from kvmtune.checks.intents import GENERAL, ON_DEMAND, added_checks, judge_intents
 from kvmtune.checks.model import FAIL, PASS, STATUSES, TITLES, UNKNOWN, WARN, Check, matches
 from kvmtune.errors import UsageError
 
@@ -37,6 +38,8 @@ REGISTRY = {
     "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
     "kernel.cmdline": ("isolation", "check_cmdline", None, ("boot_args", "cmdline")),
     "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolation", "applied_profiles")),
+    # On demand (kvmtune.checks.intents): only under an intent that adds them, or --only.
+    "memlock": ("memlock", "check_memlock", None, ("memlock", "guests", "guest_limits")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
 # Readiness needs positive evidence of KVM: if these cannot be decided, the host is not ready.
@@ -51,13 +54,16 @@ class Report:
     """The checks that ran, the verdict, and the facts they were judged on."""
 
     def __init__(self, checks: list[Check], ready: bool, facts: Facts, strict: bool,
-                 summary: dict[str, int], judged: bool = True):
+                 summary: dict[str, int], intents: tuple[str, ...] = (GENERAL,),
+                 ready_for: tuple[str, ...] = (), judged: bool = True):
         self.checks = checks
         self.ready = ready
         self.judged = judged  # False: the checks that decide readiness were left out
         self.facts = facts
         self.strict = strict
         self.summary = summary
+        self.intents = intents  # what the host was judged for, general first
+        self.ready_for = ready_for  # those of them it is ready for
 
 
 def validate_selectors(selectors: list[str], option: str) -> None:
@@ -72,53 +78,61 @@ def validate_selectors(selectors: list[str], option: str) -> None:
         raise UsageError(f"{option}: unknown check or area {', '.join(map(repr, bad))}; {hint}")
 
 
-def selected(only: list[str], skip: list[str]) -> list[str]:
+def selected(only: list[str], skip: list[str], intents: tuple[str, ...] = (GENERAL,)) -> list[str]:
+    """The checks to run: plain check's, those the intents add, and on-demand ones --only names."""
     validate_selectors(only, "--only")
     validate_selectors(skip, "--skip")
-    return [c for c in REGISTRY if (not only or matches(c, only)) and not matches(c, skip)]
+    added = added_checks(intents)
+    return [c for c in REGISTRY
+            if (c not in ON_DEMAND or c in added or (only and matches(c, only)))
+            and (not only or matches(c, only)) and not matches(c, skip)]
 
 
 def read_phase(host, only: list[str], skip: list[str], as_user: str | None = None,
-               host_json: bool = False) -> Facts:
+               host_json: bool = False, intents: tuple[str, ...] = (GENERAL,)) -> Facts:
     """Read the facts the selected checks need (and, for a JSON report of a whole run, what
     its host object shows, with what KVM offers guests)."""
     from kvmtune.checks.read import read_facts
 
-    names = [n for c in selected(only, skip) for n in REGISTRY[c][3]]
+    names = [n for c in selected(only, skip, intents) for n in REGISTRY[c][3]]
     if host_json and not only:
         names += [*HOST_FACTS, "kvm_features"]
     return read_facts(host, list(dict.fromkeys(names)), as_user)
 
 
 def run_checks(facts: Facts, only: list[str] | None = None, skip: list[str] | None = None,
-               strict: bool = False) -> Report:
+               strict: bool = False, intents: tuple[str, ...] = (GENERAL,)) -> Report:
     """Judge: a pure function of the facts."""
-    results = [_run_one(check_id, facts) for check_id in selected(only or [], skip or [])]
+    results = [_run_one(check_id, facts) for check_id in selected(only or [], skip or [], intents)]
     blocking = {FAIL, WARN, UNKNOWN} if strict else {FAIL}
-    blocked = [c for c in results
-               if c.status in blocking or (c.id in ESSENTIAL and c.status == UNKNOWN)]
+    blocked, ready_for = judge_intents(
+        results, intents, lambda c: c.status in blocking or (c.id in ESSENTIAL and c.status == UNKNOWN))
     # --only/--skip that leave out what decides readiness leave it undecided: never READY.
     ran = {c.id for c in results}
     unjudged = [c for c in ESSENTIAL if c not in ran and (facts.live or c == "kvm.device")]
+    if unjudged:
+        ready_for = ()
     ready = not blocked and not unjudged
     summary = {s: 0 for s in STATUSES}
     for c in results:
         summary[c.status] += 1
     if not matches("ready", skip or []):  # the verdict over whatever ran; not counted as a check
         n = len(results)
+        for_text = "" if intents == (GENERAL,) else f" for {', '.join(intents)}"
         if ready:
             verdict = Check("ready", PASS, TITLES["ready"],
-                            f"{n} check{'s' if n != 1 else ''}, none blocking" + (" (strict)" if strict else ""))
+                            f"{n} check{'s' if n != 1 else ''}, none blocking{for_text}" + (" (strict)" if strict else ""))
         elif not blocked:
             verdict = Check("ready", UNKNOWN, TITLES["ready"],
                             f"not judged: {' and '.join(unjudged)} did not run (--only/--skip), and "
                             f"readiness needs {'them' if len(unjudged) > 1 else 'it'}", None, {"not_judged": unjudged})
         else:
+            short = "" if not ready_for else f"; ready for {', '.join(ready_for)} only"
             verdict = Check("ready", FAIL, TITLES["ready"],
-                            "not ready: " + ", ".join(f"{c.id} {c.status}" for c in blocked),
+                            "not ready: " + ", ".join(f"{c.id} {c.status}" for c in blocked) + short,
                             None, {"blocking": [c.id for c in blocked]})
         results.append(verdict)
-    return Report(results, ready, facts, strict, summary, judged=not unjudged)
+    return Report(results, ready, facts, strict, summary, intents, ready_for, judged=not unjudged)
 
 
 def _run_one(check_id: str, facts: Facts) -> Check:

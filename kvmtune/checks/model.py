@@ -26,6 +26,7 @@ TITLES = {
     "ksm": "Kernel same-page merging (KSM)",
     "kernel.cmdline": "Kernel arguments kvmtune persisted are in effect",
     "guests": "Running guests use the host's tuning",
+    "memlock": "Locked-memory limit for guests that pin their RAM (VFIO)",
     "ready": "Ready to run KVM guests",
 }
 

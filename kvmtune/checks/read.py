@@ -138,6 +138,24 @@ def _accounts(host, got):
     return read_accounts(host, got.as_user)
 
 
+# Whose memlock limit counts when --as-user names no one: the users distributions run QEMU as.
+VMM_USERS = ("libvirt-qemu", "qemu")
+
+
+def _memlock(host, got):
+    from kvmtune.probe.memlock import read_memlock
+    accounts = got.accounts
+    user = got.as_user or next((u for u in VMM_USERS if accounts and u in accounts.users), None)
+    found = accounts.user(user) if accounts and user else None
+    groups = frozenset(filter(None, (accounts.group_name(g) for g in found.groups))) if found else frozenset()
+    return read_memlock(host, user, groups)
+
+
+def _guest_limits(host, got):
+    from kvmtune.probe.memlock import read_guest_limits
+    return read_guest_limits(host, [g.pid for g in got.guests.guests] if got.guests else [])
+
+
 def _access(host, got):
     if not host.live or got.dev_kvm is None or not got.dev_kvm.exists:
         return None
@@ -215,6 +233,8 @@ READERS = {
     "accounts": (_accounts, ()),
     "qemu": (_qemu, ()),  # only for a whole run's JSON: which QEMU, so fleet results judge CPU models
     "access": (_access, ("dev_kvm",)),
+    "memlock": (_memlock, ("accounts",)),
+    "guest_limits": (_guest_limits, ("guests",)),
     "cgroups": (_cgroups, ("mounts",)),
     "iommu": (_iommu, ("cmdline",)),
     "vulns": (_vulns, ()),

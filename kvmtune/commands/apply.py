@@ -47,11 +47,11 @@ def load(opts: ApplyOptions):
     return load_profile(opts.profile)
 
 
-def make_plan(opts: ApplyOptions):
+def make_plan(opts: ApplyOptions, profile=None):
     """Validate the profile against this host and plan; ProfileError (exit 2) on bad input."""
     from kvmtune.tune.engine import plan_profile
 
-    profile = load(opts)  # before the host: bad input never reads it
+    profile = profile or load(opts)  # before the host: bad input never reads it
     host = _host(opts)
     return host, plan_profile(host, profile, persist=opts.persist, force=opts.force)
 
@@ -104,11 +104,33 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
 
 
 def verify_result(opts: ApplyOptions) -> tuple[dict, int]:
-    _, plan = make_plan(opts)
+    profile = load(opts)
+    _, plan = make_plan(opts, profile)
     drift = [c for c in plan.changes if c.status != OK]
     out = result(plan, mode="check", msg=f"{len(drift)} settings drifted" if drift else "in place")
     out["drift"] = [c.to_json() for c in drift]
-    return out, EXIT_NOT_READY if drift else EXIT_OK
+    ready = True
+    if profile.intents:  # the profile says what the host is for: judge that too
+        ready = _verify_intents(opts, profile.intents, out)
+    return out, EXIT_NOT_READY if drift or not ready else EXIT_OK
+
+
+def _verify_intents(opts: ApplyOptions, intents: tuple, out: dict) -> bool:
+    """Run the checks the profile's intents add or require; note them in ``out``; ready or not."""
+    from kvmtune.checks.intents import INTENTS
+    from kvmtune.commands.check import CheckOptions, check_report
+
+    from kvmtune.checks import ESSENTIAL
+
+    # The checks that decide readiness at all run too: without them the report is "not judged".
+    own = list(dict.fromkeys([*ESSENTIAL, *(c for n in intents for c in (*INTENTS[n].adds, *INTENTS[n].blocking))]))
+    report = check_report(CheckOptions(root=opts.root, only=own, intents=list(intents)), host_json=False)
+    out["intents"], out["ready_for"] = list(report.intents), list(report.ready_for)
+    out["intent_checks"] = [c.to_json() for c in report.checks if c.id != "ready"]
+    if not report.ready:
+        verdict = next(c for c in report.checks if c.id == "ready")
+        out["msg"] += f"; {verdict.detail}"
+    return report.ready
 
 
 def rollback_result(opts: ApplyOptions) -> tuple[dict, int]:

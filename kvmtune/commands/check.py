@@ -12,7 +12,7 @@ class CheckOptions(Options):
 
     def __init__(self, root: str = "/", format: str = "text", quiet: bool = False,
                  strict: bool = False, only: list[str] | None = None, skip: list[str] | None = None,
-                 as_user: str | None = None, output: str | None = None):
+                 as_user: str | None = None, output: str | None = None, intents: list[str] | None = None):
         self.root = root
         self.format = format
         self.quiet = quiet
@@ -21,6 +21,7 @@ class CheckOptions(Options):
         self.skip = list(skip or [])
         self.as_user = as_user
         self.output = output
+        self.intents = list(intents or [])  # --for, as given; parse_intents judges them
 
 
 
@@ -35,16 +36,18 @@ def check_report(opts: CheckOptions, host_json: bool = True):
     import os
 
     from kvmtune.checks import read_phase, run_checks
+    from kvmtune.checks.intents import parse_intents
     from kvmtune.host.door import Host
 
+    intents = parse_intents(opts.intents)  # bad input first: it does not depend on the host
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
     only, skip = split_selectors(opts.only), split_selectors(opts.skip)
-    facts = read_phase(Host(opts.root), only, skip, opts.as_user, host_json=host_json)
+    facts = read_phase(Host(opts.root), only, skip, opts.as_user, host_json=host_json, intents=intents)
     accounts = facts.known("accounts")
     if opts.as_user and accounts is not None and accounts.user(opts.as_user) is None:
         raise UsageError(f"--as-user: no user named {opts.as_user!r} on this host")
-    return run_checks(facts, only, skip, opts.strict)
+    return run_checks(facts, only, skip, opts.strict, intents)
 
 
 def run_check(opts: CheckOptions) -> int:

@@ -18,6 +18,13 @@ from kvmtune.record import record
 from kvmtune.grammar import digits, hex_number
 
 VM_FD, VCPU_FD = "anon_inode:kvm-vm", "anon_inode:kvm-vcpu"
+# A VFIO group (/dev/vfio/N), an iommufd cdev (/dev/vfio/devices/vfioN, /dev/iommu) or a device fd;
+# link texts as the kernel spells them, so the device paths are matched without their leading "/".
+VFIO_NODES, VFIO_FD = ("dev/vfio/", "dev/iommu"), "anon_inode:[vfio-device]"
+
+
+def holds_vfio(target: str) -> bool:
+    return target.startswith(VFIO_FD) or (target[:1] == "/" and target[1:].startswith(VFIO_NODES))
 VCPU_NAMES = (("CPU ", "/KVM"), ("crosvm_vcpu", ""), ("fc_vcpu", ""), ("vcpu", ""))  # prefix, suffix
 UNITS_KB = {"": 1 << 10, "K": 1, "M": 1 << 10, "G": 1 << 20, "T": 1 << 30}  # QEMU's -m: MiB unless told
 VMM_NAMES = ("qemu", "crosvm", "firecracker", "cloud-hypervisor", "kvmtool", "lkvm")
@@ -39,6 +46,7 @@ class Guest:
     vcpu_fds: int
     ksm: dict | None  # ksm_merging_pages and ksm_stat, where the kernel has them
     libvirt: bool = False  # started by libvirt: hints speak domain XML
+    vfio: bool = False  # holds a VFIO group or device: all its RAM is pinned (memlock)
 
 
 @record
@@ -76,11 +84,11 @@ def read_guests(host, hugetlbfs: tuple[str, ...], nodes: tuple[int, ...] = ()) -
 
 
 def _fd_links(host, pid: int) -> dict[int, str]:
-    """The process's KVM descriptors: fd number -> link text (``anon_inode:kvm-vcpu:3``)."""
+    """The process's KVM and VFIO descriptors: fd number -> link text (``anon_inode:kvm-vcpu:3``)."""
     links = {}
     for fd in host.listdir(f"proc/{pid}/fd")[:MAX_FDS]:
         target = host.readlink(f"proc/{pid}/fd/{fd}")
-        if target is not None and target.startswith("anon_inode:kvm") and digits(fd):
+        if target is not None and (target.startswith("anon_inode:kvm") or holds_vfio(target)) and digits(fd):
             links[int(fd)] = target
     return links
 
@@ -190,7 +198,8 @@ def _guest(host, pid: int, links: dict[int, str], hugetlbfs: tuple[str, ...], no
     vcpus, others = find_vcpus(host, pid, host.threads(pid), vcpu_of_fd)
     libvirt = any("/libvirt/" in a for a in argv[1:])  # libvirt's monitor socket is under .../libvirt/qemu
     return Guest(pid, guest_name(argv, comm), vmm, ram_kb, tuple(mappings), tuple(vcpus), tuple(others),
-                 len(vcpu_of_fd) or sum(1 for t in links.values() if t.startswith(VCPU_FD)), _ksm(host, pid), libvirt)
+                 len(vcpu_of_fd) or sum(1 for t in links.values() if t.startswith(VCPU_FD)), _ksm(host, pid), libvirt,
+                 any(holds_vfio(t) for t in links.values()))
 
 
 def _vmm(argv: list[str], comm: str) -> str:

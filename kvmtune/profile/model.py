@@ -65,6 +65,7 @@ class Profile:
     kvm_modules: dict = {}  # module -> {parameter: (value text, Node)}
     cpus: object = None  # CpusRequest
     power: dict = {}  # knob -> (value, Node)
+    intents: tuple = ()  # what verify also judges the host ready for (kvmtune.checks.intents)
 
 
 @record

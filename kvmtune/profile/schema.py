@@ -12,11 +12,11 @@ import re
 from kvmtune.grammar import account_problem, digits, mount_path_problem, sysctl_name_problem, sysctl_value_problem
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
 from kvmtune.profile.schema_cpus import cpus_section, kvm_modules_section, power_section
-from kvmtune.profile.shapes import _bool, _int, _kind, _str, expect_mapping, unknown_key
+from kvmtune.profile.shapes import PLAIN_WORD, _bool, _int, _kind, _str, expect_mapping, unknown_key
 from kvmtune.profile.source import Node
 
 TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm", "thp", "cpus", "power",
-            "kvm_modules")
+            "kvm_modules", "intents")
 POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
 DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -104,7 +104,23 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
     return Profile(name, root.file, description, sysctl, pools, compact, mounts, ksm, unmerge, thp, chain,
                    kvm_modules_section(top["kvm_modules"]) if "kvm_modules" in top else {},
                    cpus_section(top["cpus"]) if "cpus" in top else None,
-                   power_section(top["power"]) if "power" in top else {})
+                   power_section(top["power"]) if "power" in top else {},
+                   _intents(top["intents"]) if "intents" in top else ())
+
+
+def _intents(node: Node) -> tuple:
+    """``intents: [passthrough]``: names from the intents table, each once."""
+    from kvmtune.checks.intents import INTENTS
+
+    if not node.is_list:
+        raise node.error(f"expected a list of intents ({', '.join(INTENTS)}), got {_kind(node)}")
+    names = []
+    for item in node.value:
+        if not isinstance(item.value, str) or item.value not in INTENTS:
+            shown = f"'{item.value}'" if isinstance(item.value, str) and PLAIN_WORD.fullmatch(item.value) else _kind(item)
+            raise item.error(f"unknown intent {shown}; expected one of: {', '.join(INTENTS)}")
+        names.append(item.value)
+    return tuple(dict.fromkeys(names))
 
 
 def _sysctl_value(node: Node) -> str:

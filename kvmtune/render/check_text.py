@@ -18,7 +18,7 @@ from kvmtune.checks.model import FAIL, PASS, UNKNOWN, WARN
 AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
     "secure_guest": "Confidential guests", "numa": "NUMA", "memory": "Memory", "ksm": "KSM",
-    "guests": "Guests", "kernel": "Kernel",
+    "guests": "Guests", "kernel": "Kernel", "memlock": "Locked memory",
     "ready": "Verdict",
 }
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "info": "blue",
@@ -37,6 +37,8 @@ def layout(report: Report, quiet: bool = False) -> list[tuple]:
         if cpu is not None:
             head.append((f"{cpu.model_name or 'unknown CPU'} ({cpu.vendor or '?'}), "
                          f"{len(cpu.online)} CPUs online", None))
+        if report.intents != ("general",):
+            head.append((f"  for {', '.join(report.intents)}", "bold"))
         if not facts.live:
             head.append((f"  snapshot {facts.root}", "dim"))
         rows.append(("line", head))

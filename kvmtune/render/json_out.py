@@ -30,6 +30,8 @@ def report_json(report) -> dict:
         "ready": report.ready,
         "judged": report.judged,
         "strict": report.strict,
+        "intents": list(report.intents),
+        "ready_for": list(report.ready_for),
     }
 
 

@@ -29,6 +29,11 @@ def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
         for w in out["warnings"]:
             stream.write(f"warning: {w}\n")
         stream.write(out["msg"] + "\n")
+    # verify of a profile with intents: the checks that keep the host from them, with the fix
+    for c in out.get("intent_checks", ()):
+        if c["status"] in ("fail", "unknown"):
+            stream.write(f"{c['status'].upper():16} {c['id']}  {c['detail']}\n"
+                         + (f"{'':16} fix: {c['hint']}\n" if c["hint"] else ""))
     if out["reboot_required"]:
         stream.write("reboot required for some settings to take effect\n")
     if out["restart_required"]:

@@ -26,12 +26,17 @@ def render_report(summary: dict, stream=None, limit: int = 10) -> None:
     for d in summary.get("duplicates", ()):
         w(f"  {d['host']}: {plural(len(d['left_out']) + 1, d['kind'] + ' result')}; the newest counts "
           f"({d['kept']}), left out: {', '.join(d['left_out'])}\n")
+    intents = summary.get("intents") or {}
+    if set(intents) - {"general"}:  # some results were judged for a workload: say who is ready for what
+        w("Ready for: " + ", ".join(f"{name} {n['ready']} of {n['judged']}" for name, n in intents.items()) + "\n")
     not_ready = [h for h in summary["hosts"] if not h["ready"]]
     if not_ready:
         w("\nNot ready:\n")
         for h in not_ready[:limit * 5]:
             why = "; ".join(f"{r['check']} {r['status']}: {r['detail']}" for r in h["reasons"])
-            w(f"  {h['name']}: {why}\n")
+            only = (f" (ready for {', '.join(h['ready_for'])} only)"
+                    if h["ready_for"] and h["ready_for"] != h["intents"] else "")
+            w(f"  {h['name']}{only}: {why}\n")
     if summary.get("reasons"):
         w("\nWhy, across the fleet:\n")
         for r in summary["reasons"][:limit]:

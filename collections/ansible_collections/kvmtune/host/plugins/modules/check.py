@@ -47,9 +47,16 @@ options:
     type: list
     elements: str
     default: []
+  intents:
+    description:
+      - Also judge readiness for these workloads (C(passthrough), C(sriov)), as C(kvmtune check --for)
+        does; C(general) always holds. An unknown intent fails the task.
+    type: list
+    elements: str
+    default: []
   as_user:
     description:
-      - Also check that this user (for example C(libvirt-qemu)) can open C(/dev/kvm).
+      - Also check that this user (for example C(libvirt-qemu)) can open C(/dev/kvm), and its memlock limit.
     type: str
   fail_when_not_ready:
     description:
@@ -70,6 +77,10 @@ EXAMPLES = r"""
     skip: [iommu]
     as_user: libvirt-qemu
     fail_when_not_ready: false
+
+- name: Stop here unless the host can pass PCI devices to guests
+  kvmtune.host.check:
+    intents: [passthrough]
   register: kvm
 
 - name: Require two NUMA nodes and KVM that really runs guests
@@ -124,6 +135,18 @@ summary:
   returned: success
   type: dict
   sample: {"pass": 9, "warn": 2, "fail": 0, "info": 6, "skip": 0, "unknown": 0}
+intents:
+  description: What the host was judged for, C(general) first.
+  returned: success
+  type: list
+  elements: str
+  sample: ["general", "passthrough"]
+ready_for:
+  description: Those of the intents the host is ready for.
+  returned: success
+  type: list
+  elements: str
+  sample: ["general"]
 schema_version:
   description: Version of the result's layout.
   returned: success
@@ -142,6 +165,7 @@ def main():
             strict=dict(type="bool", default=False),
             only=dict(type="list", elements="str", default=[]),
             skip=dict(type="list", elements="str", default=[]),
+            intents=dict(type="list", elements="str", default=[]),
             as_user=dict(type="str"),
             fail_when_not_ready=dict(type="bool", default=True),
         ),
@@ -151,8 +175,13 @@ def main():
     from kvmtune.commands.check import CheckOptions, check_report
 
     p = module.params
-    opts = CheckOptions(root=p["root"], strict=p["strict"], only=p["only"], skip=p["skip"],
-                        as_user=p["as_user"])
+    # intents only when asked for: a managed host whose kvmtune predates them still runs plain checks
+    extra = {"intents": p["intents"]} if p["intents"] else {}
+    try:
+        opts = CheckOptions(root=p["root"], strict=p["strict"], only=p["only"], skip=p["skip"],
+                            as_user=p["as_user"], **extra)
+    except TypeError:
+        module.fail_json(msg="invalid input: intents needs a newer kvmtune on the managed host", rc=2)
     report = run_guarded(module, check_report, opts)
     from kvmtune.render.json_out import report_json
 
