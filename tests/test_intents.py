@@ -129,7 +129,8 @@ def test_verify_runs_the_profiles_intents_and_fails_when_they_do(run_cli, host_r
     assert code == 1 and result["drift"] == []
     assert result["intents"] == ["general", "passthrough"] and result["ready_for"] == ["general"]
     checks = {c["id"]: c for c in result["intent_checks"]}
-    assert set(checks) == {"iommu", "devices.vfio", "memlock"}  # the intent's own, not all of check
+    # the intent's own checks and those readiness needs at all, not all of check
+    assert set(checks) == {"kvm.device", "kvm.functional", "iommu", "devices.vfio", "memlock"}
     assert checks["iommu"]["status"] == "fail" and "iommu fail" in result["msg"]
     code, out, _ = run_cli("--root", str(host_roots[NO_IOMMU]), "verify", profile)
     assert code == 1 and "FAIL" in out and "iommu" in out and "fix:" in out
