@@ -252,6 +252,7 @@ def test_hugetlbfs_remount_is_blocked_when_in_use(run_cli, root, tmp_path):
 
 
 def test_boot_pools_go_to_the_kernel_command_line(run_cli, root, tmp_path):
+    write_tree(root, {"etc/default/grub": "", "usr/sbin/update-grub": ""})  # GRUB, with its generator
     path = tmp_path / "boot.yaml"
     path.write_text("hugepages:\n  1G:\n    count: 4\n    spread: true\n    boot: true\n")
     _, out, _ = apply(run_cli, root, "plan", str(path))

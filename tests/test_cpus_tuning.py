@@ -39,7 +39,7 @@ def _host(tmp_path) -> Path:
              "sys/module/kvm/parameters/kvmclock_periodic_sync": "Y\n",
              "sys/module/kvm_intel/parameters/ple_gap": "128\n",
              "sys/devices/system/cpu/intel_pstate/no_turbo": "1\n",
-             "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n',
+             "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n', "usr/sbin/update-grub": "",
              "usr/sbin/irqbalance": "", "etc/default/irqbalance": IRQBALANCE}
     for irq, cpus in ((0, "0"), (24, "0-31"), (25, "0-31"), (30, "0")):
         files[f"proc/irq/{irq}/smp_affinity_list"] = cpus + "\n"

@@ -128,8 +128,13 @@ def check_cmdline(facts: Facts) -> Check:
     contra = [f"{w} in /{f}" for f, w in boot.others if w.partition("=")[0] in keys and w != keys[w.partition("=")[0]]]
     if contra:
         problems.append("contradicted by " + _some(contra))
+    if pending and boot.where == "unread":
+        # An older kvmtune wrote the drop-in on a host GRUB does not boot: update-grub cannot help.
+        problems.append(f"no boot loader reads kvmtune's /etc/default/grub.d drop-in here ({boot.loader})")
     if problems:
         reboot = ("Reboot: the boot entries already carry them." if boot.where == "bls" else
+                  f"Add '{' '.join(pending)}' to the kernel command line by hand, then reboot; 'kvmtune rollback' "
+                  "removes the unread drop-in." if boot.where == "unread" else
                   "Run 'update-grub' (or 'grub2-mkconfig -o /boot/grub2/grub.cfg'), then reboot.")
         hint = reboot if pending and not contra else "Remove the other setting, or change the profile to agree with it."
         return Check("kernel.cmdline", WARN, title, "; ".join(problems), hint, data)

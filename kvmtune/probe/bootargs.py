@@ -22,11 +22,15 @@ class BootArgs:
     kvmtune: tuple  # kvmtune's arguments (key=value words)
     others: tuple  # (file, word) set by other files
     problems: tuple = ()
-    where: str | None = "grub"  # kvmtune's drop-in (needs update-grub), bls (the entries), None: no arguments
+    # grub: kvmtune's drop-in (needs update-grub); unread: kvmtune's drop-in on a host whose boot loader
+    # does not read it (no GRUB); bls: the entries; None: no arguments
+    where: str | None = "grub"
+    loader: str | None = None  # with "unread": what was found instead of GRUB
 
     def to_json(self) -> dict:
         return {"kvmtune": list(self.kvmtune), "others": [{"file": "/" + f, "arg": w} for f, w in self.others],
-                "where": self.where, "problems": list(self.problems)}
+                "where": self.where, "problems": list(self.problems),
+                **({"loader": self.loader} if self.loader else {})}
 
 
 def _words(text: str) -> list[str]:
@@ -54,7 +58,12 @@ def read_boot_args(host) -> BootArgs:
         others += [(rel, w) for w in _words(read_noting(host, rel, problems) or "")]
     mine = _words(own or "")
     if mine:
-        return BootArgs(tuple(mine), tuple(others), tuple(problems))
+        from kvmtune.probe.boot_loader import read_boot_loader
+
+        loader = read_boot_loader(host)  # only here: a host with no drop-in pays nothing for it
+        if loader.kind == "grub":
+            return BootArgs(tuple(mine), tuple(others), tuple(problems))
+        return BootArgs(tuple(mine), tuple(others), tuple(problems), "unread", loader.evidence)
     added = _bls_added(host, problems)
     return BootArgs(tuple(added), tuple(others), tuple(problems), "bls" if added else None)
 

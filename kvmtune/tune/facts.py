@@ -39,6 +39,7 @@ class TuneFacts:
     resume_latency: dict = {}  # CPU -> pm_qos_resume_latency_us text
     module_params: dict = {}  # KVM module -> {parameter: effective value}; absent: not on this host
     knobs: dict = {}  # rollback: journal key -> current value of a knob (sysctl, pool, THP, CPU, power)
+    boot_loader: object = None  # probe.boot_loader.BootLoader (None: not read, --no-persist)
     bls: dict = {}  # Boot Loader Specification entry file name -> text ({}: the host boots otherwise)
     irqbalance: tuple | None = None  # (environment file, text) where irqbalance is installed
     shared: dict = {}  # rollback: irqbalance environment file -> current text
@@ -84,9 +85,12 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
     if persist:
         from kvmtune.tune.bls import read_entries
 
+        from kvmtune.probe.boot_loader import read_boot_loader
+
         _files(host, out)
         out["bls"] = read_entries(host)
         out["journaled"] = _journaled(host)
+        out["boot_loader"] = read_boot_loader(host)
     out["owners"] = read_owners(host, profile)
     return TuneFacts(**out)
 

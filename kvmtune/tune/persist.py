@@ -6,8 +6,9 @@
   systemd-tmpfiles drop-in, written at boot by systemd-tmpfiles-setup, before
   libvirtd starts;
 - hugetlbfs mounts in /etc/fstab (a minimal, marked edit);
-- boot-only pools (``boot: true``) on the kernel command line through a
-  /etc/default/grub.d drop-in: it needs update-grub and a reboot.
+- kernel arguments (``boot: true`` pools, CPU isolation) in the BLS entries or a
+  /etc/default/grub.d drop-in (it needs update-grub and a reboot); on a host with neither
+  (probe.boot_loader), nothing is written: each group is left to the operator, ``blocked``.
 
 Every line is made from values the profile validation held to kvmtune.grammar.
 """
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 from kvmtune.probe.ksm import KSM_DIR
 from kvmtune.probe.thp import THP_DIR
+from kvmtune.probe.hugepages import size_label
 from kvmtune.tune.bls import plan_bls
+from kvmtune.tune.by_hand import plan_by_hand
 from kvmtune.tune.change import BLOCKED, NOW, PENDING, REBOOT
 from kvmtune.tune.cpus import SYSTEMD_DETAIL, MaskChange, boot_args as cpu_boot_args, systemd_text
 from kvmtune.tune.files import HEADER, FileChange, wanted
 from kvmtune.tune.fstab import FstabChange, fstab_text, foreign_entries
 from kvmtune.tune.ksm import ordered_knobs
 from kvmtune.tune.mounts import MountChange
-from kvmtune.tune.pools import PoolChange
+from kvmtune.tune.pools import PoolChange, boot_pool_args
 from kvmtune.tune.power import PowerChange
 from kvmtune.tune.sysctl import dropin_text
 
@@ -34,14 +37,14 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
     default_kb = facts.hugepages.default_size_kb
     sysctls = {name: value for name, (value, _) in profile.sysctl.items()}
     tmpfiles: list[tuple[str, str]] = []
-    boot_args: list[str] = []
+    groups: list[tuple[str, list[str]]] = []  # (what, kernel arguments) kept at boot
     pools = [c for c in changes if isinstance(c, PoolChange)]
     for size in sorted({c.size_kb for c in pools}, reverse=True):
         of_size = [c for c in pools if c.size_kb == size]
         per_node = [c for c in of_size if c.node is not None]
         if of_size[0].boot:
-            count = ",".join(f"{c.node}:{c.after}" for c in per_node) if per_node else of_size[0].after
-            boot_args += [f"hugepagesz={_boot_size(size)}", f"hugepages={count}"]
+            targets = [(c.node, c.after) for c in per_node] or [(None, of_size[0].after)]
+            groups.append((f"{size_label(size)} huge pages at boot", boot_pool_args(size, targets)))
         elif size == default_kb and not per_node:
             sysctls["vm.nr_hugepages"] = of_size[0].after
         else:
@@ -52,16 +55,22 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
     # Runtime CPU settings at boot too (IRQs themselves follow irqaffinity= on the command line).
     tmpfiles += [(c.rel, c.after) for c in changes if isinstance(c, (MaskChange, PowerChange))]
     if split is not None:
-        boot_args += cpu_boot_args(profile, split)
+        groups.append(("CPU isolation", cpu_boot_args(profile, split)))
+    boot_args = [a for _, args in groups for a in args]
 
     out = [own_file(facts, "sysctl", dropin_text(sysctls, HEADER), "sysctl settings at boot"),
            own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
     if profile.hugetlbfs or "fstab" in facts.journaled:  # kvmtune's lines only by the journal's proof
         out.append(_fstab_change(facts, changes, warnings))
+    loader = facts.boot_loader
     if facts.bls:  # the host boots BLS entries: the arguments go there, not into a GRUB drop-in
         out += plan_bls(facts.bls, boot_args)
         boot_args = []
-    out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
+    if boot_args and loader is not None and not loader.editable:
+        # A drop-in no boot loader reads would report success and change nothing at boot.
+        out += plan_by_hand(groups, facts, warnings)
+    else:
+        out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
     out.append(own_file(facts, "modprobe", modprobe, "KVM module options: from the next module load (reboot)",
                         REBOOT))
     out.append(own_file(facts, "systemd", systemd_text(profile, split, HEADER) if split else None, SYSTEMD_DETAIL,
@@ -93,10 +102,6 @@ def _grub_text(args: list[str]) -> str | None:
     if not args:
         return None
     return HEADER + f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {" ".join(args)}"\n'
-
-
-def _boot_size(size_kb: int) -> str:
-    return f"{size_kb >> 20}G" if size_kb % (1 << 20) == 0 else f"{size_kb >> 10}M"
 
 
 def _fstab_change(facts, changes, warnings: list[str]) -> FstabChange:

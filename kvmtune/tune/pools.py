@@ -2,7 +2,10 @@
 
 The kernel grants pool growth best-effort: a write of 1024 may leave 900 (fragmented
 memory), so every write is read back and a shortfall is a failure, retried once after
-compaction when the profile asks, or left to the boot reservation (``boot: true``).
+compaction when the profile asks, or left to the boot reservation (``boot: true``). A boot
+pool the kernel grants nothing more of now is ``blocked``, not changed: a second apply that
+finds the same kernel reports no change (Ansible settles), and says where the pages will
+come from (the boot loader kvmtune edited, or the kernel arguments to add by hand).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from kvmtune.errors import HostError
 from kvmtune.probe import parse
 from kvmtune.probe.hugepages import POOL_DIR, size_label
-from kvmtune.tune.change import CHANGED, FAILED, PENDING_REBOOT
+from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, PENDING_REBOOT
 from kvmtune.tune.knob import KnobChange, refused
 from kvmtune.tune.registry import Field, integer, kind
 
@@ -31,11 +34,13 @@ class PoolChange(KnobChange):
     KIND, ORDER = "pool", 20
     FIELDS = (Field("size_kb", integer(4, (1 << 24) + 1), "a page size"),
               Field("node", integer(0, 1 << 16, optional=True), "a node id", none="all"))
-    __slots__ = ("size_kb", "node", "boot")
+    __slots__ = ("size_kb", "node", "boot", "at_boot")
 
     def __init__(self, size_kb: int, node: int | None, before, after, boot: bool = False,
-                 status=None, detail=""):
+                 status=None, detail="", at_boot: str | None = None):
         self.size_kb, self.node, self.boot = size_kb, node, boot
+        # Where a boot pool's pages come from at boot (None: the boot loader kvmtune edits).
+        self.at_boot = at_boot
         super().__init__(before, after, status, detail)
 
     rel = property(lambda self: pool_rel(self.size_kb, self.node))
@@ -63,7 +68,10 @@ class PoolChange(KnobChange):
         if not short:
             self.status = CHANGED
         elif self.boot:
-            self.status, self.detail = PENDING_REBOOT, f"{short}; the boot reservation will provide them"
+            granted = parse.int_or_none(host.read_optional(self.rel)) != parse.int_or_none(self.before)
+            later = self.at_boot or "the boot reservation provides them from the next boot"
+            status = (PENDING_REBOOT if self.at_boot is None else CHANGED) if granted else BLOCKED
+            self.status, self.detail = status, f"{short}; {later}"
         else:
             self.status, self.detail = FAILED, (f"{short}: memory is too fragmented; compact and retry "
                                                 "(hugepages.compact: true) or reserve at boot (boot: true)")
@@ -95,6 +103,7 @@ def plan_pools(profile, facts, force: bool = False) -> list[PoolChange]:
             raise req.src.error(f"this host has no {label} huge page pool (it has: {sizes})")
         per_node = _per_node_pages(req, size, numa, mem_kb)
         targets = sorted(per_node.items()) if per_node else [(None, req.total.pages(size, mem_kb))]
+        at_boot = _at_boot(facts, boot_pool_args(size, targets)) if req.boot else None
         for node, pages in targets:
             if node is None:
                 current = pool.total
@@ -104,10 +113,28 @@ def plan_pools(profile, facts, force: bool = False) -> list[PoolChange]:
                 if current is None:
                     raise req.src.error(f"node {node} has no {label} pool (/{pool_rel(size, node)} does not exist)")
             changes.append(PoolChange(size, node, None if current is None else str(current), str(pages),
-                                      req.boot))
+                                      req.boot, at_boot=at_boot))
         wanted_kb[size] = sum(p for _, p in targets) * size
     _check_reserve(profile, mem_kb, sum(wanted_kb.values()), force)
     return changes
+
+
+def boot_pool_args(size_kb: int, targets) -> list[str]:
+    """The kernel arguments that reserve a pool at boot (Documentation/admin-guide/mm/hugetlbpage.rst:
+    ``hugepages=N``, or per node ``hugepages=0:N,1:M`` since 5.13), from [(node or None, pages)]."""
+    size = f"{size_kb >> 20}G" if size_kb % (1 << 20) == 0 else f"{size_kb >> 10}M"
+    count = ",".join(f"{node}:{pages}" for node, pages in targets) if targets[0][0] is not None else targets[0][1]
+    return [f"hugepagesz={size}", f"hugepages={count}"]
+
+
+def _at_boot(facts, args: list[str]) -> str | None:
+    """What provides a boot pool's pages at boot, when it is not a boot loader kvmtune edits."""
+    loader = facts.boot_loader
+    if loader is None:  # not read: --no-persist (or a plan made without the files)
+        return "--no-persist: nothing reserves them at boot"
+    if loader.editable:
+        return None
+    return f"no boot loader kvmtune can edit: add '{' '.join(args)}' to the kernel command line by hand"
 
 
 def _per_node_pages(req, size: int, numa, mem_kb) -> dict[int, int]:
