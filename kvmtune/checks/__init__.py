@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 REGISTRY = {
     "cpu.virt": ("cpu", "check_cpu_virt", None,
                  ("cpu", "modules", "dev_kvm", "kvm", "virt_refusals", "cpuid")),
-    "cpu.vulnerabilities": ("cpu", "check_cpu_vulnerabilities", None, ("vulns",)),
+    "cpu.vulnerabilities": ("cpu", "check_cpu_vulnerabilities", None, ("vulns", "cmdline")),
     "cpu.isolation": ("isolation", "check_isolation", None, ("isolation", "isolated_cores", "numa")),
     "cpu.power": ("isolation", "check_power", None, ("power", "isolation")),
     "kvm.device": ("kvm", "check_device", None, ("dev_kvm", "modules", "cpu")),

@@ -95,6 +95,8 @@ HYPERVISOR_VULNS = ("l1tf", "mds", "itlb_multihit", "retbleed", "mmio_stale_data
 
 
 def check_cpu_vulnerabilities(facts: Facts) -> Check:
+    from kvmtune.checks.mitigations import explain, read_mitigations
+
     title = TITLES["cpu.vulnerabilities"]
     vulns = facts.vulns
     if not vulns.states:
@@ -108,17 +110,25 @@ def check_cpu_vulnerabilities(facts: Facts) -> Check:
                          if "SMT vulnerable" in v and vulns.smt_active is not False)
     data = {"states": relevant, "vulnerable": vulnerable, "smt_exposed": smt_exposed,
             "smt_control": vulns.smt_control, "smt_active": vulns.smt_active}
+    # What the command line chose explains a "Vulnerable" that no update will change.
+    chosen, meaning, guest = read_mitigations(facts.known("cmdline") or ())
+    clause, chosen_hint = explain(chosen, meaning, guest) if chosen is not None else ("", None)
+    if chosen is not None:
+        data["mitigations"] = {"value": chosen, "turns_off": meaning, "guest_vectors_off": guest}
+    said = f"; {clause}" if clause else ""
     if vulnerable:
-        return Check("cpu.vulnerabilities", WARN, title,
-                     f"vulnerable: {', '.join(vulnerable)}",
-                     "Update the CPU microcode and the kernel; check that 'mitigations=off' is "
+        return Check("cpu.vulnerabilities", WARN, title, f"vulnerable: {', '.join(vulnerable)}{said}",
+                     chosen_hint or "Update the CPU microcode and the kernel; check that 'mitigations=off' is "
                      "not on the kernel command line (reboot needed).", data)
     if smt_exposed:
         return Check("cpu.vulnerabilities", WARN, title,
-                     f"mitigated, but SMT still exposes: {', '.join(smt_exposed)}",
+                     f"mitigated, but SMT still exposes: {', '.join(smt_exposed)}{said}",
                      "If guests do not trust each other, turn SMT off: 'echo off > "
                      "/sys/devices/system/cpu/smt/control' now, 'nosmt' on the kernel command "
                      "line to keep it (reboot needed); or pin guests to whole cores.", data)
+    if chosen_hint:  # none vulnerable today, but what the line turns off covers the next one too
+        return Check("cpu.vulnerabilities", WARN, title, f"{len(relevant)} checked, none vulnerable now{said}",
+                     chosen_hint, data)
     return Check("cpu.vulnerabilities", PASS, title,
-                 f"{len(relevant)} checked, none vulnerable", None, data)
+                 f"{len(relevant)} checked, none vulnerable{said}", None, data)
 
