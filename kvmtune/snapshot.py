@@ -1,16 +1,19 @@
-"""Capture what check reads of this host, so it can be judged elsewhere (``--root DIR``).
+"""Capture what check and plan read of this host, so it can be judged elsewhere (``--root DIR``).
 
-The capture is the read phase itself, run on a Host that notes every path it reads,
-lists or looks at: exactly those are copied, nothing else (no /etc/shadow, no process
-data). Files are copied as read; directories that were listed get their subdirectories
-(empty unless something in them was read); device nodes, which a copy cannot hold, go
-to the manifest with their type, numbers, mode, owner and ACL, as does every path that
-could not be read and why. What only a live kernel answers (the guest run, the invoking
-user's access) is not captured: a snapshot says "not available in a snapshot".
+The capture is the read phases themselves (check's, and plan's for every shipped profile),
+run on a Host that notes every path it reads, lists or looks at: exactly those are copied,
+nothing else (no /etc/shadow, no process data). A file only looked at (a boot loader's tool
+on PATH, an ACPI table) is captured empty: its presence is the fact. Files are copied as
+read; directories that were listed get their subdirectories (empty unless something in them
+was read); device nodes, which a copy cannot hold, go to the manifest with their type,
+numbers, mode, owner and ACL, as does every path that could not be read and why. What only
+a live kernel answers (the guest run, the invoking user's access) is not captured: a
+snapshot says "not available in a snapshot".
 
 Layout of DIR: the host's paths under DIR (``proc/cpuinfo``, ``sys/...``, ``etc/...``),
 and ``kvmtune-snapshot.json``: {format, kvmtune, captured_at, hostname, kernel, files,
 bytes, nodes: {path: {mode, uid, gid, major, minor, xattrs}}, unreadable: {path: reason},
+absent: [paths looked for and not there],
 live_only: [...]}.
 """
 
@@ -44,6 +47,7 @@ class RecordingHost(Host):
         self.listed: dict[str, list[str]] = {}
         self.looked: set[str] = set()
         self.unreadable: dict[str, str] = {}
+        self.absent: set[str] = set()  # looked for and not there: the host lacks it, it was not missed
 
     def read(self, rel, limit=None):
         try:
@@ -51,6 +55,8 @@ class RecordingHost(Host):
         except HostError as exc:
             if exc.errno not in (2, 20):  # ENOENT, ENOTDIR: absent is not unreadable
                 self.unreadable[rel] = exc.reason
+            else:
+                self.absent.add(rel)
             raise
         self.files[rel] = text
         return text
@@ -59,6 +65,20 @@ class RecordingHost(Host):
         names = super().listdir(rel)
         self.listed[rel] = names
         return names
+
+    def read_file_state(self, rel):
+        state = super().read_file_state(rel)
+        if state is not None:
+            self.files[rel] = state.text
+        return state
+
+    def shared_target(self, rel):
+        # Plan's read of fstab asks where it could edit it; a capture edits nothing, it reads.
+        return self.resolve(rel)
+
+    def path_state(self, rel):
+        self.looked.add(rel)
+        return super().path_state(rel)
 
     def stat(self, rel):
         self.looked.add(rel)
@@ -85,6 +105,7 @@ def capture(directory: str, root: str = "/") -> dict:
     host = RecordingHost(root)
     names = [n for c in REGISTRY.values() for n in c[3]] + list(HOST_FACTS)
     read_facts(host, [n for n in dict.fromkeys(names) if n not in LIVE_ONLY])
+    _read_for_planning(host)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     nodes, dirs = {}, set(host.listed)
     for rel in sorted(host.looked):  # looked at (exists, stat): reproduce what was there
@@ -94,10 +115,7 @@ def capture(directory: str, root: str = "/") -> dict:
         elif host.kind(rel) == "dir":
             dirs.add(rel)
         elif host.kind(rel) == "file" and rel not in host.files:
-            try:
-                host.read(rel)
-            except HostError:
-                pass
+            host.files[rel] = ""  # only its presence was asked: not its content
     for rel, names_ in host.listed.items():  # a listing shows its subdirectories
         dirs.update(f"{rel}/{n}" if rel else n for n in names_ if host.kind(f"{rel}/{n}" if rel else n) == "dir")
     files = {rel: text for rel, text in host.files.items() if not _private(rel)}
@@ -108,12 +126,27 @@ def capture(directory: str, root: str = "/") -> dict:
         "kernel": os.uname().release if host.live else host.manifest().get("kernel"),
         "files": len(files), "bytes": sum(len(t.encode()) for t in files.values()),
         "nodes": nodes, "unreadable": dict(sorted(host.unreadable.items())),
+        "absent": sorted(p for p in host.absent if not _private(p)),
         "live_only": ["the guest run through /dev/kvm (kvm.functional)", "the invoking user's access (kvm.access)",
                       "what KVM offers guests (host.cpu.kvm_features)", "the kernel log",
                       "the running guests (processes are never captured)"],
     }
     write_snapshot_tree(directory, sorted(dirs), files, manifest)
     return manifest
+
+
+def _read_for_planning(host: Host) -> None:
+    """What plan reads for each shipped profile: its sysctls and knobs, pools, mounts, CPUs,
+    module parameters, kvmtune's files and the boot loader. A knob this host lacks is simply
+    not captured, and plan on the snapshot says so."""
+    from kvmtune.profile import load_profile, shipped_profiles
+    from kvmtune.tune.facts import read_for_profile
+
+    for name in shipped_profiles():
+        try:
+            read_for_profile(host, load_profile(name), persist=True)
+        except HostError:
+            pass  # what could not be read is in host.unreadable
 
 
 def _node(host: Host, rel: str, st) -> dict:

@@ -14,6 +14,9 @@ from kvmtune.grammar import digits
 
 @record
 class TuneFacts:
+    # A tree 'kvmtune snapshot' captured: the paths it looked for and found absent (None: the live
+    # kernel, or a tree that is the whole host), so a path missing from it was not captured.
+    capture: frozenset | None = None
     sysctl: dict = {}  # name -> current value (None: absent)
     sysctl_names: tuple = ()  # every sysctl on the host, read only when a named one is absent
     pools: dict = {}  # (size_kb, node or None) -> current page count text
@@ -52,7 +55,7 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
     from kvmtune.tune.conflicts import read_owners
     from kvmtune.tune.sysctl import read_sysctl, read_sysctl_names, split_optional
 
-    out: dict = {"cmdline": tuple(read_cmdline(host))}
+    out: dict = {"cmdline": tuple(read_cmdline(host)), "capture": _capture(host)}
     out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
     if None in out["sysctl"].values():  # for "did you mean": what this host does have
         out["sysctl_names"] = read_sysctl_names(host)
@@ -93,6 +96,19 @@ def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:
         out["boot_loader"] = read_boot_loader(host)
     out["owners"] = read_owners(host, profile)
     return TuneFacts(**out)
+
+
+def _capture(host) -> frozenset | None:
+    manifest = {} if host.live else host.manifest()
+    if "captured_at" not in manifest:
+        return None
+    absent = manifest.get("absent", [])
+    return frozenset(p for p in absent if isinstance(p, str)) if isinstance(absent, list) else frozenset()
+
+
+def not_captured(facts, rel: str) -> bool:
+    """A path absent from a captured tree that the capture did not look for: unknown, not absent."""
+    return facts.capture is not None and rel not in facts.capture
 
 
 def _online(host) -> tuple:

@@ -20,7 +20,8 @@ def modprobe_text(profile, facts, warnings: list[str], header: str) -> str | Non
         for param, (_, node) in params.items():
             if param not in present:
                 known = ", ".join(sorted(present)[:10]) + (" ..." if len(present) > 10 else "")
-                raise node.key_error(f"{module} has no parameter {param!r} on this kernel (it has: {known})")
+                where = "in this snapshot" if facts.capture is not None else "on this kernel"
+                raise node.key_error(f"{module} has no parameter {param!r} {where} (it has: {known})")
         effective = [p for p, (v, _) in params.items() if not _same(present.get(p), v)]
         if effective:
             warnings.append(f"kvm_modules.{module}: {', '.join(effective)} differ from the loaded module's values "

@@ -100,7 +100,8 @@ def plan_pools(profile, facts, force: bool = False) -> list[PoolChange]:
         pool = hp.pool(size)
         if pool is None:
             sizes = ", ".join(size_label(p.size_kb) for p in hp.pools) or "none"
-            raise req.src.error(f"this host has no {label} huge page pool (it has: {sizes})")
+            where = "this host has" if facts.capture is None else "this snapshot holds"
+            raise req.src.error(f"{where} no {label} huge page pool (it has: {sizes})")
         per_node = _per_node_pages(req, size, numa, mem_kb)
         targets = sorted(per_node.items()) if per_node else [(None, req.total.pages(size, mem_kb))]
         at_boot = _at_boot(facts, boot_pool_args(size, targets)) if req.boot else None

@@ -109,12 +109,21 @@ def read_later_files(host) -> dict[str, str]:
 
 
 def plan_sysctl(profile, facts, warnings: list[str]) -> list[SysctlChange]:
+    from kvmtune.tune.facts import not_captured
+
     changes = []
     for key, (value, node) in profile.sysctl.items():
         name, optional = split_optional(key)
         if name in RESERVED and profile.hugepages:
             raise node.error("set huge pages in the hugepages section, not both")
         current = facts.sysctl.get(name)
+        if current is None and not_captured(facts, sysctl_rel(name)):
+            # A tree may be a snapshot that did not capture it: say that, not that the kernel lacks it.
+            if optional:
+                warnings.append(f"sysctl {name} is not in this snapshot: skipped (marked optional with '-')")
+                continue
+            raise node.error(f"not in this snapshot (/{sysctl_rel(name)} was not captured; 'kvmtune snapshot' "
+                             "captures every shipped profile's sysctls)")
         if current is None:
             if optional:
                 warnings.append(f"sysctl {name} does not exist on this kernel: skipped (marked optional with '-')")
