@@ -261,3 +261,16 @@ def test_check_advises_update_grub_only_where_grub_boots(check_json, tmp_path, e
     if not extra:
         assert "update-grub" not in line["hint"] and "'hugepagesz=1G hugepages=4'" in line["hint"]
         assert "no boot loader reads kvmtune's /etc/default/grub.d drop-in" in line["detail"]
+
+
+def test_the_kernel_arguments_of_the_grub_drop_in_pass_the_kernel_grammar(run_cli, tmp_path):
+    root = _fixture_tree(tmp_path, "intel-silver4108-32c-2n")
+    write_tree(root, GRUB)
+    profile = tmp_path / "p.yaml"
+    profile.write_text("extends: pinned\nhugepages:\n  2M: {count: 64, boot: true}\n")
+    code, out, err = run_cli("--root", root, "apply", str(profile), "--json", "--force")
+    assert code == 0, err
+    text = (Path(root) / GRUB_DROPIN).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("GRUB_CMDLINE_LINUX="))
+    args = line.partition("=")[2].strip('"').replace("$GRUB_CMDLINE_LINUX ", "")
+    assert_kernel_grammar(args)

@@ -166,3 +166,30 @@ thp:
     back = json.loads(out)
     assert code == 0 and back["failed"] is False, (back["msg"], err)
     assert snapshot(mount_dir) == saved
+
+
+def test_without_a_boot_loader_the_live_apply_writes_no_boot_config_and_settles(live_host, tmp_path, run_cli):
+    from kvmtune.host.door import Host
+    from kvmtune.probe.boot_loader import read_boot_loader
+
+    saved, mount_dir = live_host
+    loader = read_boot_loader(Host("/"))
+    if loader.editable:
+        pytest.skip(f"this machine has a boot loader kvmtune edits ({loader.evidence})")
+    swappiness = int(saved["knobs"]["/proc/sys/vm/swappiness"])
+    profile = tmp_path / "boot.yaml"
+    profile.write_text(f"sysctl:\n  vm.swappiness: {swappiness + 7 if swappiness < 90 else swappiness - 7}\n"
+                       "hugepages:\n  2M: {count: 4, boot: true}\n")
+    code, out, err = run_cli("apply", str(profile), "--json")
+    first = json.loads(out)
+    assert code == 0 and first["changed"] is True, (first["msg"], err)
+    hand = next(c for c in first["changes"] if c["target"] == "kernel command line: 2M huge pages at boot")
+    assert hand["status"] == "blocked" and hand["after"] == "hugepagesz=2M hugepages=4"
+    assert not os.path.exists("/etc/default/grub.d/90-kvmtune.cfg")
+    assert read(f"{SYS}/hugepages/hugepages-2048kB/nr_hugepages").strip() == "4"  # the runtime part applied
+    code, out, err = run_cli("apply", str(profile), "--json")
+    again = json.loads(out)
+    assert code == 0 and again["changed"] is False, [c for c in again["changes"] if c["status"] != "ok"]
+    code, out, err = run_cli("rollback", "--json")
+    assert code == 0, err
+    assert snapshot(mount_dir) == saved
