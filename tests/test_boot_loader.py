@@ -274,3 +274,16 @@ def test_the_kernel_arguments_of_the_grub_drop_in_pass_the_kernel_grammar(run_cl
     line = next(l for l in text.splitlines() if l.startswith("GRUB_CMDLINE_LINUX="))
     args = line.partition("=")[2].strip('"').replace("$GRUB_CMDLINE_LINUX ", "")
     assert_kernel_grammar(args)
+
+
+def test_with_no_persist_a_boot_pool_short_now_does_not_promise_a_boot_reservation(tmp_path):
+    from kvmtune.profile import load_profile
+    from kvmtune.tune.engine import apply_profile
+
+    root = _tree(tmp_path, GRUB)
+    path = tmp_path / "p.yaml"
+    path.write_text(BOOT_POOL)
+    plan = apply_profile(RefusingHost(root), load_profile(str(path)), persist=False)
+    pool = next(c for c in plan.changes if c.target == "hugepages 1G node0")
+    assert pool.status == "blocked" and "--no-persist: nothing reserves them at boot" in pool.detail
+    assert not (Path(root) / GRUB_DROPIN).exists()

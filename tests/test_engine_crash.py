@@ -58,6 +58,8 @@ def template(tmp_path_factory):
     files = synthetic_host(n_cpus=4, iommu_groups=0)  # small: it is copied for every kill
     files["etc/fstab"] = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n"
     files["etc/sysctl.d/README.sysctl"] = "see sysctl.d(5)\n"
+    # A GRUB host: the boot pools go into kvmtune's drop-in (its write is killed too)
+    files.update({"etc/default/grub": "GRUB_DEFAULT=0\n", "usr/sbin/update-grub": ""})
     root = write_tree(str(tmp_path_factory.mktemp("template") / "host"), files)
     profile = tmp_path_factory.mktemp("profile") / "every.yaml"
     profile.write_text(EVERY_SECTION)

@@ -106,11 +106,6 @@ def _capture(host) -> frozenset | None:
     return frozenset(p for p in absent if isinstance(p, str)) if isinstance(absent, list) else frozenset()
 
 
-def not_captured(facts, rel: str) -> bool:
-    """A path absent from a captured tree that the capture did not look for: unknown, not absent."""
-    return facts.capture is not None and rel not in facts.capture
-
-
 def _online(host) -> tuple:
     from kvmtune.probe.cpu import read_cpu
 

@@ -108,9 +108,12 @@ def read_later_files(host) -> dict[str, str]:
     return {seen[e]: host.read_optional(seen[e]) or "" for e in sorted(seen) if e > ours}
 
 
-def plan_sysctl(profile, facts, warnings: list[str]) -> list[SysctlChange]:
-    from kvmtune.tune.facts import not_captured
+def not_captured(facts, rel: str) -> bool:
+    """A path absent from a captured tree that the capture did not look for: unknown, not absent."""
+    return facts.capture is not None and rel not in facts.capture
 
+
+def plan_sysctl(profile, facts, warnings: list[str]) -> list[SysctlChange]:
     changes = []
     for key, (value, node) in profile.sysctl.items():
         name, optional = split_optional(key)
