@@ -25,6 +25,7 @@ import time
 
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
+from kvmtune.host.reads import exact_text
 from kvmtune.grammar import digits
 
 LIVE_ONLY = ("kvm", "access", "virt_refusals", "cpuid", "kvm_features", "guests", "applied_profiles",
@@ -49,25 +50,26 @@ class RecordingHost(Host):
         self.unreadable: dict[str, str] = {}
         self.absent: set[str] = set()  # looked for and not there: the host lacks it, it was not missed
 
-    def read(self, rel, limit=None):
+    def read_bytes(self, rel, limit=None):
+        # Every read comes through here (read decodes it, plan's exact reads keep every byte).
         try:
-            text = super().read(rel) if limit is None else super().read(rel, limit)
+            data = super().read_bytes(rel) if limit is None else super().read_bytes(rel, limit)
         except HostError as exc:
             if exc.errno not in (2, 20):  # ENOENT, ENOTDIR: absent is not unreadable
                 self.unreadable[rel] = exc.reason
             else:
                 self.absent.add(rel)
             raise
-        self.files[rel] = text
-        return text
+        self.files[rel] = exact_text(data)  # written back with the same bytes
+        return data
 
     def listdir(self, rel):
         names = super().listdir(rel)
         self.listed[rel] = names
         return names
 
-    def read_file_state(self, rel):
-        state = super().read_file_state(rel)
+    def read_file_state(self, rel, *args, **kwargs):
+        state = super().read_file_state(rel, *args, **kwargs)
         if state is not None:
             self.files[rel] = state.text
         return state

@@ -62,8 +62,8 @@ def test_only_what_check_and_plan_read_is_captured(run_cli, tmp_path, monkeypatc
     captured = {os.path.relpath(os.path.join(d, f), tmp_path / "snap")
                 for d, _, files in os.walk(tmp_path / "snap") for f in files} - {"kvmtune-snapshot.json"}
     read = set()
-    real, real_state = Host.read, Host.read_file_state
-    monkeypatch.setattr(Host, "read", lambda self, rel, *a, **k: read.add(rel) or real(self, rel, *a, **k))
+    real, real_state = Host.read_bytes, Host.read_file_state  # read and the exact reads go through read_bytes
+    monkeypatch.setattr(Host, "read_bytes", lambda self, rel, *a, **k: read.add(rel) or real(self, rel, *a, **k))
     monkeypatch.setattr(Host, "read_file_state",
                         lambda self, rel, *a, **k: read.add(rel) or real_state(self, rel, *a, **k))
     from kvmtune.checks.intents import INTENTS
