@@ -91,6 +91,22 @@ def test_fstab_edits_keep_every_byte_and_rollback_is_exact(original, first, seco
     assert kept == expected, "a line kvmtune did not write was removed, or one of its own stayed"
 
 
+
+def test_an_administrators_copy_of_kvmtunes_fstab_line_stays_after_rollback():
+    """The deterministic case of the property above: after two applies, the administrator
+    appends an exact copy of kvmtune's marker and line; rollback removes kvmtune's only."""
+    mounts = MOUNTS[0]
+    line = f"hugetlbfs {mounts[0][0]} hugetlbfs {mounts[0][1]} 0 0"
+    text = "UUID=1 / ext4 defaults 0 1\n"
+    applied = fstab_lines.fstab_text(text, mounts, text)
+    proof = settle(fstab_lines.FstabChange(text, applied, mounts, text), {"text": text, "added": []})
+    again = fstab_lines.fstab_text(applied, mounts, proof)
+    proof = settle(fstab_lines.FstabChange(applied, again, mounts, proof), proof)
+    copy = f"{fstab_lines.MARK}\n{line}\n"
+    back, _ = fstab_lines.restore_fstab(proof, again + copy)
+    assert back == text + copy
+
+
 @FAST
 @given(original=content, cpus=st.sets(st.integers(0, 15), min_size=1), other=st.sets(st.integers(0, 15), min_size=1))
 def test_irqbalance_edits_keep_every_byte_and_rollback_is_exact(original, cpus, other):

@@ -39,7 +39,7 @@ MUTANTS = {
                                "tests/test_bytes_properties.py::test_fstab_edits_keep_every_byte_and_rollback_is_exact"]),
     "count of the lines kvmtune added": ("kvmtune/tune/lines.py", "elif cap is None or cap[entry] > 0:", "elif True:",
                                          ["tests/test_bytes_properties.py::"
-                                          "test_fstab_edits_keep_every_byte_and_rollback_is_exact"]),
+                                          "test_an_administrators_copy_of_kvmtunes_fstab_line_stays_after_rollback"]),
     "allow-list": ("kvmtune/host/changes.py", "if not owned.allows(op, rel):", "if False:",
                    [SAFETY + "test_the_host_refuses_what_kvmtune_does_not_own"]),
     "no write through a link": ("kvmtune/host/changes.py", "            raise OSError(errno.ELOOP, LINK_REFUSED)",
