@@ -145,6 +145,11 @@ COMMANDS = {c.name: c for c in (
             Opt("--strict", "strict", "Exit 1 when a finding warns."),
             Opt("-o/--output", "output", "Write the output to PATH atomically.", "value", "PATH"),
         ]),
+    Cmd("devices", "Every PCI function by IOMMU group with its passthrough verdict (alone, with-group, never, "
+        "no-iommu); with ADDRESS, the steps to give that device to a guest. Exit 0; with ADDRESS, 1 when it "
+        "cannot be passed.", "kvmtune.commands.devices:DevicesOptions", "kvmtune.commands.devices:run_devices", [
+            Opt("--json", "format", "One JSON object on stdout: devices and groups.", value="json"),
+        ], positional=("address?", "ADDRESS", "A PCI address (0000:01:00.0 or 01:00.0).")),
     Cmd("partition", "The split of this host's CPUs between housekeeping and pinned guests (whole cores, "
         "every node keeps some), with the kernel arguments, nova.conf and libvirt settings to match.",
         "kvmtune.commands.partition:PartitionOptions", "kvmtune.commands.partition:run_partition", [

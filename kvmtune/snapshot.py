@@ -45,13 +45,15 @@ class RecordingHost(Host):
     def __init__(self, root: str = "/"):
         super().__init__(root)
         self.files: dict[str, str] = {}
+        self.links: dict[str, str] = {}  # link -> target, for the manifest (a tree holds no links)
         self.listed: dict[str, list[str]] = {}
         self.looked: set[str] = set()
         self.unreadable: dict[str, str] = {}
         self.absent: set[str] = set()  # looked for and not there: the host lacks it, it was not missed
 
     def read_bytes(self, rel, limit=None):
-        # Every read comes through here (read decodes it, plan's exact reads keep every byte).
+        # Every read comes through here (read decodes it, plan's exact reads keep every byte; a PCI
+        # config space that is not UTF-8 comes back byte for byte).
         try:
             data = super().read_bytes(rel) if limit is None else super().read_bytes(rel, limit)
         except HostError as exc:
@@ -62,6 +64,12 @@ class RecordingHost(Host):
             raise
         self.files[rel] = exact_text(data)  # written back with the same bytes
         return data
+
+    def readlink(self, rel):
+        target = super().readlink(rel)
+        if target is not None:
+            self.links[rel] = target
+        return target
 
     def listdir(self, rel):
         names = super().listdir(rel)
@@ -126,7 +134,8 @@ def capture(directory: str, root: str = "/") -> dict:
         "format": 1, "kvmtune": __version__, "captured_at": started,
         "hostname": (files.get("proc/sys/kernel/hostname") or "").strip() or None,
         "kernel": os.uname().release if host.live else host.manifest().get("kernel"),
-        "files": len(files), "bytes": sum(len(t.encode()) for t in files.values()),
+        "files": len(files), "bytes": sum(len(t.encode("utf-8", "surrogateescape")) for t in files.values()),
+        "links": {rel: target for rel, target in sorted(host.links.items()) if not _private(rel)},
         "nodes": nodes, "unreadable": dict(sorted(host.unreadable.items())),
         "absent": sorted(p for p in host.absent if not _private(p)),
         "live_only": ["the guest run through /dev/kvm (kvm.functional)", "the invoking user's access (kvm.access)",

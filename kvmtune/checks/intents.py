@@ -32,11 +32,16 @@ class Intent:
 
 INTENTS = {i.name: i for i in (
     Intent(GENERAL, "a generic KVM guest (plain check)"),
+    # A group that shares a device with the host (WARN) keeps that device from a guest, not
+    # every device: it is named, and blocks nothing; groups that cannot be judged do. ACS on
+    # the bridges explains the groups and blocks nothing by itself.
     Intent("passthrough", "PCI devices assigned to guests through VFIO",
-           adds=("memlock",),
-           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "memlock": (WARN, UNKNOWN)}),
+           adds=("memlock", "iommu.groups", "pci.acs"),
+           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "memlock": (WARN, UNKNOWN),
+                     "iommu.groups": (UNKNOWN,)}),
     Intent("sriov", "SR-IOV virtual functions assigned to guests",
-           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE}),
+           adds=("sriov",),
+           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "sriov": NOT_THERE}),
 )}
 # Checks that run only for an intent that adds them (or when --only names them).
 ON_DEMAND = frozenset(c for i in INTENTS.values() for c in i.adds)

@@ -7,6 +7,8 @@ from kvmtune.checks.model import INFO, PASS, TITLES, UNKNOWN, WARN, Check
 from kvmtune.probe.cgroups import V1_NEEDED, V2_NEEDED
 
 AMD_VENDORS = ("AuthenticAMD", "HygonGenuine")
+# A group's default domain type says how the kernel runs the IOMMU (Documentation/ABI/testing/sysfs-kernel-iommu_groups).
+MODES = {"identity": "pt (identity: iommu=pt)", "DMA-FQ": "lazy (DMA-FQ)", "DMA": "strict (DMA)"}
 GRUB = ("add it to GRUB_CMDLINE_LINUX in /etc/default/grub, run 'update-grub' "
         "(or 'grubby --update-kernel=ALL --args=...'), and reboot")
 
@@ -49,7 +51,9 @@ def check_iommu(facts: Facts) -> Check:
     off = {k: v for k, v in io.cmdline.items() if v in ("off", "0") or (k == "iommu" and v == "off")}
     if io.groups:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(io.group_types.items())) or "types unknown"
-        detail = f"{io.groups} IOMMU groups ({kinds}); units: {', '.join(io.units) or 'none listed'}"
+        modes = [MODES[k] for k in sorted(io.group_types) if k in MODES]
+        detail = (f"the kernel enabled the IOMMU, mode {' and '.join(modes) or 'unknown'}: {io.groups} IOMMU groups "
+                  f"({kinds}); units: {', '.join(io.units) or 'none listed'}")
         if io.group_types.get("identity"):
             detail += ("; identity (passthrough) domains trade DMA isolation from the host for "
                        "speed (iommu=pt), and block AMD SEV-SNP")

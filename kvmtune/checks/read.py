@@ -173,6 +173,21 @@ def _iommu(host, got):
     return read_iommu(host, got.cmdline or [])
 
 
+def _pci(host, got):
+    from kvmtune.probe.pci import read_pci
+    return read_pci(host)
+
+
+def _host_needs(host, got):
+    from kvmtune.probe.pci_needs import read_host_needs
+    return read_host_needs(host)
+
+
+def _vfio(host, got):
+    from kvmtune.probe.vfio import read_vfio
+    return read_vfio(host)
+
+
 def _vulns(host, got):
     from kvmtune.probe.vulns import read_vulns
     return read_vulns(host)
@@ -238,6 +253,9 @@ READERS = {
     "cgroups": (_cgroups, ("mounts",)),
     "iommu": (_iommu, ("cmdline",)),
     "vulns": (_vulns, ()),
+    "pci": (_pci, ()),
+    "host_needs": (_host_needs, ()),
+    "vfio": (_vfio, ()),
     "node_ids": (_node_ids, ()),
     "hugepage_pools": (_pools, ()),
     "numa": (_numa, ("cpu", "hugepage_pools")),

@@ -34,4 +34,8 @@ def checked_manifest(text: str) -> dict:
                 base64.b64decode(value, validate=True)
         except binascii.Error:
             raise ValueError("a node's xattrs") from None
+    links = data.get("links", {})  # link -> its target (kvmtune snapshot keeps links here, not in the tree)
+    if not isinstance(links, dict) or not all(isinstance(k, str) and isinstance(v, str) and 0 < len(v) <= 4096
+                                              and "\0" not in v for k, v in links.items()):
+        raise ValueError("a link's target")
     return data

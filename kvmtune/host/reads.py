@@ -203,6 +203,10 @@ class HostReads:
     def readlink(self, rel: str) -> str | None:
         """The text of a symbolic link itself (never followed), None if absent or not a link:
         /proc/PID/fd/N names what a descriptor is (``anon_inode:kvm-vm``)."""
+        if not self.live:  # a snapshot keeps its links in the manifest (its tree and tar hold none)
+            saved = self.manifest().get("links", {}).get(rel)
+            if saved is not None:
+                return saved
         try:
             return os.readlink(self.real(rel, follow_last=False))
         except (FileNotFoundError, NotADirectoryError):

@@ -16,7 +16,7 @@ from kvmtune.checks import Report
 from kvmtune.checks.model import FAIL, PASS, UNKNOWN, WARN
 
 AREA_TITLES = {
-    "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU",
+    "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU", "pci": "PCI", "sriov": "SR-IOV",
     "secure_guest": "Confidential guests", "numa": "NUMA", "memory": "Memory", "ksm": "KSM",
     "guests": "Guests", "kernel": "Kernel", "memlock": "Locked memory",
     "ready": "Verdict",

@@ -1,0 +1,82 @@
+"""``kvmtune devices ADDRESS``: the exact steps to give one PCI function to a guest, in the
+ecosystem's own terms (kernel arguments, modprobe.d, udev, libvirt, QEMU, memlock)."""
+
+from __future__ import annotations
+
+AMD = ("AuthenticAMD", "HygonGenuine")
+
+
+def _ids(fn) -> str:
+    return fn.ids
+
+
+def plan_binding(pci, needs, addresses: list[str]) -> tuple[list[str], list[str]]:
+    """(modprobe.d lines, udev lines): ``vfio-pci ids=`` claims every device with those ids,
+    so where a device the guest does not take shares them, a driver_override rule keyed by
+    address is the only safe way."""
+    chosen = [pci.get(a) for a in addresses]
+    ids = list(dict.fromkeys(_ids(f) for f in chosen))
+    shared = [f for f in pci.functions if f.address not in addresses and _ids(f) in ids]
+    drivers = list(dict.fromkeys(f.driver for f in chosen if f.driver and f.driver != "vfio-pci"))
+    if shared:
+        # no ACTION match: short enough to copy from an 80-column terminal, and harmless on change events
+        rules = [f'SUBSYSTEM=="pci", KERNEL=="{a}", ATTR{{driver_override}}="vfio-pci"' for a in addresses]
+        return [f"softdep {d} pre: vfio-pci" for d in drivers], rules
+    return [f"options vfio-pci ids={','.join(ids)}", *(f"softdep {d} pre: vfio-pci" for d in drivers)], []
+
+
+def hostdev_xml(address: str) -> str:
+    domain, bus, rest = address.split(":")
+    slot, function = rest.split(".")
+    return (f"<hostdev mode='subsystem' type='pci' managed='yes'>\n  <source>\n"
+            f"    <address domain='0x{domain}' bus='0x{bus}' slot='0x{slot}' function='0x{function}'/>\n"
+            f"  </source>\n</hostdev>")
+
+
+def render_steps(pci, needs, address: str, vendor: str | None, no_iommu: str | None, out) -> None:
+    """Prose is wrapped to the terminal; commands, rules and XML are written whole, each
+    short enough for 80 columns."""
+    from kvmtune.pci import ALONE, NEVER, NO_IOMMU, verdict
+    from kvmtune.render.devices_text import width, wrap
+
+    cols = width()
+
+    def say(text: str, indent: str = "") -> None:
+        if text.startswith("\n"):  # a blank line before a step (textwrap would make it a space)
+            out.write("\n")
+        out.write("\n".join(wrap(text.strip(), indent, cols)) + "\n")
+
+    fn = pci.get(address)
+    v = verdict(pci, needs, address)
+    out.write(f"{address}  {fn.ids}  {fn.kind}  driver {fn.driver or '-'}  group {fn.iommu_group or '-'}\n")
+    if needs and needs.needs.get(address):
+        say(f"the host needs it for {' and '.join(needs.needs[address])}")
+    say(f"passthrough: {v.verdict}: {no_iommu if v.verdict == NO_IOMMU and no_iommu else v.reason}")
+    if v.verdict == NEVER:
+        say("No steps: giving it to a guest would take what the host needs, or vfio-pci cannot bind it.")
+        return
+    taken = [address, *v.with_]
+    iommu = ("amd_iommu=on" if vendor in AMD else "intel_iommu=on") if vendor else "intel_iommu=on (Intel) or amd_iommu=on (AMD)"
+    say("\n1. Kernel arguments (GRUB_CMDLINE_LINUX in /etc/default/grub, 'update-grub', reboot):")
+    out.write(f"   {iommu} iommu=pt\n")
+    if v.verdict == NO_IOMMU:
+        say("Then run 'kvmtune devices' again: the device needs an IOMMU group before the next steps.", "   ")
+        return
+    modprobe, udev = plan_binding(pci, needs, taken)
+    if v.verdict != ALONE:
+        say(f"\n   The whole group goes to the guest: {', '.join(taken)}", "   ")
+    out.write("\n2. Bind to vfio-pci at boot:\n")
+    if udev:
+        say("Its ids are shared with a device the host keeps, so bind by address, in "
+            "/etc/udev/rules.d/70-vfio-pci.rules:", "   ")
+        out.write("".join(f"   {line}\n" for line in udev))
+    out.write("   echo vfio-pci > /etc/modules-load.d/vfio-pci.conf\n")
+    if modprobe:
+        out.write("   /etc/modprobe.d/vfio.conf:\n" + "".join(f"   {line}\n" for line in modprobe))
+    out.write("\n3. libvirt (virsh edit GUEST, under <devices>):\n")
+    for a in taken:
+        out.write("".join(f"   {line}\n" for line in hostdev_xml(a).split("\n")))
+    out.write("\n4. QEMU:\n" + " \\\n".join(f"   -device vfio-pci,host={a}" for a in taken) + "\n")
+    say("\n5. Memlock: VFIO pins all guest RAM for DMA; the QEMU process needs RLIMIT_MEMLOCK of at least "
+        "the guest's memory plus 1 GiB (libvirt raises it for <hostdev>; for plain QEMU: 'ulimit -l' in KiB, "
+        "or LimitMEMLOCK= in its systemd unit). Without it VFIO_MAP_DMA fails with ENOMEM.")
