@@ -30,6 +30,7 @@ BAD_INPUT = {
     "report": ["/does/not/exist"],
     "cpu-models": ["--source", "qemu"],
     "cpu-baseline": ["/does/not/exist"],
+    "devices": ["not-an-address"],
 }
 
 

@@ -50,7 +50,7 @@ def test_passthrough_without_iommu_groups_fails_and_is_not_ready(check_json, hos
     assert report["summary"]["fail"] == plain["summary"]["fail"] + 1
     # general's checks ran as before; the intent only added its own
     added = [c["id"] for c in report["checks"] if c["id"] not in by_id(plain)]
-    assert added == list(INTENTS["passthrough"].adds)
+    assert sorted(added) == sorted(INTENTS["passthrough"].adds)
 
 
 def test_intents_repeat_comma_separate_and_keep_general_first(check_json, host_roots):
@@ -60,8 +60,12 @@ def test_intents_repeat_comma_separate_and_keep_general_first(check_json, host_r
 
 
 def test_ready_for_an_intent_when_its_requirements_hold(check_json, host_roots):
+    code, report = check_json(host_roots["synthetic-intel-vtx"], "--for", "passthrough")
+    assert code == 0 and report["ready_for"] == ["general", "passthrough"]
+    # the same host has no SR-IOV device: not ready for sriov, and it says why
     code, report = check_json(host_roots["synthetic-intel-vtx"], "--for", "passthrough,sriov")
-    assert code == 0 and report["ready_for"] == ["general", "passthrough", "sriov"]
+    assert code == 1 and report["ready_for"] == ["general", "passthrough"]
+    assert "no SR-IOV capable device" in by_id(report)["sriov"]["detail"]
 
 
 def test_a_host_not_ready_for_general_is_ready_for_nothing(check_json, host_roots):
@@ -130,7 +134,8 @@ def test_verify_runs_the_profiles_intents_and_fails_when_they_do(run_cli, host_r
     assert result["intents"] == ["general", "passthrough"] and result["ready_for"] == ["general"]
     checks = {c["id"]: c for c in result["intent_checks"]}
     # the intent's own checks and those readiness needs at all, not all of check
-    assert set(checks) == {"kvm.device", "kvm.functional", "iommu", "devices.vfio", "memlock"}
+    assert set(checks) == {"kvm.device", "kvm.functional", "iommu", "devices.vfio", "memlock", "iommu.groups",
+                           "pci.acs"}
     assert checks["iommu"]["status"] == "fail" and "iommu fail" in result["msg"]
     code, out, _ = run_cli("--root", str(host_roots[NO_IOMMU]), "verify", profile)
     assert code == 1 and "FAIL" in out and "iommu" in out and "fix:" in out
@@ -189,7 +194,7 @@ def test_report_says_per_host_which_intents_it_is_ready_for(run_cli, host_roots,
 
 
 def test_report_strict_takes_every_intent_from_a_host_it_finds_not_ready(run_cli, host_roots, tmp_path):
-    code, out, _ = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check", "--json", "--for", "sriov")
+    code, out, _ = run_cli("--root", str(host_roots["synthetic-intel-vtx"]), "check", "--json", "--for", "passthrough")
     report = json.loads(out)
     report["checks"][0]["status"] = "warn"  # a warning this result's own check did not count
     path = tmp_path / "r.json"
@@ -197,4 +202,4 @@ def test_report_strict_takes_every_intent_from_a_host_it_finds_not_ready(run_cli
     _, out, _ = run_cli("report", str(path), "--json", "--strict")
     assert json.loads(out)["hosts"][0]["ready_for"] == []
     _, out, _ = run_cli("report", str(path), "--json")
-    assert json.loads(out)["hosts"][0]["ready_for"] == ["general", "sriov"]
+    assert json.loads(out)["hosts"][0]["ready_for"] == ["general", "passthrough"]

@@ -32,13 +32,12 @@ class Intent:
 
 INTENTS = {i.name: i for i in (
     Intent(GENERAL, "a generic KVM guest (plain check)"),
-    # A group that shares a device with the host (WARN) keeps that device from a guest, not
-    # every device: it is named, and blocks nothing; groups that cannot be judged do. ACS on
-    # the bridges explains the groups and blocks nothing by itself.
+    # iommu.groups fails where PCI functions have no groups (that blocks, as any failure does);
+    # a group that shares a device with the host (warn) keeps that device from a guest, not
+    # every device: it is named and blocks nothing. ACS on the bridges explains the groups.
     Intent("passthrough", "PCI devices assigned to guests through VFIO",
            adds=("memlock", "iommu.groups", "pci.acs"),
-           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "memlock": (WARN, UNKNOWN),
-                     "iommu.groups": (UNKNOWN,)}),
+           blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "memlock": (WARN, UNKNOWN)}),
     Intent("sriov", "SR-IOV virtual functions assigned to guests",
            adds=("sriov",),
            blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "sriov": NOT_THERE}),

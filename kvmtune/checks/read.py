@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from kvmtune.checks.facts import Facts, Unknown
+from kvmtune.checks.read_devices import DEVICE_READERS
 from kvmtune.checks.read_placement import PLACEMENT_READERS
 from kvmtune.record import record
 
@@ -138,24 +139,6 @@ def _accounts(host, got):
     return read_accounts(host, got.as_user)
 
 
-# Whose memlock limit counts when --as-user names no one: the users distributions run QEMU as.
-VMM_USERS = ("libvirt-qemu", "qemu")
-
-
-def _memlock(host, got):
-    from kvmtune.probe.memlock import read_memlock
-    accounts = got.accounts
-    user = got.as_user or next((u for u in VMM_USERS if accounts and u in accounts.users), None)
-    found = accounts.user(user) if accounts and user else None
-    groups = frozenset(filter(None, (accounts.group_name(g) for g in found.groups))) if found else frozenset()
-    return read_memlock(host, user, groups)
-
-
-def _guest_limits(host, got):
-    from kvmtune.probe.memlock import read_guest_limits
-    return read_guest_limits(host, [g.pid for g in got.guests.guests] if got.guests else [])
-
-
 def _access(host, got):
     if not host.live or got.dev_kvm is None or not got.dev_kvm.exists:
         return None
@@ -171,21 +154,6 @@ def _cgroups(host, got):
 def _iommu(host, got):
     from kvmtune.probe.iommu import read_iommu
     return read_iommu(host, got.cmdline or [])
-
-
-def _pci(host, got):
-    from kvmtune.probe.pci import read_pci
-    return read_pci(host)
-
-
-def _host_needs(host, got):
-    from kvmtune.probe.pci_needs import read_host_needs
-    return read_host_needs(host)
-
-
-def _vfio(host, got):
-    from kvmtune.probe.vfio import read_vfio
-    return read_vfio(host)
 
 
 def _vulns(host, got):
@@ -248,14 +216,9 @@ READERS = {
     "accounts": (_accounts, ()),
     "qemu": (_qemu, ()),  # only for a whole run's JSON: which QEMU, so fleet results judge CPU models
     "access": (_access, ("dev_kvm",)),
-    "memlock": (_memlock, ("accounts",)),
-    "guest_limits": (_guest_limits, ("guests",)),
     "cgroups": (_cgroups, ("mounts",)),
     "iommu": (_iommu, ("cmdline",)),
     "vulns": (_vulns, ()),
-    "pci": (_pci, ()),
-    "host_needs": (_host_needs, ()),
-    "vfio": (_vfio, ()),
     "node_ids": (_node_ids, ()),
     "hugepage_pools": (_pools, ()),
     "numa": (_numa, ("cpu", "hugepage_pools")),
@@ -263,6 +226,7 @@ READERS = {
     "thp": (_thp, ("cmdline",)),
     "ksm": (_ksm, ()),
     **PLACEMENT_READERS,
+    **DEVICE_READERS,
 }
 
 

@@ -40,7 +40,7 @@ def _cores(host, got):
 
 def _isolation(host, got):
     from kvmtune.probe.isolation import read_isolation
-    return read_isolation(host, got.cmdline or [])
+    return read_isolation(host, got.cmdline or [], got.systemd_conf)
 
 
 def _power(host, got):
@@ -55,7 +55,7 @@ def _boot_args(host, got):
 
 PLACEMENT_READERS = {
     "cores": (_cores, ("cpu",)),
-    "isolation": (_isolation, ("cmdline",)),
+    "isolation": (_isolation, ("cmdline", "systemd_conf")),
     "isolated_cores": (_isolated_cores, ("cpu", "isolation")),
     "power": (_power, ("cmdline", "isolation")),
     "boot_args": (_boot_args, ()),

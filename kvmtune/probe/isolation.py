@@ -20,7 +20,6 @@ CPU_DIR = "sys/devices/system/cpu"
 ARGS = ("isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity")
 MAX_IRQS = 8192
 IRQBALANCE = ("etc/default/irqbalance", "etc/sysconfig/irqbalance")
-SYSTEMD = "etc/systemd/system.conf"
 
 
 @record
@@ -69,7 +68,7 @@ def isolcpus_cpus(value: str) -> list[int]:
     return parse.cpulist(",".join(parts))
 
 
-def read_isolation(host, cmdline: list[tuple[str, str | None]]) -> IsolationFacts:
+def read_isolation(host, cmdline: list[tuple[str, str | None]], systemd_conf=None) -> IsolationFacts:
     problems: list[str] = []
 
     def cpus(rel: str, mask: bool = False) -> tuple | None:
@@ -95,7 +94,7 @@ def read_isolation(host, cmdline: list[tuple[str, str | None]]) -> IsolationFact
     facts = IsolationFacts(cpus(f"{CPU_DIR}/isolated") or (), cpus(f"{CPU_DIR}/nohz_full") or (), args, arg_cpus,
                            partitions, cpus("proc/irq/default_smp_affinity", mask=True),
                            cpus("sys/devices/virtual/workqueue/cpumask", mask=True), (),
-                           _irqbalance(host, problems), _systemd(host, problems))
+                           _irqbalance(host, problems), _systemd(host, problems, systemd_conf))
     isolated = set(facts.all_isolated)
     if isolated:
         facts = facts._replace(irqs=_irqs_on(host, isolated, problems))
@@ -182,15 +181,12 @@ def _irqbalance(host, problems: list[str]) -> tuple | None:
     return None
 
 
-def _systemd(host, problems: list[str]) -> tuple | None:
+def _systemd(host, problems: list[str], systemd_conf=None) -> tuple | None:
     """CPUAffinity= of system.conf and its drop-ins, the last one read winning (as systemd reads them)."""
-    rels = [SYSTEMD] + sorted(f"{SYSTEMD}.d/{e}" for e in host.listdir(f"{SYSTEMD}.d") if e.endswith(".conf"))
+    from kvmtune.probe.system import read_systemd_conf
+
     found = None
-    for rel in rels:
-        try:
-            text = host.read_optional(rel)
-        except HostError:
-            continue
+    for rel, text in (systemd_conf if systemd_conf is not None else read_systemd_conf(host)):
         for line in (text or "").splitlines():
             line = line.strip()
             if line.startswith("CPUAffinity="):

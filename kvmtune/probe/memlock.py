@@ -161,7 +161,7 @@ def read_guest_limits(host, guest_pids) -> tuple:
     return tuple(guests)
 
 
-def read_memlock(host, user: str | None, group_names: frozenset[str]) -> MemlockFacts:
+def read_memlock(host, user: str | None, group_names: frozenset[str], systemd_conf=None) -> MemlockFacts:
     from kvmtune.errors import HostError
 
     problems = []
@@ -174,8 +174,10 @@ def read_memlock(host, user: str | None, group_names: frozenset[str]) -> Memlock
             return None
 
     service = None
-    for rel in ("etc/systemd/system.conf", *_conf_files(host, "etc/systemd/system.conf.d")):
-        found = parse_systemd_default(text(rel) or "")
+    from kvmtune.probe.system import read_systemd_conf
+
+    for rel, conf in (systemd_conf if systemd_conf is not None else read_systemd_conf(host)):
+        found = parse_systemd_default(conf or "")
         if found:
             service = Limit(found[0], found[1], f"/{rel} DefaultLimitMEMLOCK")
     if service is None:

@@ -88,7 +88,10 @@ def pci_in(target: str | None) -> str | None:
     return None
 
 
-def read_host_needs(host) -> HostNeeds:
+def read_host_needs(host, mounts_fact=None, mounts_read: bool = False) -> HostNeeds:
+    """``mounts_fact``: the read phase's /proc/mounts (system.Mount records, None if absent),
+    the fallback where /proc/self/mountinfo is not there; ``mounts_read``: the read phase
+    has read it, so it is not read a second time."""
     needs: dict[str, list[str]] = {}
     problems: list[str] = []
 
@@ -100,9 +103,16 @@ def read_host_needs(host) -> HostNeeds:
     try:
         text = host.read_optional("proc/self/mountinfo", limit=16 << 20)
         mounts = parse_mountinfo(text) if text is not None else {}
-        if text is None:  # a snapshot never holds proc/self; it holds proc/mounts
-            text = host.read_optional("proc/self/mounts", limit=16 << 20) or host.read_optional(
-                "proc/mounts", limit=16 << 20)
+        if text is None:
+            text = host.read_optional("proc/self/mounts", limit=16 << 20)
+            mounts = parse_mounts(text) if text is not None else {}
+        if text is None and mounts_read:  # the read phase has read /proc/mounts already
+            mounts = {m.target: ("", m.source) for m in mounts_fact or ()}
+            if mounts_fact is None:
+                problems.append("no /proc/self/mountinfo or /proc/mounts to read: the disks the host boots "
+                                "from are unknown")
+        elif text is None:
+            text = host.read_optional("proc/mounts", limit=16 << 20)
             mounts = parse_mounts(text) if text is not None else {}
             if text is None:
                 problems.append("no /proc/self/mountinfo to read: the disks the host boots from are unknown")

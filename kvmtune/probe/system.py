@@ -87,3 +87,24 @@ def read_noting(host: Host, rel: str, problems: list[str]) -> str | None:
     except HostError as exc:
         problems.append(f"/{rel}: {exc.reason}")
         return None
+
+
+SYSTEMD_CONF = "etc/systemd/system.conf"
+MAX_CONF_DROPINS = 256  # a directory of drop-ins is read in name order, as systemd reads it
+
+
+def read_systemd_conf(host) -> tuple[tuple[str, str | None], ...]:
+    """systemd's manager configuration: system.conf, then system.conf.d/*.conf in name order
+    (a later file wins), each (path, text or None if absent/unreadable). Read once for every
+    fact that needs it (CPUAffinity=, DefaultLimitMEMLOCK=)."""
+    from kvmtune.errors import HostError
+
+    d = f"{SYSTEMD_CONF}.d"
+    rels = [SYSTEMD_CONF] + [f"{d}/{n}" for n in sorted(host.listdir(d))[:MAX_CONF_DROPINS] if n.endswith(".conf")]
+    out = []
+    for rel in rels:
+        try:
+            out.append((rel, host.read_optional(rel)))
+        except HostError:
+            out.append((rel, None))
+    return tuple(out)
