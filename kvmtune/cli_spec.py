@@ -119,11 +119,12 @@ COMMANDS = {c.name: c for c in (
     Cmd("bench", "Measure through KVM what the tuning buys here: guest memory walks on 4K, THP and hugetlb "
         "backings, VM exit costs, KSM. Live host only; puts back all it changes. Exit 130 if interrupted.",
         "kvmtune.commands.bench:BenchOptions", "kvmtune.commands.bench:run_bench_command", [
-            Opt("--quick", "quick", "A smaller working set and fewer rounds (about 10 s)."),
+            Opt("--quick", "quick", "A 64M working set and a 10 s budget for the rounds (default 60 s)."),
             Opt("--only", "only", "Run only these sections: memory, exits, native, ksm.", "list", "SECTIONS"),
             Opt("--size", "size", "The working set per backing, e.g. 512M or 2G (default 1G; --quick 64M).",
                 "value", "SIZE"),
-            Opt("--rounds", "rounds", "Paired rounds (default 5; --quick 3).", "value", "N"),
+            Opt("--rounds", "rounds", "The least paired rounds (default 5); more follow until every ratio's "
+                "interval is within +-5 % or the budget ends.", "value", "N"),
             Opt("--grow-pools", "grow_pools", "Grow huge page pools for the run, and give back exactly what "
                 "was added."),
             Opt("--ksm", "ksm", "Also time KSM merging guest memory (switches KSM on for the run)."),

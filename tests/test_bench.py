@@ -124,6 +124,28 @@ def _walk(mapping, start, count):
 
 
 @live_kvm
+def test_an_mmio_write_exits_to_user_space_and_a_fresh_vm_starts_and_runs():
+    from kvmtune.bench.guest import BenchVm, GuestFailed
+    from kvmtune.host.door import Host
+
+    kvm = Host("/").open_device("dev/kvm")
+    vm = None
+    try:
+        vm = BenchVm(kvm, [])
+        assert vm.mmio_exits(50) > 0
+        created, vcpu, first_run = vm.start_fresh()
+        assert 0 < created < 1 and 0 < vcpu < 1 and 0 < first_run < 1
+        # an exit anywhere else is the guest gone astray: the host must not resume it
+        vm.mmio_address += 2 << 20
+        with pytest.raises(GuestFailed, match="unbacked memory"):
+            vm.call("mmio", 5, vm.mmio_address - (2 << 20))
+    finally:
+        if vm is not None:
+            vm.close()
+        os.close(kvm)
+
+
+@live_kvm
 def test_the_guest_program_lists_a_comment_for_every_instruction():
     from kvmtune.probe.kvm_guest64 import guest_program
 
@@ -160,8 +182,8 @@ def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_b
     from kvmtune.host.writable import WritableHost
 
     before = live_state()
-    settings = Settings(size=512 * MiB, rounds=3, sections=("memory", "exits", "native"), grow_pools=True,
-                        backings=("4k", "hugetlb-2M"))
+    settings = Settings(size=512 * MiB, sections=("memory", "exits", "native"), grow_pools=True,
+                        backings=("4k", "hugetlb-2M"), budget_s=30.0)
     try:
         result = run_bench(WritableHost("/"), settings)
     finally:
@@ -170,13 +192,54 @@ def test_huge_host_pages_make_the_guest_walk_faster_and_the_host_reads_back_as_b
     jsonschema.validate(result, SCHEMA)
     assert result["host_restored"] and result["emulated"] is False
     rows = {(r["backing"], r["guest_page"]): r for r in result["memory"]}
-    assert rows["hugetlb-2M", "2M"]["skipped"] is None, rows["hugetlb-2M", "2M"]["skipped"]
-    assert rows["hugetlb-2M", "2M"]["ratio_vs_4k"] < 0.9, rows
+    huge = rows["hugetlb-2M", "2M"]
+    assert huge["skipped"] is None, huge["skipped"]
+    # Judged by the interval, not the point: noise widens the interval (and may leave no verdict), so
+    # other work on the machine cannot fail this; huge pages that stop helping give an interval
+    # around 1 that excludes a 10 % gain, or a verdict of slower, and fail it.
+    low, high = huge["ratio_vs_4k_ci"]
+    assert low <= huge["ratio_vs_4k"] <= high
+    assert huge["verdict"] != "slower" and low < 0.9, (huge, result["interference"])
+    if not result["disturbed"]:
+        assert huge["verdict"] == "faster", (huge, result["interference"])
     assert rows["thp", "2M"]["skipped"] == "not asked for"
     exits = result["exits"]
-    for name in ("kernel_pio_us", "cpuid_us", "user_pio_us"):
+    for name in ("kernel_pio_us", "cpuid_us", "user_pio_us", "mmio_us"):
         assert 0 < exits[name] < 1000, exits
+        # cycles are the same figure at the calibrated TSC rate
+        assert exits["cycles"][name[:-3]] == pytest.approx(exits[name] * exits["tsc_mhz"], rel=0.001, abs=1)
+    assert 0 < exits["vm_create_ms"] < 1000 and 0 < exits["first_run_ms"] < 1000, exits
+    assert "CLOCK_MONOTONIC" in exits["tsc_calibration"]
     assert any("grew the 2M pool" in text for text in result["changes"])
+
+
+@pytest.mark.live
+@changes_pools
+def test_ten_quick_runs_never_contradict_each_other(knobs_put_back):
+    """Each verdict agrees across the runs or is not-measurable; with 2M guest pages huge host pages come
+    out faster in most; every interval holds its ratio; a quick run ends within 20 s."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    verdicts: dict[str, set] = {}
+    faster = 0
+    for _ in range(10):
+        began = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "kvmtune", "bench", "--quick", "--grow-pools", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        wall = time.monotonic() - began
+        assert proc.returncode == 0, proc.stderr
+        assert wall < 20, wall
+        result = json.loads(proc.stdout)
+        rows = [r for r in result["memory"] + result["native"] if r["verdict"] is not None]
+        for r in rows:
+            low, high = r["ratio_vs_4k_ci"]
+            assert low <= r["ratio_vs_4k"] <= high, r
+            verdicts.setdefault(f"{r['backing']}/{r.get('guest_page', 'native')}", set()).add(r["verdict"])
+        huge = [r for r in result["memory"] if r["guest_page"] == "2M" and r["backing"] != "4k" and r["verdict"]]
+        assert huge, result["memory"]
+        faster += any(r["verdict"] == "faster" for r in huge)
+    contradicted = {name: said for name, said in verdicts.items() if {"faster", "slower"} <= said}
+    assert not contradicted, verdicts
+    assert faster > 5, verdicts
 
 
 @pytest.mark.live
@@ -296,7 +359,7 @@ def test_the_conclusion_names_the_gain_and_why_1g_adds_nothing():
     text = conclusion(result)
     # 1G measures 1 point better: noise, so the smaller page is named
     assert "(hugetlb-2M)" in text and "by 31%" in text
-    assert "1G pages add nothing over 2M here because guests map 2M at most" in text
+    assert "1G pages add nothing measurable over 2M here because guests map 2M at most" in text
     result["emulated"] = True
     assert "emulated" in conclusion(result)
 
@@ -334,10 +397,17 @@ def test_prometheus_output_has_the_ratio_and_exit_families():
     from kvmtune.render.bench_prometheus import render_bench_prometheus
 
     result = _result(300.0, 200.0)
-    result["exits"] = {"kernel_pio_us": 7.5, "cpuid_us": 1.0, "user_pio_us": 40.0}
+    result["exits"] = {"kernel_pio_us": 7.5, "cpuid_us": 1.0, "user_pio_us": 40.0, "mmio_us": 30.0,
+                       "vm_create_ms": 0.2, "vcpu_create_ms": 0.3, "first_run_ms": 0.25, "tsc_mhz": 2600.0,
+                       "tsc_calibration": "rdtsc against CLOCK_MONOTONIC",
+                       "cycles": {"kernel_pio": 19500, "cpuid": 2600, "user_pio": 104000, "mmio": 78000}}
     text = render_bench_prometheus(result)
     assert 'kvmtune_bench_ratio_vs_4k{backing="hugetlb-2M",guest_page="2M"} 0.667' in text
     assert 'kvmtune_bench_exit_seconds{kind="user_pio"} 4e-05' in text
+    assert 'kvmtune_bench_exit_seconds{kind="mmio"} 3e-05' in text
+    assert 'kvmtune_bench_exit_cycles{kind="mmio"} 78000' in text
+    assert 'kvmtune_bench_vm_start_seconds{step="first_run"} 0.00025' in text
+    assert "kvmtune_bench_tsc_hertz 2600000000" in text
 
 
 @pytest.mark.live

@@ -8,12 +8,15 @@ times (hundreds of milliseconds for a chase).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import struct
 import time
 
 from kvmtune.bench.hostmem import Mapping
 from kvmtune.probe import kvm_guest64 as g64
-from kvmtune.probe.kvm_api import KVM_CAP_IRQCHIP, KVM_CHECK_EXTENSION, KVM_EXIT_IO, KVM_EXIT_NAMES, Vm, ioctl
+from kvmtune.probe.kvm_api import (KVM_CAP_IRQCHIP, KVM_CHECK_EXTENSION, KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_NAMES,
+                                   Vm, ioctl)
 
 CALL_TIMEOUT_S = 60.0
 
@@ -27,6 +30,8 @@ class BenchVm:
         self.program = g64.guest_program()
         code = self.program.assemble()
         addresses, system_size = g64.layout([m.length for m in regions])
+        self.mmio_address = g64.mmio_address(system_size)
+        self.kvm_fd, self.system_size = kvm_fd, system_size
         self.guest_addresses = dict(zip((m.kind for m in regions), addresses))
         self.system = Mapping("4k", system_size)
         self.vm = None
@@ -47,7 +52,7 @@ class BenchVm:
             self.vcpu = self.vm.create_vcpu()
             self.vcpu.set_sregs(g64.long_mode_sregs(self.vcpu.get_sregs()))
             self.vcpu.set_regs(rip=self.program.address("top"), rflags=g64.RFLAGS)
-            self._run_to_ready(lambda port: False)
+            self._run_to_ready()
         except BaseException:
             self.close()
             raise
@@ -62,7 +67,7 @@ class BenchVm:
         words[g64.OP // 8] = self.program.address(routine)
         words[g64.BASE // 8], words[g64.START // 8], words[g64.COUNT // 8] = base, start, count
         began = time.perf_counter()
-        self._run_to_ready(lambda port: port == g64.USER_PORT)
+        self._run_to_ready(user_exits=True)
         return time.perf_counter() - began
 
     def answers(self) -> tuple[int, int]:
@@ -73,29 +78,54 @@ class BenchVm:
         """Seconds per exit to this process and back (KVM_RUN in a Python loop)."""
         return self.call("user_pio", count) / count
 
-    def _run_to_ready(self, expected) -> None:
-        import signal
+    def mmio_exits(self, count: int) -> float:
+        """Seconds per MMIO exit to this process and back (a write where no memory slot is)."""
+        return self.call("mmio", count, self.mmio_address) / count
 
-        def timeout(signum, frame):
-            raise TimeoutError
-
-        old = signal.signal(signal.SIGALRM, timeout)
-        signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+    def start_fresh(self) -> tuple[float, float, float]:
+        """Seconds for KVM_CREATE_VM, the first KVM_CREATE_VCPU (with its run page) and the first
+        KVM_RUN of a new VM over this one's system memory, until its guest reports ready. What
+        lies between (the memory slot, registers) is set up untimed; the VM is closed after."""
+        began = time.perf_counter()
+        fresh = Vm(self.kvm_fd)
+        created = time.perf_counter()
         try:
+            fresh.add_memory(0, self.system_size, self.system.address)
+            began_vcpu = time.perf_counter()
+            vcpu = fresh.create_vcpu()
+            vcpu_made = time.perf_counter()
+            vcpu.set_sregs(g64.long_mode_sregs(vcpu.get_sregs()))
+            vcpu.set_regs(rip=self.program.address("top"), rflags=g64.RFLAGS)
+            with _deadline():
+                began_run = time.perf_counter()
+                reason = vcpu.run()
+                ran = time.perf_counter()
+            if reason != KVM_EXIT_IO or vcpu.io()[2] != g64.READY_PORT:
+                raise GuestFailed(f"a fresh VM's first run stopped with exit "
+                                  f"'{KVM_EXIT_NAMES.get(reason, str(reason))}', not at the guest's loop")
+        finally:
+            fresh.close()
+        return created - began, vcpu_made - began_vcpu, ran - began_run
+
+    def _run_to_ready(self, user_exits: bool = False) -> None:
+        """Run until the guest reports ready; with ``user_exits``, resume it after each exit the
+        exit routines make on purpose (a port write to USER_PORT, an MMIO write at mmio_address)."""
+        with _deadline():
             while True:
                 reason = self.vcpu.run()
+                if reason == KVM_EXIT_MMIO and user_exits:
+                    address = self.vcpu.mmio()[0]
+                    if address != self.mmio_address:
+                        raise GuestFailed(f"the guest touched unbacked memory at {address:#x}, which it never "
+                                          "should")
+                    continue
                 if reason != KVM_EXIT_IO:
                     raise GuestFailed(self._describe(reason))
                 port = self.vcpu.io()[2]
                 if port == g64.READY_PORT:
                     return
-                if not expected(port):
+                if not (user_exits and port == g64.USER_PORT):
                     raise GuestFailed(f"the guest wrote to port {port:#x}, which it never should")
-        except TimeoutError:
-            raise GuestFailed(f"the guest did not return within {CALL_TIMEOUT_S:g} s") from None
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
 
     def _describe(self, reason: int) -> str:
         name = KVM_EXIT_NAMES.get(reason, str(reason))
@@ -116,3 +146,20 @@ class BenchVm:
             self.mailbox = None
         if self.system.address is not None:
             self.system.free()
+
+
+@contextlib.contextmanager
+def _deadline():
+    """A guest that never comes back ends in GuestFailed after CALL_TIMEOUT_S, not in a hang."""
+    def timeout(signum, frame):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+    try:
+        yield
+    except TimeoutError:
+        raise GuestFailed(f"the guest did not return within {CALL_TIMEOUT_S:g} s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 HUGE = ("hugetlb-2M", "thp", "hugetlb-1G")  # the order to name them in when they measure the same
-NOTHING = 0.05  # a ratio this close to 1 (or to another) is no difference on a shared host
+NOTHING = 0.05  # without intervals (older results), a ratio this close to 1 (or to another) is no difference
 
 
 def conclusion(result: dict) -> str:
+    """Only what the intervals support: a gain where the interval excludes 1, else "no measurable
+    difference at this noise level"."""
     if result.get("emulated"):
         return ("the guest ran emulated: these figures describe KVM's instruction emulator, not this host's "
                 "guests")
@@ -17,27 +19,60 @@ def conclusion(result: dict) -> str:
         reason = result["skipped"].get("memory") or next(
             (r["skipped"] for r in result["memory"] if r["backing"] != "4k" and r["skipped"]), None)
         return "no huge-page backing was measured" + (f" ({reason})" if reason else "")
-    lowest = min(rows[k, "2M"]["ratio_vs_4k"] for k in huge)
-    best = next(k for k in huge if rows[k, "2M"]["ratio_vs_4k"] <= lowest + NOTHING / 2)
-    gain = 1 - rows[best, "2M"]["ratio_vs_4k"]
-    if gain < NOTHING:
-        text = (f"huge pages make no measurable difference to this host's guests on a {size} random walk "
-                f"({best}: {gain:+.0%})")
+    shown = [k for k in huge if verdict_of(rows[k, "2M"]) == "faster"] or huge
+    lowest = min(rows[k, "2M"]["ratio_vs_4k"] for k in shown)
+    best = next(k for k in shown if rows[k, "2M"]["ratio_vs_4k"] <= lowest + NOTHING / 2)
+    row = rows[best, "2M"]
+    said = verdict_of(row)
+    if said == "faster":
+        text = (f"huge pages ({best}) cut the time of this host's guests' random memory accesses by "
+                f"{1 - row['ratio_vs_4k']:.0%} ({_ratio(row)}) on a {size} walk (2M guest pages)")
+    elif said == "slower":
+        text = (f"huge pages ({best}) made this host's guests' random memory accesses "
+                f"{row['ratio_vs_4k'] - 1:.0%} slower ({_ratio(row)}) on a {size} walk (2M guest pages)")
     else:
-        text = (f"huge pages ({best}) cut the time of this host's guests' random memory accesses by {gain:.0%} "
-                f"on a {size} walk (2M guest pages)")
-    if ("hugetlb-1G", "2M") in rows and ("hugetlb-2M", "2M") in rows:
-        extra = rows["hugetlb-2M", "2M"]["ratio_vs_4k"] - rows["hugetlb-1G", "2M"]["ratio_vs_4k"]
-        if extra < NOTHING:
-            text += "; 1G pages add nothing over 2M here because guests map 2M at most"
+        text = (f"no measurable difference at this noise level between huge pages and 4K pages for this "
+                f"host's guests on a {size} random walk ({best}: {_ratio(row)})")
+        if result.get("disturbed"):
+            text += "; the host was disturbed during the run"
+        return text
+    one, two = rows.get(("hugetlb-1G", "2M")), rows.get(("hugetlb-2M", "2M"))
+    if said == "faster" and one and two and verdict_of(one) == "faster":
+        if _overlap(one, two):
+            text += "; 1G pages add nothing measurable over 2M here because guests map 2M at most"
         else:
-            text += f"; 1G pages add {extra:.0%} over 2M"
-    if (best, "4K") in rows and gain >= NOTHING:
-        gain_4k = 1 - rows[best, "4K"]["ratio_vs_4k"]
-        if gain_4k < gain / 2:
-            text += (f"; with 4K guest pages the gain is {max(gain_4k, 0):.0%}: guests need huge pages of "
-                     "their own (THP or hugepages in the guest kernel)")
+            text += f"; 1G pages add {two['ratio_vs_4k'] - one['ratio_vs_4k']:.0%} over 2M"
+    small = rows.get((best, "4K"))
+    if said == "faster" and small:
+        gain, gain_4k = 1 - row["ratio_vs_4k"], 1 - small["ratio_vs_4k"]
+        if verdict_of(small) != "faster":
+            text += ("; with 4K guest pages no measurable gain: guests need huge pages of their own (THP or "
+                     "hugepages in the guest kernel)")
+        elif gain_4k < gain / 2:
+            text += (f"; with 4K guest pages the gain is {gain_4k:.0%}: guests need huge pages of their own "
+                     "(THP or hugepages in the guest kernel)")
     return text
+
+
+def verdict_of(row: dict) -> str:
+    """The row's verdict; a result from before intervals were kept has none, and its point ratio is
+    judged with the margin it was judged by then."""
+    if "verdict" in row:
+        return row["verdict"] or "not-measurable"
+    ratio = row["ratio_vs_4k"]
+    return "faster" if ratio <= 1 - NOTHING else "slower" if ratio >= 1 + NOTHING else "not-measurable"
+
+
+def _ratio(row: dict) -> str:
+    ci = row.get("ratio_vs_4k_ci")
+    return f"ratio {row['ratio_vs_4k']:.2f}" + (f", 95 % interval {ci[0]:.2f}-{ci[1]:.2f}" if ci else "")
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    ca, cb = a.get("ratio_vs_4k_ci"), b.get("ratio_vs_4k_ci")
+    if not ca or not cb:
+        return abs(a["ratio_vs_4k"] - b["ratio_vs_4k"]) < NOTHING
+    return ca[0] <= cb[1] and cb[0] <= ca[1]
 
 
 def figures(result: dict) -> dict[str, float]:

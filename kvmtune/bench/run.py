@@ -20,6 +20,7 @@ from kvmtune.bench.backings import Closer, backings
 from kvmtune.bench.exits import measure_exits
 from kvmtune.bench.host_guard import HostGuard
 from kvmtune.bench.host_info import describe_host, usable_kb
+from kvmtune.bench.interference import Window
 from kvmtune.bench.undo import SHIELDED, Undo
 from kvmtune.bench.walks import measure_walks
 from kvmtune.errors import HostError, Refused
@@ -32,14 +33,17 @@ EMULATED_RATIO = 20  # an emulated guest runs an ALU loop ~1000x slower; a nativ
 class Settings:
     def __init__(self, quick: bool = False, size: int | None = None, rounds: int | None = None,
                  sections: tuple[str, ...] = ("memory", "exits", "native"), grow_pools: bool = False,
-                 seed: int = 1, backings: tuple[str, ...] = BACKINGS):
+                 seed: int = 1, backings: tuple[str, ...] = BACKINGS, budget_s: float | None = None):
         self.quick = quick
         self.size_given = size is not None
         self.size = size if size is not None else (64 * MiB if quick else GiB)
-        self.rounds = rounds or (3 if quick else 5)
+        self.rounds = rounds or 5  # the least; more follow until the ratios converge or the budget ends
+        self.budget_s = budget_s if budget_s is not None else (10.0 if quick else 60.0)
+        self.started = time.monotonic()
+        self.deadline = self.started + self.budget_s
         self.accesses = 200_000 if quick else 1_000_000
-        self.exit_counts = ({"kernel_pio": 5000, "cpuid": 5000, "user_pio": 500} if quick
-                            else {"kernel_pio": 20000, "cpuid": 20000, "user_pio": 2000})
+        self.exit_counts = ({"kernel_pio": 5000, "cpuid": 5000, "user_pio": 500, "mmio": 500} if quick
+                            else {"kernel_pio": 20000, "cpuid": 20000, "user_pio": 2000, "mmio": 2000})
         self.ksm_pages = 1024 if quick else 4096
         self.ksm_timeout_s = 15.0 if quick else 40.0
         self.sections = sections
@@ -50,7 +54,12 @@ class Settings:
     def to_json(self) -> dict:
         return {"quick": self.quick, "size": self.size, "rounds": self.rounds, "accesses": self.accesses,
                 "sections": list(self.sections), "grow_pools": self.grow_pools, "seed": self.seed,
-                "backings": list(self.backings)}
+                "backings": list(self.backings), "budget_s": self.budget_s}
+
+    def start_clock(self) -> None:
+        """The budget counts from the start of the run: setup and rounds together."""
+        self.started = time.monotonic()
+        self.deadline = self.started + self.budget_s
 
 
 class BenchInterrupted(Exception):
@@ -76,9 +85,11 @@ def run_bench(host, settings: Settings, progress=None) -> dict:
 
 def _run(host, settings: Settings, progress, undo: Undo) -> dict:
     began = time.perf_counter()
+    settings.start_clock()
     result = {"schema_version": SCHEMA_VERSION, "host": describe_host(host), "settings": settings.to_json(),
               "memory": [], "exits": None, "native": [], "ksm": None, "emulated": None,
-              "warnings": list(undo.notes), "changes": [], "skipped": {}, "host_restored": True}
+              "warnings": list(undo.notes), "changes": [], "skipped": {}, "host_restored": True,
+              "rounds_run": 0, "not_converged": [], "disturbed": False, "steal_pct": None, "interference": None}
     _fit_size(settings, result)
     guard = HostGuard(host, undo)
     held: list = []  # what to release, in reverse, before the guard puts the host back
@@ -137,6 +148,7 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
     from kvmtune.bench.guest import BenchVm, GuestFailed
     from kvmtune.bench.native import Native
 
+    window = Window(host)  # before the first walk; ksmd's own work below is not interference
     progress("preparing host memory")
     mappings, skips = (backings(host, settings, guard, held, result["host"]) if _needs_backings(settings)
                        else ([], {}))
@@ -173,12 +185,21 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
                 native if "native" in settings.sections else None, progress)
     if vm is not None and "exits" in settings.sections:
         measure_exits(settings, result, vm, progress)
+    _interference(result, window)
     if "ksm" in settings.sections:
         progress("KSM: waiting for ksmd to merge two identical regions")
         result["ksm"], reason = ksm_section.measure(host, guard, kvm_fd, settings.ksm_pages,
                                                     settings.ksm_timeout_s, held)
         if reason:
             result["skipped"]["ksm"] = reason
+
+
+def _interference(result: dict, window: Window) -> None:
+    seen = window.end(result["host"]["cpus"])
+    result.update(interference=seen, disturbed=seen["disturbed"], steal_pct=seen["steal_pct"])
+    if seen["disturbed"]:
+        result["warnings"].append("the host was disturbed while the bench measured (" + "; ".join(seen["reasons"])
+                                  + "): the intervals are wider for it, and figures may not converge")
 
 
 def _emulated(vm, native) -> bool:

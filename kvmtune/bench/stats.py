@@ -1,8 +1,21 @@
-"""Medians, ranges and spread of per-round figures."""
+"""Medians, ranges and spread of per-round figures; intervals and verdicts for the paired ratios.
+
+A ratio is the median of per-round paired ratios (each round walks a backing and the 4K
+baseline moments apart). Its interval is a percentile bootstrap of that median over the
+rounds: resample the rounds with replacement, take the median each time, keep the middle
+95 %. The bootstrap assumes nothing about the shape of the noise, which on a host that is
+itself a guest is lopsided (steal time only ever makes a walk slower).
+"""
 
 from __future__ import annotations
 
+import random
 import statistics
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+TARGET = 0.05  # an interval within +-5 % of its ratio has converged
+VERDICTS = ("faster", "slower", "not-measurable")
 
 
 def summary(values: list[float], scale: float) -> dict:
@@ -12,3 +25,35 @@ def summary(values: list[float], scale: float) -> dict:
 
 def cv(values: list[float]) -> float:
     return round(statistics.pstdev(values) / statistics.mean(values), 3) if len(values) > 1 else 0.0
+
+
+def bootstrap_ci(values: list[float], seed: int = 1, resamples: int = RESAMPLES) -> tuple[float, float] | None:
+    """The interval of the median of ``values``; None with fewer than two (one round says nothing
+    about its own noise)."""
+    if len(values) < 2:
+        return None
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    tail = (1 - CONFIDENCE) / 2
+    low, high = medians[int(tail * resamples)], medians[min(resamples - 1, int((1 - tail) * resamples))]
+    point = statistics.median(values)
+    # The percentile bootstrap of a median can, with few and lopsided rounds, leave the sample
+    # median just outside; the interval reported must hold the ratio reported beside it.
+    return min(low, point), max(high, point)
+
+
+def verdict(interval: tuple[float, float] | None) -> str:
+    """faster or slower only where the interval excludes 1 (no effect)."""
+    if interval is None:
+        return "not-measurable"
+    if interval[1] < 1:
+        return "faster"
+    if interval[0] > 1:
+        return "slower"
+    return "not-measurable"
+
+
+def converged(point: float, interval: tuple[float, float] | None) -> bool:
+    """The interval lies within +-TARGET of the ratio."""
+    return interval is not None and max(point - interval[0], interval[1] - point) <= TARGET * point

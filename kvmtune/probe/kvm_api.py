@@ -26,7 +26,7 @@ KVM_GET_SREGS = 0x8138AE83  # _IOR(KVMIO, 0x83, struct kvm_sregs: 312 bytes)
 KVM_SET_SREGS = 0x4138AE84
 
 KVM_EXIT_NAMES = {0: "unknown", 2: "io", 5: "hlt", 6: "mmio", 8: "shutdown", 9: "fail_entry", 17: "internal_error"}
-KVM_EXIT_IO, KVM_EXIT_HLT = 2, 5
+KVM_EXIT_IO, KVM_EXIT_HLT, KVM_EXIT_MMIO = 2, 5, 6
 KVM_CAP_IRQCHIP = 0
 
 REGS_SIZE, SREGS_SIZE = 144, 312
@@ -58,6 +58,12 @@ class Vcpu:
     def io(self) -> tuple[int, int, int, int, int]:
         """The KVM_EXIT_IO details: direction, size, port, count, data offset in the run page."""
         return struct.unpack_from("=BBHIQ", self.run_page, 32)
+
+    def mmio(self) -> tuple[int, int, int]:
+        """The KVM_EXIT_MMIO details: guest-physical address, length, 1 for a write."""
+        address, = struct.unpack_from("=Q", self.run_page, 32)
+        length, is_write = struct.unpack_from("=IB", self.run_page, 48)
+        return address, length, is_write
 
     def get_regs(self) -> bytearray:
         regs = bytearray(REGS_SIZE)

@@ -9,6 +9,7 @@ Guest-physical layout (system memory at 0, data regions from 1 GiB up):
 
     0x1000 PML4   0x2000 PDPT (identity)   0x3000 PDPT (4K alias)   0x4000 code
     0x5000 mailbox   0x6000 GDT   0x10000.. page directories and page tables
+    system size.. +2 MiB: mapped, but no memory slot: MMIO
 
 Every data region is mapped twice: at its guest-physical address with 2 MiB pages,
 and at ALIAS_4K + that address with 4 KiB pages, so one VM measures both guest page
@@ -133,7 +134,19 @@ def guest_program() -> Asm:
     a.emit(bytes([0xE6, USER_PORT]), "out 0xF1, al")
     a.count_down("user_pio")
     a.back_to_top()
+
+    # MMIO exits: a write to a guest-physical address no memory slot backs (BASE: mmio_address).
+    a.label("mmio")
+    a.emit(b"\x88\x03", "mov [rbx], al        ; no slot there: KVM_EXIT_MMIO to the host")
+    a.count_down("mmio")
+    a.back_to_top()
     return a
+
+
+def mmio_address(system_size: int) -> int:
+    """The guest address (identity-mapped) of the 2 MiB just past system memory: mapped in the
+    guest's page tables, backed by no memory slot, below the data regions."""
+    return system_size
 
 
 def layout(region_sizes: list[int]) -> tuple[list[int], int]:
@@ -171,6 +184,8 @@ def build_system_memory(memory, system_size: int, regions: list[tuple[int, int]]
     entry(PDPT_IDENTITY, 0, pd | PRESENT_RW_USER)
     for i in range(system_size >> 21):
         entry(pd, i, (i << 21) | PRESENT_RW_USER | LARGE)
+    # One more 2 MiB page with no memory slot behind it: guest accesses there are MMIO.
+    entry(pd, system_size >> 21, mmio_address(system_size) | PRESENT_RW_USER | LARGE)
     directories: dict[tuple[int, int], int] = {}
     for address, size in regions:
         for offset in range(0, size, 2 * MiB):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kvmtune.bench.stats import VERDICTS
 from kvmtune.render.metrics import Metrics
 
 
@@ -13,6 +14,13 @@ def render_bench_prometheus(result: dict) -> str:
               for r in rows])
     m.family("kvmtune_bench_ratio_vs_4k", "Access time over the 4K-backed walk of the same round (median).",
              [({"backing": r["backing"], "guest_page": r["guest_page"]}, r["ratio_vs_4k"]) for r in rows])
+    m.family("kvmtune_bench_ratio_vs_4k_interval", "The 95 % bootstrap interval of the ratio over the paired "
+             "rounds.", [({"backing": r["backing"], "guest_page": r["guest_page"], "bound": bound}, value)
+                         for r in rows if r.get("ratio_vs_4k_ci")
+                         for bound, value in zip(("low", "high"), r["ratio_vs_4k_ci"])])
+    m.family("kvmtune_bench_verdict", "1 for what the interval supports: faster, slower or not-measurable.",
+             [({"backing": r["backing"], "guest_page": r["guest_page"], "verdict": v}, 1 if r["verdict"] == v else 0)
+              for r in rows if r.get("verdict") for v in VERDICTS])
     m.family("kvmtune_bench_first_touch_seconds", "The guest's first write sweep over the working set.",
              [({"backing": r["backing"], "guest_page": r["guest_page"]}, r["first_touch_ms"] / 1000)
               for r in rows if r["first_touch_ms"] is not None])
@@ -22,6 +30,20 @@ def render_bench_prometheus(result: dict) -> str:
     exits = result["exits"] or {}
     m.family("kvmtune_bench_exit_seconds", "Median round trip of one VM exit.",
              [({"kind": k[:-3]}, v / 1e6) for k, v in exits.items() if k.endswith("_us") and v is not None])
+    m.family("kvmtune_bench_exit_cycles", "Median round trip of one VM exit in TSC cycles.",
+             [({"kind": k}, v) for k, v in (exits.get("cycles") or {}).items() if v is not None])
+    m.family("kvmtune_bench_vm_start_seconds", "Median of 20 fresh VMs: KVM_CREATE_VM, the first vCPU, the "
+             "first KVM_RUN.", [({"step": step}, exits[key] / 1000) for step, key in
+                               (("create_vm", "vm_create_ms"), ("create_vcpu", "vcpu_create_ms"),
+                                ("first_run", "first_run_ms")) if exits.get(key) is not None])
+    if exits.get("tsc_mhz"):
+        m.family("kvmtune_bench_tsc_hertz", "The TSC rate, calibrated against CLOCK_MONOTONIC.",
+                 [({}, exits["tsc_mhz"] * 1e6)])
+    m.family("kvmtune_bench_disturbed", "1 if steal time or other tasks disturbed the run.",
+             [({}, 1 if result.get("disturbed") else 0)])
+    if result.get("steal_pct") is not None:
+        m.family("kvmtune_bench_steal_ratio", "Share of CPU time the hypervisor took during the run.",
+                 [({}, result["steal_pct"] / 100)])
     m.family("kvmtune_bench_emulated", "1 if the guest ran emulated (the figures do not describe guests).",
              [({}, 1 if result["emulated"] else 0)])
     ksm = result["ksm"]

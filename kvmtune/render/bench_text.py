@@ -27,24 +27,51 @@ def _ns(row: dict) -> str:
     return f"{ns['median']:.0f} ({ns['min']:.0f}-{ns['max']:.0f})"
 
 
+def _ratio(row: dict) -> str:
+    """The ratio with its 95 % interval; an older result without one shows the ratio alone."""
+    ci = row.get("ratio_vs_4k_ci")
+    return f"{row['ratio_vs_4k']:.2f} ({ci[0]:.2f}-{ci[1]:.2f})" if ci else f"{row['ratio_vs_4k']:.2f}"
+
+
+def _verdict(row: dict) -> str:
+    return (row.get("verdict") or "").replace("-", " ")
+
+
 def header(result: dict) -> str:
     h, s = result["host"], result["settings"]
     pools = ", ".join(f"{k} {v['total']}/{v['free']} free" for k, v in h["pools"].items()) or "none"
+    rounds = result.get("rounds_run") or s["rounds"]
+    budget = f" (at least {s['rounds']}, within {s['budget_s']:g} s)" if "budget_s" in s else ""
     return (f"kvmtune bench  {h['cpu_model'] or 'unknown CPU'}, {h['cpus']} CPUs, kernel {h['kernel']}, "
             f"KVM {h['kvm_flavour']}\n"
             f"THP {h['thp'].get('enabled')}, huge page pools {pools}; working set {s['size'] >> 20} MiB, "
-            f"{s['rounds']} round{'s' if s['rounds'] != 1 else ''} x {s['accesses']:,} accesses")
+            f"{rounds} round{'s' if rounds != 1 else ''}{budget} x {s['accesses']:,} accesses")
+
+
+def interference_line(result: dict) -> str | None:
+    seen = result.get("interference")
+    if not seen:
+        return None
+    parts = []
+    if seen["steal_pct"] is not None:
+        parts.append(f"steal {seen['steal_pct']:g} %")
+    if seen["others_busy_pct"] is not None:
+        parts.append(f"other tasks {seen['others_busy_pct']:g} % busy")
+    if seen["load_1m"] is not None:
+        parts.append(f"load {seen['load_1m']:g}")
+    return (f"During the run: {', '.join(parts) or 'no counters'}: "
+            + ("disturbed" if seen["disturbed"] else "quiet"))
 
 
 def memory_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[str]]:
     rows = []
     for r in result["memory"]:
         if r["skipped"]:
-            rows.append([r["backing"], r["guest_page"], "skipped", "", "", ""])
+            rows.append([r["backing"], r["guest_page"], "skipped", "", "", "", ""])
             continue
         touch = f"{r['first_touch_ms']:.0f} ms" if r["first_touch_ms"] is not None else ""
-        rows.append([r["backing"], r["guest_page"], _ns(r), f"{r['ratio_vs_4k']:.2f}",
-                     _bar(r["ratio_vs_4k"], ascii_only, bar), touch])
+        rows.append([r["backing"], r["guest_page"], _ns(r), _ratio(r), _bar(r["ratio_vs_4k"], ascii_only, bar),
+                     _verdict(r), touch])
     return rows
 
 
@@ -52,10 +79,11 @@ def native_rows(result: dict, ascii_only: bool, bar: int = SCALE) -> list[list[s
     rows = []
     for r in result["native"]:
         if r["skipped"]:
-            rows.append([r["backing"], "skipped", "", "", ""])
+            rows.append([r["backing"], "skipped", "", "", "", ""])
             continue
         overhead = f"{r['guest_vs_native']:.2f}" if r.get("guest_vs_native") is not None else ""
-        rows.append([r["backing"], _ns(r), f"{r['ratio_vs_4k']:.2f}", _bar(r["ratio_vs_4k"], ascii_only, bar), overhead])
+        rows.append([r["backing"], _ns(r), _ratio(r), _bar(r["ratio_vs_4k"], ascii_only, bar), _verdict(r),
+                     overhead])
     return rows
 
 
@@ -63,8 +91,28 @@ def exit_line(exits: dict) -> str:
     def us(key: str) -> str:
         return f"{exits[key]:.1f} us" if exits.get(key) is not None else "not measured"
 
-    return (f"in the kernel (port I/O to the in-kernel PIC) {us('kernel_pio_us')}, cpuid {us('cpuid_us')}, "
-            f"to user space and back {us('user_pio_us')}")
+    cycles = exits.get("cycles") or {}
+
+    def both(kind: str) -> str:
+        text = us(f"{kind}_us")
+        return text + (f" ({cycles[kind]:,} cycles)" if cycles.get(kind) is not None else "")
+
+    line = (f"in the kernel (port I/O to the in-kernel PIC) {both('kernel_pio')}, cpuid {both('cpuid')}, "
+            f"to user space and back: port I/O {both('user_pio')}")
+    if "mmio_us" in exits:
+        line += f", MMIO {both('mmio')}"
+    return line
+
+
+def start_line(exits: dict) -> str | None:
+    """What a fresh VM's start costs, and how the cycles were counted."""
+    if exits.get("vm_create_ms") is None:
+        return None
+    line = (f"KVM_CREATE_VM {exits['vm_create_ms']:.2f} ms, first vCPU {exits['vcpu_create_ms']:.2f} ms, "
+            f"first KVM_RUN {exits['first_run_ms']:.2f} ms")
+    if exits.get("tsc_mhz"):
+        line += f"; cycles at a TSC of {exits['tsc_mhz']:.1f} MHz ({exits['tsc_calibration']})"
+    return line
 
 
 def ksm_line(ksm: dict) -> str:
@@ -78,8 +126,9 @@ def ksm_line(ksm: dict) -> str:
             f"({ksm['saved_bytes'] >> 20} MiB saved) in {ksm['merge_s']:.1f} s at {at}{cpu}")
 
 
-MEMORY_COLUMNS = ("backing", "guest pages", "ns/access (min-max)", "vs 4K", "", "first touch")
-NATIVE_COLUMNS = ("backing", "ns/access (min-max)", "vs 4K", "", "guest/native")
+MEMORY_COLUMNS = ("backing", "guest pages", "ns/access (min-max)", "vs 4K (95 % interval)", "", "verdict",
+                  "first touch")
+NATIVE_COLUMNS = ("backing", "ns/access (min-max)", "vs 4K (95 % interval)", "", "verdict", "guest/native")
 
 
 def render_bench(result: dict, stream=None) -> None:
@@ -91,22 +140,29 @@ def render_bench(result: dict, stream=None) -> None:
         out.line("")
         out.line("Memory: a random walk in the guest, ns per access (median of rounds); "
                  "vs 4K = time over the 4K-backed walk of the same round", "bold")
-        out.table(MEMORY_COLUMNS, memory_rows(result, not colour, out.bar_width(66)))
+        out.table(MEMORY_COLUMNS, memory_rows(result, not colour, out.bar_width(88)))
         _skip_reasons(out, result["memory"])
     if result["native"]:
         out.line("")
         out.line("Native: the same walk by this process on the host", "bold")
-        out.table(NATIVE_COLUMNS, native_rows(result, not colour, out.bar_width(58)))
+        out.table(NATIVE_COLUMNS, native_rows(result, not colour, out.bar_width(80)))
         if not result["memory"]:
             _skip_reasons(out, result["native"])
     if result["exits"]:
         out.line("")
         out.line("VM exits, per exit (median): " + exit_line(result["exits"]))
+        start = start_line(result["exits"])
+        if start:
+            out.line("A fresh VM (median of 20): " + start)
     if result["ksm"]:
         out.line("")
         out.line("KSM: " + ksm_line(result["ksm"]))
     for section, reason in result["skipped"].items():
         out.line(f"{section}: skipped: {reason}", "dim")
+    seen = interference_line(result)
+    if seen:
+        out.line("")
+        out.line(seen, "yellow" if result.get("disturbed") else "dim")
     out.line("")
     out.line(conclusion(result), "bold green" if not result.get("emulated") else "bold red")
     for text in result["changes"]:
