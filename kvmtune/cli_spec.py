@@ -123,8 +123,8 @@ COMMANDS = {c.name: c for c in (
             Opt("--only", "only", "Run only these sections: memory, exits, native, ksm.", "list", "SECTIONS"),
             Opt("--size", "size", "The working set per backing, e.g. 512M or 2G (default 1G; --quick 64M).",
                 "value", "SIZE"),
-            Opt("--rounds", "rounds", "The least paired rounds (default 5); more follow until every ratio's "
-                "interval is within +-5 % or the budget ends.", "value", "N"),
+            Opt("--rounds", "rounds", "The least paired rounds (default 6, budget allowing); more follow "
+                "until every ratio's interval is within +-5 % or the budget ends.", "value", "N"),
             Opt("--grow-pools", "grow_pools", "Grow huge page pools for the run, and give back exactly what "
                 "was added."),
             Opt("--ksm", "ksm", "Also time KSM merging guest memory (switches KSM on for the run)."),

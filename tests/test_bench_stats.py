@@ -40,6 +40,27 @@ def test_a_lopsided_sample_still_gets_an_interval_holding_its_median():
     assert low <= 1.0 <= high
 
 
+def test_five_rounds_on_one_side_are_no_verdict_and_more_rounds_widen_to_the_order_interval():
+    from kvmtune.bench.stats import bootstrap_ci, order_rank, verdict
+
+    # five rounds all below 1 happen by chance one time in sixteen when nothing changed
+    five = [0.95, 0.97, 0.98, 0.99, 0.96]
+    assert bootstrap_ci(five) == (0.95, 0.99)
+    assert verdict(bootstrap_ci(five), len(five)) == "not-measurable"
+    assert verdict(bootstrap_ci(five + [0.97]), 6) == "faster"
+    # nine rounds: [x(2), x(8)] holds the median 96 % of the time whatever the noise
+    assert order_rank(9) == 2 and order_rank(5) == 0
+    nine = [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 1.1, 1.2]
+    low, high = bootstrap_ci(nine)
+    assert low <= 0.9 and high >= 1.1
+
+
+def test_the_budget_ends_the_rounds_before_the_least_but_not_before_three():
+    result, rows = _walk(lambda kind, gp, n: 0.7, 0.0, rounds=10)
+    assert result["rounds_run"] == 3
+    assert rows["thp", "2M"]["verdict"] == "not-measurable"  # three rounds: no 95 % interval
+
+
 @pytest.mark.parametrize("interval, said", [
     ((0.6, 0.9), "faster"), ((1.05, 1.2), "slower"), ((0.8, 1.1), "not-measurable"),
     ((0.9, 1.0), "not-measurable"), (None, "not-measurable"),
@@ -144,7 +165,7 @@ class _Guest:
         return (0, 0)
 
 
-def _walk(ratio, budget_s: float, rounds: int = 5):
+def _walk(ratio, budget_s: float, rounds: int | None = None):
     from kvmtune.bench.hostmem import Mapping
     from kvmtune.bench.run import Settings
     from kvmtune.bench.walks import measure_walks
@@ -166,7 +187,7 @@ def _walk(ratio, budget_s: float, rounds: int = 5):
 
 def test_steady_ratios_stop_at_the_least_rounds_with_a_verdict():
     result, rows = _walk(lambda kind, gp, n: 0.7 if gp == "2M" else 1.0 + (0.001 if n % 2 else -0.001), 30.0)
-    assert result["rounds_run"] == 5
+    assert result["rounds_run"] == 6
     assert result["not_converged"] == []
     assert rows["thp", "2M"]["verdict"] == "faster" and rows["thp", "2M"]["ratio_vs_4k_ci"] == [0.7, 0.7]
     assert rows["thp", "4K"]["verdict"] == "not-measurable"  # +-0.1 % around 1: no effect either way
@@ -180,7 +201,7 @@ def test_noisy_ratios_run_on_until_the_budget_and_say_which_did_not_converge():
     began = time.monotonic()
     result, rows = _walk(lambda kind, gp, n: 0.7 * noise.uniform(0.5, 1.6) if gp == "2M" else 1.0, 1.0)
     assert time.monotonic() - began < 5
-    assert result["rounds_run"] > 5
+    assert result["rounds_run"] > 6
     assert result["not_converged"] == ["thp/2M"]
     assert any("still wider than +-5%: thp/2M" in w for w in result["warnings"])
     row = rows["thp", "2M"]
@@ -191,7 +212,7 @@ def test_noise_that_settles_converges_before_the_budget():
     # wild for the first rounds, then steady: more than the least rounds, fewer than the budget allows
     result, rows = _walk(lambda kind, gp, n: 0.7 * (1 + (0.5 if n % 2 else -0.3)) if n <= 6 and gp == "2M"
                          else 0.7 if gp == "2M" else 1.0, 30.0)
-    assert 5 < result["rounds_run"] < 60
+    assert 6 < result["rounds_run"] < 60
     assert result["not_converged"] == []
 
 

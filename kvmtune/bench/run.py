@@ -21,6 +21,7 @@ from kvmtune.bench.exits import measure_exits
 from kvmtune.bench.host_guard import HostGuard
 from kvmtune.bench.host_info import describe_host, usable_kb
 from kvmtune.bench.interference import Window
+from kvmtune.bench.stats import MIN_VERDICT_ROUNDS
 from kvmtune.bench.undo import SHIELDED, Undo
 from kvmtune.bench.walks import measure_walks
 from kvmtune.errors import HostError, Refused
@@ -37,7 +38,9 @@ class Settings:
         self.quick = quick
         self.size_given = size is not None
         self.size = size if size is not None else (64 * MiB if quick else GiB)
-        self.rounds = rounds or 5  # the least; more follow until the ratios converge or the budget ends
+        # The least rounds (budget allowing): six give a 95 % interval whatever the noise (stats);
+        # more follow until the ratios converge or the budget ends.
+        self.rounds = rounds or MIN_VERDICT_ROUNDS
         self.budget_s = budget_s if budget_s is not None else (10.0 if quick else 60.0)
         self.started = time.monotonic()
         self.deadline = self.started + self.budget_s

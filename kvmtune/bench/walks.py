@@ -9,11 +9,13 @@ import time
 
 from kvmtune.bench.hostmem import BACKINGS, Mapping
 from kvmtune.bench.chain import Chain
+from kvmtune.bench.guest import cpu_seconds
 from kvmtune.bench.host_info import GUEST_PAGES
 from kvmtune.bench.stats import TARGET, bootstrap_ci, converged, cv, summary, verdict
 
 HIGH_CV = 0.15  # run-to-run spread worth a warning
 MAX_ROUNDS = 200
+FLOOR = 3  # rounds run even past the budget: fewer give no interval worth showing
 CHECK_RESAMPLES = 500  # enough to tell "still wide" after each round; the reported interval takes more
 
 
@@ -55,15 +57,16 @@ def measure_walks(settings, result: dict, mappings: list[Mapping], skips: dict, 
             if where == "guest":
                 elapsed = vm.call("chase", settings.accesses, vm.base(kind, guest_page), chain.start)
             else:
-                began = time.perf_counter()
+                began = cpu_seconds()
                 native.chase(by_kind[kind].address, chain.start, settings.accesses)
-                elapsed = time.perf_counter() - began
+                elapsed = cpu_seconds() - began
             times[item].append(elapsed / settings.accesses)
         rounds += 1
         # Adaptive rounds: at least the minimum, then on until every ratio's interval is narrow
         # enough, the time budget is spent, or MAX_ROUNDS.
-        if rounds >= settings.rounds and (rounds >= MAX_ROUNDS or time.monotonic() >= settings.deadline
-                                          or not _open_ratios(times, settings.seed, CHECK_RESAMPLES)):
+        spent = time.monotonic() >= settings.deadline
+        if rounds >= MAX_ROUNDS or (spent and rounds >= FLOOR) or (
+                rounds >= settings.rounds and (spent or not _open_ratios(times, settings.seed, CHECK_RESAMPLES))):
             break
     result["rounds_run"] = rounds
     if vm is not None:
@@ -123,7 +126,7 @@ def _row(item: tuple, kind: str, times: dict, skipped: str | None, first_touch: 
                ratio_vs_4k=round(point, 3) if point is not None else None,
                ratio_range=[round(min(ratios), 3), round(max(ratios), 3)] if ratios else None,
                ratio_vs_4k_ci=list(interval) if interval else None,
-               verdict=verdict(interval) if kind != "4k" else None, skipped=None)
+               verdict=verdict(interval, len(ratios)) if kind != "4k" else None, skipped=None)
     if guest_page:
         row["first_touch_ms"] = round(first_touch * 1000, 1) if first_touch is not None else None
     return row
