@@ -2,8 +2,8 @@
 """Record how long ``kvmtune bench --quick`` and the default run take here, and what they found.
 
 Each run's wall time, its own elapsed_s, the headline ratio (hugetlb-2M or THP over
-4K, 2M guest pages) and whether the host read back as before. The brief's targets:
---quick within 10 s, the default run within 60 s.
+4K, 2M guest pages) and whether the host read back as before. The targets: --quick within
+20 s (issue 20), the default run within 90 s (its rounds end by a 60 s budget; exits and KSM follow).
 
     python bench/bench_bench.py [-n 1] [--grow-pools] [--ksm] [--skip-default]
 """
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--skip-default", action="store_true", help="time --quick only")
     args = parser.parse_args()
     extra = (["--grow-pools"] if args.grow_pools else []) + (["--ksm"] if args.ksm else [])
-    modes = [("--quick", ["--quick"], 10.0)] + ([] if args.skip_default else [("default", [], 60.0)])
+    modes = [("--quick", ["--quick"], 20.0)] + ([] if args.skip_default else [("default", [], 90.0)])
     for name, flags, target in modes:
         walls = []
         for _ in range(args.n):
