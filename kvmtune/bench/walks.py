@@ -46,7 +46,6 @@ def measure_walks(settings, result: dict, mappings: list[Mapping], skips: dict, 
     times: dict[tuple, list[float]] = {item: [] for item in items}
     shuffle = random.Random(settings.seed)
     label = f"random walk over {settings.size >> 20} MiB"
-    settings.start_clock()  # the budget is the rounds': first touch and layout come before it
     rounds = 0
     while True:
         order = list(items)
