@@ -18,8 +18,8 @@ def measure_exits(settings, result: dict, vm, progress) -> None:
     try:
         first = tsc.reading()
         samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        for round_ in range(settings.rounds):
-            progress("VM exits", round_, settings.rounds)
+        for round_ in range(settings.exit_rounds):
+            progress("VM exits", round_, settings.exit_rounds)
             if vm.kernel_irqchip:
                 samples["kernel_pio"].append(vm.call("kernel_pio", counts["kernel_pio"]) / counts["kernel_pio"])
             samples["cpuid"].append(vm.call("cpuid", counts["cpuid"]) / counts["cpuid"])

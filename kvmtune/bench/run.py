@@ -41,6 +41,7 @@ class Settings:
         # The least rounds (budget allowing): six give a 95 % interval whatever the noise (stats);
         # more follow until the ratios converge or the budget ends.
         self.rounds = rounds or MIN_VERDICT_ROUNDS
+        self.exit_rounds = 3 if quick else 5  # exits vary little run to run (2-3 %): no interval needed
         self.budget_s = budget_s if budget_s is not None else (10.0 if quick else 60.0)
         self.started = time.monotonic()
         self.deadline = self.started + self.budget_s
