@@ -49,7 +49,7 @@ class Settings:
         # rounds in the budget for an interval also when the host's load stretches each round 2-3
         # times in wall time.
         self.accesses = 100_000 if quick else 250_000
-        self.exit_counts = ({"kernel_pio": 5000, "cpuid": 5000, "user_pio": 500, "mmio": 500} if quick
+        self.exit_counts = ({"kernel_pio": 2500, "cpuid": 2500, "user_pio": 250, "mmio": 250} if quick
                             else {"kernel_pio": 20000, "cpuid": 20000, "user_pio": 2000, "mmio": 2000})
         self.ksm_pages = 1024 if quick else 4096
         self.ksm_timeout_s = 15.0 if quick else 40.0
