@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 
 from kvmtune.errors import Busy, HostError, KvmtuneError
 from kvmtune.tune import journal as journal_mod, journal_bench
@@ -22,6 +23,7 @@ from kvmtune.tune.pools import PoolChange
 
 
 SHIELDED = {signal.SIGINT, signal.SIGTERM}
+POOL_RETRIES, POOL_RETRY_S = 20, 0.1  # up to 2 s for freed huge pages to reach the pool
 
 
 @contextlib.contextmanager
@@ -130,6 +132,14 @@ def restore(host, records: dict, newest_first: bool = False) -> tuple[list[str],
             problems.append(f"could not read /{change.rel}: {exc.reason}")
             continue
         change.execute(host, Context())
+        for _ in range(POOL_RETRIES if record["type"] == "pool" else 0):
+            if change.status not in (FAILED, BLOCKED):
+                break
+            # The guest's huge pages go back to the pool when the kernel lets go of the last
+            # mapping of them (its MMU's too), which can lag the munmap: ask again shortly.
+            time.sleep(POOL_RETRY_S)
+            change.before = change.read(host)
+            change.execute(host, Context())
         if change.status in (FAILED, BLOCKED):
             problems.append(f"could not put {change.target} back to {record['original']}: {change.detail}")
         elif change.status == CHANGED:
