@@ -12,6 +12,7 @@ from kvmtune.probe.system import cmdline_values
 from kvmtune.record import record
 from kvmtune.tune.sysctl import later_overrides, read_later_files
 from kvmtune.grammar import digits
+from kvmtune.tune.sections import section
 
 TUNED_DIRS = ("etc/tuned", "etc/tuned/profiles", "usr/lib/tuned", "usr/lib/tuned/profiles")
 
@@ -93,3 +94,15 @@ def _tuned(owners: Owners, profile) -> list[str]:
         return []
     return [f"tuned profile '{' '.join(owners.tuned_active)}' also sets {', '.join(sorted(touched))} and "
             "re-applies it when tuned restarts: remove those settings from it, or stop tuned"]
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    out["owners"] = read_owners(host, profile)
+
+
+def _plan(profile, facts, ctx) -> list:
+    ctx.warnings.extend(find_conflicts(profile, facts))
+    return []
+
+
+section("conflicts", order=99, reads=_read, plan=_plan)  # warnings only, over every section's plan

@@ -9,10 +9,12 @@ import errno
 
 from kvmtune.cpus.split import SplitError, by_housekeeping, by_isolated, kernel_args
 from kvmtune.errors import HostError
+from kvmtune.grammar import digits
 from kvmtune.probe import parse
 from kvmtune.tune.change import OK, PENDING_REBOOT
 from kvmtune.tune.knob import KnobChange, TableKnob, table_field
 from kvmtune.tune.registry import Field, integer, kind
+from kvmtune.tune.sections import section
 
 MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask"}
 SYSTEMD_DETAIL = "CPUAffinity= of system services: from the next boot (or 'systemctl daemon-reexec')"
@@ -133,3 +135,40 @@ def systemd_text(profile, split, header: str) -> str | None:
     if profile.cpus is None or not profile.cpus.systemd:
         return None
     return header + "[Manager]\n" + f"CPUAffinity={parse.format_cpulist(list(split.housekeeping))}\n"
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if profile.cpus is None:
+        return
+    from kvmtune.probe.numa import read_numa
+    from kvmtune.probe.topology import read_cores
+    from kvmtune.tune.facts import online_cpus, strip
+
+    online = online_cpus(host, out)
+    out["cores"] = read_cores(host, online)
+    if "numa" not in out:
+        out["numa"] = read_numa(host, online)
+    irqs = {}
+    for entry in host.listdir("proc/irq"):
+        if not digits(entry):
+            continue
+        text = host.read_optional(f"proc/irq/{entry}/smp_affinity_list")
+        if text is None:
+            continue
+        effective = host.read_optional(f"proc/irq/{entry}/effective_affinity_list")
+        try:
+            irqs[int(entry)] = (set(parse.cpulist(text.strip())),
+                                set(parse.cpulist(effective.strip())) if effective and effective.strip() else None)
+        except ValueError:
+            continue
+    out["irqs"] = irqs
+    out["masks"] = {k: strip(host.read_optional(rel)) for k, rel in MASKS.items()}
+
+
+def _plan(profile, facts, ctx) -> list:
+    # The split is the CPU sections' common ground: irqbalance and the boot files use it too.
+    split = ctx.shared["split"] = compute_split(profile, facts) if profile.cpus is not None else None
+    return plan_cpus(profile, facts, split, ctx.warnings)
+
+
+section("cpus", order=60, reads=_read, plan=_plan)

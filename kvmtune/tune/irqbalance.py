@@ -13,6 +13,7 @@ from kvmtune.tune import lines
 from kvmtune.tune.change import CHANGED, FAILED, OK, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
 from kvmtune.tune.registry import Field, kind, one_of
+from kvmtune.tune.sections import section
 
 FILES = ("etc/default/irqbalance", "etc/sysconfig/irqbalance")
 MARK = "# kvmtune: keep IRQs off the isolated CPUs ('kvmtune rollback' removes these two lines)"
@@ -138,3 +139,17 @@ def plan_irqbalance(profile, facts, split, warnings: list[str]) -> list[Irqbalan
     key = IrqbalanceChange.key_for({"file": rel})
     return [IrqbalanceChange(rel, text, with_ban(text, split.isolated, facts.journaled.get(key, text)),
                              ban=ban_line(split.isolated))]
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if profile.cpus is not None:
+        out["irqbalance"] = read_irqbalance(host)
+
+
+def _plan(profile, facts, ctx) -> list:
+    split = ctx.shared.get("split")
+    # Its environment file is a boot-time setting: a --no-persist apply leaves it alone.
+    return plan_irqbalance(profile, facts, split, ctx.warnings) if split is not None and ctx.persist else []
+
+
+section("irqbalance", order=70, reads=_read, plan=_plan)

@@ -12,6 +12,7 @@ from kvmtune.profile.schema import KSM_KNOBS
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, PENDING, Change
 from kvmtune.tune.knob import TableKnob, refused, table_field
 from kvmtune.tune.registry import kind
+from kvmtune.tune.sections import section
 
 # The kernel refuses these with EBUSY while any page is merged, even with run=0:
 # only run=2 (unmerge everything) frees them (observed on 6.18; ksm.rst says the same
@@ -116,3 +117,13 @@ def plan_ksm_values(ksm, wanted: dict, allow_unmerge: bool, warnings: list[str])
         knobs["pages_to_scan"].status = PENDING  # the switch resets it (observed)
         knobs["pages_to_scan"].detail = "rewritten: changing advisor_mode resets pages_to_scan"
     return changes + [knobs[k] for k in ordered_knobs(knobs)]
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if profile.ksm:
+        from kvmtune.probe.ksm import read_ksm
+
+        out["ksm"] = read_ksm(host)
+
+
+section("ksm", order=40, reads=_read, plan=lambda profile, facts, ctx: plan_ksm(profile, facts, ctx.warnings))

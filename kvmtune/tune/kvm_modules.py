@@ -7,6 +7,8 @@ left out with a warning, so one profile serves Intel and AMD hosts.
 
 from __future__ import annotations
 
+from kvmtune.tune.sections import section
+
 MODPROBE_DETAIL = "KVM module options: take effect when the module is next loaded (a reboot for kvm itself)"
 
 
@@ -35,3 +37,28 @@ def _same(current: str | None, wanted: str) -> bool:
         return False
     flags = {"Y": "1", "N": "0", "y": "1", "n": "0"}
     return flags.get(current, current) == flags.get(wanted, wanted)
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if not profile.kvm_modules:
+        return
+    from kvmtune.tune.facts import strip
+
+    params = {}
+    for module in profile.kvm_modules:
+        base = f"sys/module/{module}/parameters"
+        if not host.is_dir(f"sys/module/{module}"):
+            continue
+        params[module] = {p: strip(host.read_optional(f"{base}/{p}")) for p in host.listdir(base)}
+    out["module_params"] = params
+
+
+def _plan(profile, facts, ctx) -> list:
+    # Its text goes into the files kept at boot (tune.persist), planned after every section.
+    from kvmtune.tune.files import HEADER
+
+    ctx.shared["modprobe"] = modprobe_text(profile, facts, ctx.warnings, HEADER) if profile.kvm_modules else None
+    return []
+
+
+section("kvm_modules", order=85, reads=_read, plan=_plan)

@@ -16,6 +16,7 @@ from kvmtune.probe.hugepages import parse_size_kb, size_label
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, PENDING_RESTART, RESTART, Change
 from kvmtune.tune.knob import refused
 from kvmtune.tune.registry import Field, grammar, kind
+from kvmtune.tune.sections import section
 
 LIBVIRT_DAEMONS = (("usr/sbin/libvirtd", "libvirtd"), ("usr/sbin/virtqemud", "virtqemud"))
 # What mount(2) takes for hugetlbfs (Documentation/admin-guide/mm/hugetlbpage.rst).
@@ -241,3 +242,28 @@ def plan_mount_restore(record: dict, facts) -> MountChange:
                            detail=f"{state.entries} files are on it: stop the guests using it, then roll back")
     return MountChange(path, before, original, remount=current is not None, status=PENDING,
                        detail="original options put back")
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if not profile.hugetlbfs:
+        return
+    out["paths"] = {m.path: host.path_state(m.path.lstrip("/")) for m in profile.hugetlbfs}
+    out["accounts"] = _accounts(host, profile)
+    out["daemons"] = tuple(name for path, name in LIBVIRT_DAEMONS if host.exists(path))
+
+
+def _accounts(host, profile) -> dict:
+    from kvmtune.probe.users import read_accounts
+
+    out = {}
+    accounts = read_accounts(host)
+    for m in profile.hugetlbfs:
+        if m.owner is not None and not digits(m.owner):
+            user = accounts.user(m.owner) or (read_accounts(host, m.owner).user(m.owner) if host.live else None)
+            out[("user", m.owner)] = user.uid if user else None
+        if m.group is not None and not digits(m.group):
+            out[("group", m.group)] = accounts.group_id(m.group)
+    return out
+
+
+section("mounts", order=30, reads=_read, plan=lambda profile, facts, ctx: plan_mounts(profile, facts))

@@ -29,6 +29,7 @@ from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange, boot_pool_args
 from kvmtune.tune.power import PowerChange
 from kvmtune.tune.sysctl import dropin_text
+from kvmtune.tune.sections import section
 
 GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
 
@@ -117,3 +118,40 @@ def _fstab_change(facts, changes, warnings: list[str]) -> FstabChange:
     owned = [m for m in mounts if m[0] not in foreign]
     return FstabChange(current, fstab_text(current, owned, proof), owned, proof, detail="hugetlbfs mounts at boot")
 
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    """kvmtune's own files (never through a link) and fstab (through its link, inside the root),
+    read as rollback reads them; the boot entries; the journaled originals of the shared files."""
+    if not persist:
+        return
+    from kvmtune.host.owned import OWNED_FILES
+    from kvmtune.probe.boot_loader import read_boot_loader
+    from kvmtune.tune.bls import read_entries
+
+    out.update(FileChange.read_rollback(host, [(fid, {"file": fid}) for fid in OWNED_FILES]))
+    out.update(FstabChange.read_rollback(host, []))
+    out["bls"] = read_entries(host)
+    out["journaled"] = _journaled(host)
+    out["boot_loader"] = read_boot_loader(host)
+
+
+def _journaled(host) -> dict:
+    """The journaled originals of the files kvmtune shares: only they prove which lines are its own."""
+    from kvmtune.tune.journal import load
+
+    journal = load(host)
+    return {} if journal is None else {k: r["original"] for k, r in journal.records.items()
+                                       if r["type"] in ("fstab", "irqbalance")}
+
+
+def _plan(profile, facts, ctx) -> list:
+    if ctx.persist:
+        return plan_files(profile, facts, ctx.changes, ctx.warnings, ctx.shared.get("modprobe"),
+                          ctx.shared.get("split"))
+    if profile.kvm_modules or profile.cpus is not None:
+        ctx.warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
+                            "kvm_modules apply only at boot, so they are not set")
+    return []
+
+
+section("files", order=90, reads=_read, plan=_plan)  # last but the warnings: it keeps every other at boot

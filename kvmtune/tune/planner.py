@@ -1,53 +1,28 @@
 """Plans from facts: a profile's (apply, plan, verify) and a journal's (rollback).
 
 Both are pure: the read phase (tune.facts) has already read everything, so the ordering
-rules each subsystem owns are tested on hand-made facts. Apply's order: sysctls,
-pools (larger pages first, per node before totals), mounts, KSM (advisor first, run
-last), THP, CPUs, power, then the files that keep it all at boot. Rollback runs the
+rules each subsystem owns are tested on hand-made facts. Apply's order is the sections'
+declared order (tune.sections): sysctls, pools (larger pages first, per node before totals),
+mounts, KSM (advisor first, run last), THP, CPUs, irqbalance, power, KVM module options, then
+the files that keep it all at boot, and last the conflicts with other settings (warnings). Rollback runs the
 reverse order of the kinds' declared ORDER with the same rules: files, ..., pools, sysctls.
 """
 
 from __future__ import annotations
 
 from kvmtune.tune.change import Plan
-from kvmtune.tune.conflicts import find_conflicts
 from kvmtune.tune.created_dirs import plan_created
-from kvmtune.tune.cpus import compute_split, plan_cpus
-from kvmtune.tune.irqbalance import plan_irqbalance
-from kvmtune.tune.power import plan_power
-from kvmtune.tune.files import HEADER
-from kvmtune.tune.kvm_modules import modprobe_text
-from kvmtune.tune.ksm import plan_ksm
-from kvmtune.tune.mounts import plan_mounts
-from kvmtune.tune.persist import plan_files
-from kvmtune.tune.pools import plan_pools
 from kvmtune.tune.registry import by_kind
-from kvmtune.tune.sysctl import plan_sysctl
-from kvmtune.tune.thp import plan_thp
+from kvmtune.tune.sections import PlanContext, declared
 
 
 def build_plan(profile, facts, *, persist: bool = True, force: bool = False) -> Plan:
-    """Every change, in the order apply must make them; raises ProfileError on bad input."""
-    warnings: list[str] = []
-    changes: list = []
-    changes += plan_sysctl(profile, facts, warnings)
-    changes += plan_pools(profile, facts, force)
-    changes += plan_mounts(profile, facts)
-    changes += plan_ksm(profile, facts, warnings)
-    changes += plan_thp(profile, facts)
-    split = compute_split(profile, facts) if profile.cpus is not None else None
-    changes += plan_cpus(profile, facts, split, warnings)
-    if split is not None and persist:
-        changes += plan_irqbalance(profile, facts, split, warnings)
-    changes += plan_power(profile, facts, warnings)
-    modprobe = modprobe_text(profile, facts, warnings, HEADER) if profile.kvm_modules else None
-    if persist:
-        changes += plan_files(profile, facts, changes, warnings, modprobe, split)
-    elif profile.kvm_modules or profile.cpus is not None:
-        warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
-                        "kvm_modules apply only at boot, so they are not set")
-    warnings += find_conflicts(profile, facts)
-    return Plan(profile, changes, warnings)
+    """Every change, in the order apply must make them: each declared section's, in its
+    declared order (tune.sections); raises ProfileError on bad input."""
+    ctx = PlanContext(persist, force)
+    for section in declared():
+        ctx.changes += section.plan(profile, facts, ctx)
+    return Plan(profile, ctx.changes, ctx.warnings)
 
 
 def plan_rollback(records: dict, facts) -> Plan:

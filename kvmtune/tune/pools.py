@@ -16,6 +16,7 @@ from kvmtune.probe.hugepages import POOL_DIR, size_label
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, PENDING_REBOOT
 from kvmtune.tune.knob import KnobChange, refused
 from kvmtune.tune.registry import Field, integer, kind
+from kvmtune.tune.sections import section
 
 RESERVE_FRACTION = 0.10
 RESERVE_MIN_KB = 2 << 20  # 2 GiB: boot and host daemons need it whatever the machine's size
@@ -176,3 +177,22 @@ def _check_reserve(profile, mem_kb: int | None, hugepage_kb: int, force: bool) -
                         f"{max(left, 0) >> 20} GiB for the host, below the safe reserve of "
                         f"{reserve >> 20} GiB (10% or 2 GiB, whichever is larger); --force to override")
 
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    """Pools and mounts: for the profile's pools and mounts, and for the files kept at boot
+    (the default page size decides where a pool total persists)."""
+    if not (profile.hugepages or profile.hugetlbfs or persist):
+        return
+    from kvmtune.probe.hugepages import read_hugepages
+    from kvmtune.probe.numa import read_numa
+    from kvmtune.probe.system import read_meminfo, read_mounts
+
+    out["mounts"] = tuple(read_mounts(host) or ())
+    meminfo, _ = read_meminfo(host)
+    numa = read_numa(host)  # every node's own counters: the engine reads back what it wrote there
+    out["meminfo"], out["numa"] = meminfo, numa
+    out["hugepages"] = read_hugepages(host, numa, meminfo, list(out["mounts"]), list(out.get("cmdline", ())))
+
+
+section("pools", order=20, reads=_read,
+        plan=lambda profile, facts, ctx: plan_pools(profile, facts, ctx.force))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kvmtune.tune.knob import KnobChange
 from kvmtune.tune.registry import Field, integer, kind, one_of
+from kvmtune.tune.sections import section
 
 CPU_DIR = "sys/devices/system/cpu"
 PATHS = {
@@ -77,3 +78,29 @@ def plan_power(profile, facts, warnings: list[str]) -> list[PowerChange]:
         for cpu, current in sorted(facts.resume_latency.items()):
             changes.append(PowerChange("latency", cpu, current, str(value)))
     return changes
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if not profile.power:
+        return
+    from kvmtune.probe.power import read_power
+    from kvmtune.tune.facts import online_cpus, strip
+
+    online = online_cpus(host, out)
+    out["power"] = read_power(host, list(out.get("cmdline", ())))
+    boost = None
+    for knob in ("boost", "no_turbo"):
+        value = strip(host.read_optional(PATHS[knob]))
+        if value is not None:
+            boost = (knob, value)
+            break
+    out["boost_knob"] = boost
+    latency = {}
+    for cpu in online:
+        value = strip(host.read_optional(PATHS["latency"].format(cpu)))
+        if value is not None:
+            latency[cpu] = value
+    out["resume_latency"] = latency
+
+
+section("power", order=80, reads=_read, plan=lambda profile, facts, ctx: plan_power(profile, facts, ctx.warnings))

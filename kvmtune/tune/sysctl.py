@@ -10,6 +10,7 @@ from __future__ import annotations
 from kvmtune.grammar import sysctl_name_problem
 from kvmtune.tune.knob import KnobChange
 from kvmtune.tune.registry import Field, grammar, kind
+from kvmtune.tune.sections import section
 
 PROC_SYS = "proc/sys"
 DROPIN = "etc/sysctl.d/99-zz-kvmtune.conf"  # sorts after Debian's 99-sysctl.conf and 99-protect-links
@@ -167,3 +168,12 @@ def parse_conf(text: str) -> dict[str, str]:
         if sep:
             out[key.strip().lstrip("-")] = value.strip()
     return out
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
+    if None in out["sysctl"].values():  # for "did you mean": what this host does have
+        out["sysctl_names"] = read_sysctl_names(host)
+
+
+section("sysctl", order=10, reads=_read, plan=lambda profile, facts, ctx: plan_sysctl(profile, facts, ctx.warnings))

@@ -6,6 +6,7 @@ from kvmtune.probe.thp import THP_DIR
 from kvmtune.profile.schema import THP_KNOBS
 from kvmtune.tune.knob import TableKnob, table_field
 from kvmtune.tune.registry import kind
+from kvmtune.tune.sections import section
 
 
 @kind
@@ -26,3 +27,13 @@ def plan_thp(profile, facts) -> list[ThpChange]:
             raise node.error(f"this kernel accepts {', '.join(thp.choices[knob])} for {knob}, not {value!r}")
         changes.append(ThpChange(knob, thp.values[knob], value, detail="takes effect for guests started afterwards"))
     return changes
+
+
+def _read(host, profile, persist: bool, out: dict) -> None:
+    if profile.thp:
+        from kvmtune.probe.thp import read_thp
+
+        out["thp"] = read_thp(host, list(out["cmdline"]))
+
+
+section("thp", order=50, reads=_read, plan=lambda profile, facts, ctx: plan_thp(profile, facts))
