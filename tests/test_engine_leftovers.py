@@ -78,7 +78,8 @@ def test_a_later_run_whose_undo_fails_keeps_its_record_beside_the_earlier_ones(r
     plan = apply_with(refuse_write(StingyHost(root), "proc/sys/vm/swappiness", "60"), second, persist=False)
     assert any(c.status == "failed" for c in plan.changes)
     records = _state(root)
-    assert set(records) == {"sysctl:net.ipv4.tcp_rmem", "sysctl:vm.swappiness"}, records
+    # file:runtime: the first run's file naming its runtime-only sysctls, kept while they stay set.
+    assert set(records) == {"file:runtime", "sysctl:net.ipv4.tcp_rmem", "sysctl:vm.swappiness"}, records
     assert not [k for k in records if k.startswith("pool:")]  # put back: nothing to remember
 
 

@@ -16,6 +16,8 @@ from tests.fixtures.synthetic import host as synthetic_host, write_tree
 from tests.support.treestate import tree_diff, tree_state
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\n"
+DROPIN = "etc/sysctl.d/99-zz-kvmtune.conf"
+RUNTIME = "run/kvmtune/runtime-sysctls"
 
 
 @pytest.fixture
@@ -138,13 +140,48 @@ def test_a_sysctl_is_bound_by_kvmtunes_drop_in(run_cli, root, tmp_path, persist)
     p = profile(tmp_path, "sysctl:\n  vm.dirty_ratio: 5\n")
     code, out, err = run_cli("--root", root, "apply", p, "--json", *(() if persist else ("--no-persist",)))
     assert code == 0, err
+    if not persist:  # the runtime-only names, in kvmtune's own file under /run (gone at reboot, with the values)
+        assert "vm.dirty_ratio" in open(os.path.join(root, RUNTIME)).read()
     code, out, err = run_cli("--root", root, "rollback", "--json")
-    value = open(os.path.join(root, "proc/sys/vm/dirty_ratio")).read()
-    if persist:
-        assert code == 0 and value == "20\n", (out, err)
-    else:  # nothing but the journal names it: kept for a person, not written
-        assert code == 1 and value == "5\n", (out, err)
-        assert "sysctl:vm.dirty_ratio" in _state(root)["records"]
+    assert code == 0, (out, err)
+    assert open(os.path.join(root, "proc/sys/vm/dirty_ratio")).read() == "20\n"
+    assert not os.path.lexists(os.path.join(root, RUNTIME)) and not os.path.lexists(os.path.join(root, DROPIN))
+    assert not os.path.exists(os.path.join(root, "var/lib/kvmtune/state.json"))
+
+
+def test_a_sysctl_a_later_profile_drops_stays_bound(run_cli, root, tmp_path):
+    # P1 sets vm.dirty_ratio (no shipped profile does), P2 does not: the drop-in P2 writes no
+    # longer sets it, but still names it as one rollback restores.
+    write_tree(root, {"proc/sys/vm/dirty_ratio": "20\n"})
+    for text in ("sysctl:\n  vm.dirty_ratio: 5\n", "sysctl:\n  vm.swappiness: 7\n"):
+        code, out, err = run_cli("--root", root, "apply", profile(tmp_path, text), "--json")
+        assert code == 0, err
+    dropin = open(os.path.join(root, DROPIN)).read()
+    assert "vm.dirty_ratio =" not in dropin and "# kvmtune restores on rollback: vm.dirty_ratio\n" in dropin
+    code, out, err = run_cli("--root", root, "rollback", "--json")
+    assert code == 0, (out, err)
+    assert open(os.path.join(root, "proc/sys/vm/dirty_ratio")).read() == "20\n"
+    assert open(os.path.join(root, "proc/sys/vm/swappiness")).read() == "60\n"
+    assert not os.path.lexists(os.path.join(root, DROPIN))
+
+
+@pytest.mark.parametrize("where", [DROPIN, RUNTIME])
+def test_a_restore_line_binds_only_inside_kvmtunes_sealed_file(run_cli, root, tmp_path, where):
+    # A restore line that kvmtune's seal does not cover is no binding: kernel.core_pattern stays blocked.
+    p = profile(tmp_path, "sysctl:\n  vm.swappiness: 7\n")
+    code, out, err = run_cli("--root", root, "apply", p, "--json", *(() if where == DROPIN else ("--no-persist",)))
+    assert code == 0, err
+    path = os.path.join(root, where)
+    text = open(path).read()
+    with open(path, "w") as f:
+        f.write(text.replace("# kvmtune seal", "# kvmtune restores on rollback: kernel.core_pattern\n# kvmtune seal"))
+    data = _state(root)
+    data["records"]["sysctl:kernel.core_pattern"] = {"type": "sysctl", "name": "kernel.core_pattern",
+                                                     "original": "|/tmp/evil %p"}
+    _write_state(root, data)
+    code, out, err = run_cli("--root", root, "rollback", "--json")
+    assert code == 1, (out, err)
+    assert open(os.path.join(root, "proc/sys/kernel/core_pattern")).read() == "core\n"
 
 
 @pytest.mark.parametrize("op, rel, linked, target", [

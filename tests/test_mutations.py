@@ -60,6 +60,15 @@ MUTANTS = {
     "sysctl records bound to the drop-in": ("kvmtune/tune/binding.py", "        if c.name not in bound:",
                                             "        if False:",
                                             [WRITES + "test_rollback_writes_no_sysctl_that_kvmtunes_drop_in_does_not_name"]),
+    "restore lines bind only under kvmtune's seal": (
+        "kvmtune/tune/binding.py", "        if is_ours(found):  # a restore line counts only under kvmtune's seal",
+        "        if True:", [WRITES + "test_a_restore_line_binds_only_inside_kvmtunes_sealed_file"]),
+    "the drop-in names the sysctls a later profile dropped": (
+        "kvmtune/tune/persist.py", "    dropin = dropin + restore_line(kept) if dropin else None", "    pass",
+        [WRITES + "test_a_sysctl_a_later_profile_drops_stays_bound"]),
+    "a --no-persist apply names its sysctls under /run": (
+        "kvmtune/tune/sysctl.py", "    if ctx.persist:  # the drop-in names them (tune.persist)",
+        "    if True:", [WRITES + "test_a_sysctl_is_bound_by_kvmtunes_drop_in"]),
     "state size cap": ("kvmtune/tune/journal.py", "MAX_STATE = 16 << 20", "MAX_STATE = 1 << 40",
                        [RESOURCES + "test_state_file_that_is_not_a_file_or_too_big"]),
     "drop-in size cap": ("kvmtune/host/reads.py", "def read_file_state(self, rel: str, limit: int = MAX_READ)",

@@ -44,7 +44,8 @@ def test_a_section_declared_elsewhere_is_planned_in_its_order(scratch):
     sections.section("fake", order=15, plan=plan, reads=reads)  # between sysctls (10) and pools (20)
     profile = load_profile_text("sysctl:\n  vm.swappiness: 10\nhugepages:\n  2M: 512\n")
     got = build_plan(profile, facts(sysctl={"vm.swappiness": "60"}), persist=False)
-    assert targets(got) == ["sysctl vm.swappiness", "sysctl fake.knob", "hugepages 2M"]
+    assert targets(got) == ["/run/kvmtune/runtime-sysctls", "sysctl vm.swappiness", "sysctl fake.knob",
+                            "hugepages 2M"]
 
 
 def test_every_subsystem_declares_its_section():

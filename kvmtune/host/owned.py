@@ -28,6 +28,9 @@ OWNED_FILES = {
     "grub": "etc/default/grub.d/90-kvmtune.cfg",
     "modprobe": "etc/modprobe.d/kvmtune.conf",
     "systemd": "etc/systemd/system.conf.d/90-kvmtune.conf",
+    # The sysctls a --no-persist apply set, for rollback's binding (tune.binding): /run is
+    # cleared at reboot exactly when those runtime values vanish.
+    "runtime": "run/kvmtune/runtime-sysctls",
 }
 SHARED_FILES = ("etc/fstab", "etc/default/irqbalance", "etc/sysconfig/irqbalance")
 # Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
@@ -35,7 +38,7 @@ BLS_DIR = "boot/loader/entries"
 BLS_ENTRY = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,200}\.conf")
 OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d", "etc/modprobe.d",
               "etc/systemd", "etc/systemd/system.conf.d",
-              *STATE_PARENTS, "run", "run/lock")
+              *STATE_PARENTS, "run", "run/lock", "run/kvmtune")
 
 KNOBS = re.compile(
     r"proc/sys/[A-Za-z0-9_][A-Za-z0-9_+@:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_+@:-]*)*"

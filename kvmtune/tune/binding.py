@@ -2,7 +2,9 @@
 
 A journal is root-writable data: on its own it must not make rollback write, say,
 kernel.core_pattern. A sysctl record is bound when kvmtune's own sysctl drop-in (or the temp
-file a killed write of it left) names the sysctl, or a shipped profile sets it. A checksum in
+file a killed write of it left) sets the sysctl, when a restore line under kvmtune's seal in
+that drop-in or in its runtime file (run/kvmtune/runtime-sysctls, written by --no-persist,
+cleared at reboot with the runtime values) names it, or when a shipped profile sets it. A checksum in
 the journal would bind nothing: whoever writes the file can recompute it.
 """
 
@@ -33,16 +35,22 @@ def bound_sysctls(host) -> set[str]:
     from kvmtune.errors import KvmtuneError
     from kvmtune.host import owned
     from kvmtune.profile import load_profile, shipped_profiles
-    from kvmtune.tune.sysctl import DROPIN, parse_conf, split_optional
+    from kvmtune.tune.files import is_ours
+    from kvmtune.tune.sysctl import DROPIN, parse_conf, restored_names, split_optional
 
     names: set[str] = set()
-    for rel in (DROPIN, owned.temp_name(DROPIN)):
+    runtime = owned.OWNED_FILES["runtime"]
+    for rel in (DROPIN, owned.temp_name(DROPIN), runtime, owned.temp_name(runtime)):
         try:
             found = host.read_file_state(rel)
         except HostError:
             continue
-        if found is not None:
+        if found is None:
+            continue
+        if rel in (DROPIN, owned.temp_name(DROPIN)):
             names.update(split_optional(k)[0].replace("/", ".") for k in parse_conf(found.text))
+        if is_ours(found):  # a restore line counts only under kvmtune's seal
+            names.update(restored_names(found.text))
     for path in shipped_profiles().values():
         try:
             names.update(split_optional(k)[0] for k in load_profile(path).sysctl)

@@ -17,6 +17,7 @@ class TuneFacts:
     capture: frozenset | None = None
     sysctl: dict = {}  # name -> current value (None: absent)
     sysctl_names: tuple = ()  # every sysctl on the host, read only when a named one is absent
+    journaled_sysctls: tuple = ()  # the sysctls the journal holds originals for (kvmtune's files name them)
     pools: dict = {}  # (size_kb, node or None) -> current page count text
     hugepages: object = None  # probe.hugepages.HugepageFacts
     numa: object = None  # probe.numa.NumaFacts

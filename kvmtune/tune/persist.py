@@ -28,7 +28,7 @@ from kvmtune.tune.ksm import ordered_knobs
 from kvmtune.tune.mounts import MountChange
 from kvmtune.tune.pools import PoolChange, boot_pool_args
 from kvmtune.tune.power import PowerChange
-from kvmtune.tune.sysctl import dropin_text
+from kvmtune.tune.sysctl import dropin_text, restore_line, split_optional
 from kvmtune.tune.sections import section
 
 GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
@@ -59,7 +59,12 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
         groups.append(("CPU isolation", cpu_boot_args(profile, split)))
     boot_args = [a for _, args in groups for a in args]
 
-    out = [own_file(facts, "sysctl", dropin_text(sysctls, HEADER), "sysctl settings at boot"),
+    # A sysctl the journal holds an original for and no line here sets (an earlier profile's)
+    # stays named, so rollback may restore it (tune.binding).
+    kept = [n for n in facts.journaled_sysctls if n not in {split_optional(k)[0] for k in sysctls}]
+    dropin = dropin_text(sysctls, HEADER) or (HEADER if kept else None)
+    dropin = dropin + restore_line(kept) if dropin else None
+    out = [own_file(facts, "sysctl", dropin, "sysctl settings at boot"),
            own_file(facts, "tmpfiles", _tmpfiles_text(tmpfiles), "sysfs knobs at boot")]
     if profile.hugetlbfs or "fstab" in facts.journaled:  # kvmtune's lines only by the journal's proof
         out.append(_fstab_change(facts, changes, warnings))

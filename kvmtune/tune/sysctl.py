@@ -17,6 +17,9 @@ DROPIN = "etc/sysctl.d/99-zz-kvmtune.conf"  # sorts after Debian's 99-sysctl.con
 # systemd-sysctl applies these in lexicographic order of file name, whatever the directory.
 SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d", "lib/sysctl.d")
 RESERVED = ("vm.nr_hugepages", "vm.nr_overcommit_hugepages")
+# A comment in kvmtune's sealed files naming the sysctls whose originals the journal holds and
+# no setting line names: the binding (tune.binding) lets rollback restore them.
+RESTORES = "# kvmtune restores on rollback: "
 
 
 def sysctl_rel(name: str) -> str:
@@ -145,6 +148,26 @@ def dropin_text(settings: dict[str, str], header: str) -> str | None:
     return header + "".join(f"{k} = {v}\n" for k, v in settings.items())
 
 
+def restore_line(names) -> str:
+    """The comment naming sysctls rollback restores ('' for none); names held to the grammar."""
+    return f"{RESTORES}{' '.join(sorted(set(names)))}\n" if names else ""
+
+
+def restored_names(text: str) -> set[str]:
+    """The names of every restore line in a text (the caller checks kvmtune's seal over it)."""
+    return {name for line in text.split("\n") if line.startswith(RESTORES)
+            for name in line[len(RESTORES):].split()}
+
+
+def read_journaled(host) -> tuple[str, ...]:
+    """The sysctls whose originals kvmtune's journal holds (a validated journal, or none)."""
+    from kvmtune.tune.journal import load
+
+    journal = load(host)
+    return () if journal is None else tuple(sorted(
+        r["name"] for r in journal.records.values() if r["type"] == SysctlChange.KIND))
+
+
 def later_overrides(later: dict[str, str], settings: dict[str, str]) -> list[str]:
     """Warnings for files that systemd-sysctl applies after ours and set our keys differently."""
     plain = {split_optional(k)[0]: v for k, v in settings.items()}
@@ -174,6 +197,30 @@ def _read(host, profile, persist: bool, out: dict) -> None:
     out["sysctl"] = read_sysctl(host, [split_optional(k)[0] for k in profile.sysctl])
     if None in out["sysctl"].values():  # for "did you mean": what this host does have
         out["sysctl_names"] = read_sysctl_names(host)
+    out["journaled_sysctls"] = read_journaled(host)
+    if not persist:
+        from kvmtune.tune.files import FileChange
+
+        out.update(FileChange.read_rollback(host, [("runtime", {"file": "runtime"})]))
 
 
-section("sysctl", order=10, reads=_read, plan=lambda profile, facts, ctx: plan_sysctl(profile, facts, ctx.warnings))
+def _plan(profile, facts, ctx) -> list:
+    changes = plan_sysctl(profile, facts, ctx.warnings)
+    if ctx.persist:  # the drop-in names them (tune.persist)
+        return changes
+    # --no-persist: no drop-in names what this run sets, so kvmtune's runtime file does, written
+    # before the first sysctl so that a killed run leaves every journaled name bound.
+    from kvmtune.tune.change import PENDING
+    from kvmtune.tune.files import HEADER, FileChange, wanted
+
+    setting = {c.name for c in changes if c.status == PENDING}
+    current = facts.files.get("runtime")
+    if not setting and current is None:  # nothing to name, nothing to keep
+        return changes
+    after = wanted(HEADER + restore_line(setting | set(facts.journaled_sysctls)))
+    runtime = FileChange("runtime", current, after, missing=facts.file_dirs.get("runtime", ()),
+                         detail="the sysctls set until reboot, for rollback")
+    return [runtime, *changes]
+
+
+section("sysctl", order=10, reads=_read, plan=_plan)
