@@ -17,8 +17,9 @@ def hold_unbound(host, plan) -> None:
     """Mark ``blocked`` every sysctl a rollback plan would write that nothing but the journal
     asks for; the record is kept (rollback forgets only what is back) and the detail says how
     to restore it by hand. A journal is root-writable data: alone it must not make rollback
-    write kernel.core_pattern. Bound are the sysctls kvmtune's own drop-in names (or its temp
-    file, left by a killed write) and those a shipped profile sets."""
+    write kernel.core_pattern. Bound are the sysctls kvmtune's own drop-in sets (or its temp
+    file, left by a killed write), those a restore line under kvmtune's seal names (in the
+    drop-in or the runtime file), and those a shipped profile sets."""
     from kvmtune.tune.change import BLOCKED, PENDING
     from kvmtune.tune.sysctl import SysctlChange
 
@@ -27,8 +28,8 @@ def hold_unbound(host, plan) -> None:
     for c in asked:
         if c.name not in bound:
             c.status = BLOCKED
-            c.detail = (f"not restored: neither kvmtune's drop-in nor a shipped profile names {c.name}, so the "
-                        f"journal alone may not ask for it; if {c.shown(c.after)!r} is right: sysctl -w {c.name}=VALUE")
+            c.detail = (f"not restored: neither kvmtune's drop-in, its runtime file nor a shipped profile names "
+                        f"{c.name}, so the journal alone may not ask for it; if {c.shown(c.after)!r} is right: sysctl -w {c.name}=VALUE")
 
 
 def bound_sysctls(host) -> set[str]:
