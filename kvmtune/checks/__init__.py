@@ -24,7 +24,7 @@ REGISTRY = {
     "cpu.power": ("isolation", "check_power", None, ("power", "isolation")),
     "kvm.device": ("kvm", "check_device", None, ("dev_kvm", "modules", "cpu")),
     "kvm.access": ("kvm", "check_access", None, ("dev_kvm", "access", "accounts")),
-    "kvm.functional": ("kvm", "check_functional", None, ("dev_kvm", "kvm")),
+    "kvm.functional": ("kvm", "check_functional", None, ("dev_kvm", "kvm", "cpu")),
     "kvm.modules": ("kvm", "check_modules", None, ("modules",)),
     "devices.vhost_net": ("devices", "check_device_node", "devices.vhost_net", ("dev_vhost_net",)),
     "devices.tun": ("devices", "check_device_node", "devices.tun", ("dev_tun",)),

@@ -13,6 +13,9 @@ VMX_VENDORS = ("GenuineIntel", "CentaurHauls")
 def check_cpu_virt(facts: Facts) -> Check:
     title = TITLES["cpu.virt"]
     cpu = facts.cpu
+    if cpu.arch != "x86_64":
+        from kvmtune.checks.cpu_virt_arch import check_other_arch
+        return check_other_arch(facts)
     if not cpu.flags:
         return unknown("cpu.virt", title, cpu.problems or ["/proc/cpuinfo has no flags"])
     features = set(cpu.flags) | set(cpu.vmx_flags or ())

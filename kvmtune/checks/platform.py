@@ -90,6 +90,9 @@ def check_iommu(facts: Facts) -> Check:
 def check_secure_guest(facts: Facts) -> Check:
     title = TITLES["secure_guest"]
     cpu = facts.cpu
+    if cpu.arch != "x86_64":
+        from kvmtune.checks.secure_arch import check_secure_other_arch
+        return check_secure_other_arch(facts)
     mods = facts.modules
     if cpu.vendor in AMD_VENDORS or cpu.has("sev") or mods.get("kvm_amd"):
         return _sev(facts, title)

@@ -20,7 +20,7 @@ from kvmtune.record import record
 class KvmAnswers:
     """What /dev/kvm answered, opened once: the guest run and (if asked) what it offers guests."""
 
-    probe: object  # probe.kvm_ioctl.KvmProbe
+    probe: object  # probe.kvm_ioctl.KvmProbe, or probe.kvm_arm64.Arm64Result on aarch64
     features: tuple | None  # CPU feature names KVM offers guests, None if not asked or refused
     features_problem: str | None = None
 
@@ -87,6 +87,12 @@ def _kvm(host, got):
     """Open /dev/kvm once: run the guest, and ask what it offers guests when that is wanted."""
     if not host.live or got.dev_kvm is None or not got.dev_kvm.exists:
         return None
+    arch = got.cpu.arch if got.cpu is not None else "x86_64"
+    if arch == "aarch64":
+        from kvmtune.probe.kvm_arm64 import run_arm64_probe
+        return KvmAnswers(run_arm64_probe(host), None)
+    if arch != "x86_64":
+        return None  # the guest is x86 machine code: kvm.functional says why it did not run
     from kvmtune.probe.kvm_ioctl import run_kvm_probe
 
     then = None
@@ -104,12 +110,15 @@ def _kvm(host, got):
 def _no_virt_flag_and_kvm_silent(host, got) -> bool:
     """The slow path: a live host that shows no vmx/svm flag and whose KVM ran no guest."""
     cpu, kvm = got.cpu, got.kvm
-    if not host.live or cpu is None or cpu.has("vmx") or cpu.has("svm"):
+    if not host.live or cpu is None or cpu.arch != "x86_64" or cpu.has("vmx") or cpu.has("svm"):
         return False
     return kvm is None or not kvm.probe.guest_ran
 
 
 def _virt_refusals(host, got):
+    if host.live and got.cpu is not None and got.cpu.arch == "aarch64":
+        # cpuinfo cannot say whether the kernel runs at EL2: KVM's init lines (kvm [1]: ...) can.
+        return tuple(line for line in host.kernel_log() if line.startswith("kvm ["))[-3:]
     if not _no_virt_flag_and_kvm_silent(host, got):
         return None
     needles = ("disabled by bios", "disabled (by bios)", "not enabled (by bios)", "no hardware support",
@@ -209,7 +218,7 @@ READERS = {
     "dev_tun": (_node("tun"), ()),
     "dev_vfio": (_node("vfio"), ()),
     "dev_sev": (_node("sev"), ()),
-    "kvm": (_kvm, ("dev_kvm",)),
+    "kvm": (_kvm, ("dev_kvm", "cpu")),
     "kvm_features": (lambda host, got: None, ("kvm",)),  # a wish read by _kvm, not a read of its own
     "virt_refusals": (_virt_refusals, ("cpu", "kvm")),
     "cpuid": (_cpuid, ("cpu", "kvm")),

@@ -80,6 +80,7 @@ def run_bench_command(opts: BenchOptions) -> int:
     from kvmtune.render.progress import bar_progress
 
     host = WritableHost("/")
+    refuse_foreign_arch(host)
     _may_open_kvm(host, settings.sections)
     try:
         with bar_progress() as progress, _term_as_interrupt():
@@ -115,6 +116,17 @@ def _may_open_kvm(host, chosen) -> None:
             raise Refused(f"/dev/kvm: {exc.reason}: bench runs its guests through it, so nothing would be "
                           "measured; run it as root (or as a user /dev/kvm lets in), or '--only native' for "
                           "the host-side walk alone") from None
+
+
+def refuse_foreign_arch(host) -> None:
+    """bench's guest is x86 machine code: on any other architecture it cannot run (exit 4)."""
+    from kvmtune.errors import Refused
+    from kvmtune.probe.cpu import read_cpu
+
+    arch = read_cpu(host).arch
+    if arch != "x86_64":
+        raise Refused(f"bench runs x86 guest code through /dev/kvm, and this host is {arch}: "
+                      "it cannot be measured here")
 
 
 def _term_as_interrupt():

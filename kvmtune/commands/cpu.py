@@ -33,6 +33,8 @@ def host_source(opts: CpuModelsOptions):
         raise UsageError(f"--root: {opts.root} is not a directory")
     host = Host(opts.root)
     cpu = read_cpu(host)
+    if cpu.arch != "x86_64":
+        return None, cpu, None  # the named models are x86's: see not_applicable
     if opts.source == "cpuinfo":
         why = "--source cpuinfo was asked for"
     elif not host.live:
@@ -79,6 +81,8 @@ def models_result(opts: CpuModelsOptions) -> dict:
                                            present_features, qemu_cpu)
 
     source, cpu, kvm_unavailable = host_source(opts)
+    if source is None:
+        return not_applicable(cpu)
     install, qemu = host_qemu(opts)
     verdicts = evaluate(source, opts.assume_undecided)
     best = best_per_vendor(verdicts, lambda name: startable(qemu, name))
@@ -87,7 +91,7 @@ def models_result(opts: CpuModelsOptions) -> dict:
     models = []
     for v in verdicts:
         models.append({**v.to_json(), "in_qemu": qemu.has(v.name), "qemu_releases": in_releases(v.name)})
-    out = {"source": source.kind, "kvm_unavailable": kvm_unavailable,
+    out = {"applicable": True, "source": source.kind, "kvm_unavailable": kvm_unavailable,
            "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
            "qemu": {**install.to_json(), "models_from": qemu.source, "models_known": qemu.known},
            "models": models, "best": best,
@@ -104,6 +108,26 @@ def models_result(opts: CpuModelsOptions) -> dict:
             out["next"] = {"model": nxt.name, "missing": list(nxt.missing), "undecided": list(nxt.undecided),
                            "in_qemu": qemu.has(nxt.name)}
     return out
+
+
+INSTEAD = {
+    "aarch64": "host-passthrough in libvirt (QEMU: -cpu host, or -cpu max, which under KVM is the host CPU)",
+    "ppc64": "host-passthrough in libvirt (QEMU: -cpu host), or a POWER compatibility mode "
+             "(-machine pseries,max-cpu-compat=power9)",
+    "s390x": "host-passthrough in libvirt (QEMU: -cpu host); for migration, host-model or a named IBM Z "
+             "model (-cpu z15) that every host of the pool offers",
+}
+
+
+def not_applicable(cpu) -> dict:
+    """Named CPU models are judged for x86 only: say so, and what to use on this architecture."""
+    use = INSTEAD.get(cpu.arch, "host-passthrough in libvirt (QEMU: -cpu host)")
+    return {"applicable": False, "arch": cpu.arch,
+            "cpu": {"vendor": cpu.vendor, "model_name": cpu.model_name},
+            "reason": f"named CPU models are judged for x86 hosts; this host is {cpu.arch}",
+            "instead": use,
+            "migration": "a guest given the host CPU migrates only to hosts with the same CPU "
+                         "(same core type and features); keep a pool of identical hosts"}
 
 
 def run_cpu_models(opts: CpuModelsOptions) -> int:

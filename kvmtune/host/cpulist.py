@@ -17,12 +17,18 @@ MAX_CPUS = 8192
 MAX_NODES = 1024
 
 
+def _trim(text: str) -> str:
+    """The list without its line end. Some kernels (seen on a 5.15-rc arm64 dump) pad the
+    list files of sysfs with NUL bytes after the newline: ``0-31\\n\\0``."""
+    return text.rstrip("\0").strip()
+
+
 def cpulist(text: str, limit: int = MAX_CPUS) -> list[int]:
     """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11]; empty text -> []. Ids must be below ``limit``,
     and so must the total: each range may be in bounds while the list is not (``0-8191``
     repeated to 131 KB would expand to 153 M ids). A kernel's list names each id once."""
     out: list[int] = []
-    text = text.strip()
+    text = _trim(text)
     if not text:
         return out
     if len(text) > 16 * limit:
@@ -46,7 +52,7 @@ def cpulist(text: str, limit: int = MAX_CPUS) -> list[int]:
 
 def cpumask(text: str, limit: int = MAX_CPUS) -> list[int]:
     """A hex mask in 32-bit words, most significant first (``0000ffff,00000001``)."""
-    digits = text.strip().replace(",", "")
+    digits = _trim(text).replace(",", "")
     if not digits:
         return []
     if len(digits.lstrip("0")) * 4 > limit:

@@ -12,6 +12,7 @@ from kvmtune.record import record
 from kvmtune.errors import HostError
 from kvmtune.host.door import Host
 from kvmtune.probe import parse
+from kvmtune.probe.cpu_arch import ArchIdentity, CoreType, arch_of
 from kvmtune.grammar import digits
 
 CPU_DIR = "sys/devices/system/cpu"
@@ -30,11 +31,25 @@ class CpuFacts:
     sockets: int | None = None
     online: tuple[int, ...] = ()
     problems: tuple[str, ...] = ()
+    arch: str = "x86_64"
+    features: tuple[str, ...] = ()  # aarch64 Features, s390x features (x86 has flags)
+    facilities: tuple[int, ...] = ()
+    core_types: tuple[CoreType, ...] = ()
+    platform: str | None = None
+    machine: str | None = None
+    sockets_unknown: str | None = None  # why sockets is None
+    kernel: str | None = None  # s390x only: the release tells whether cpuinfo can list sie (>= 4.5)
 
     @property
     def hypervisor(self) -> bool:
         """Running under a hypervisor (the CPUID hypervisor bit)."""
         return "hypervisor" in self.flags
+
+    def unknowns(self) -> dict[str, str]:
+        return {"cpu.sockets": self.sockets_unknown} if self.sockets_unknown else {}
+
+    def has_feature(self, name: str) -> bool:
+        return name in self.features
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -52,6 +67,12 @@ class CpuFacts:
             "vmx_flags": None if self.vmx_flags is None else list(self.vmx_flags),
             "bugs": None if self.bugs is None else list(self.bugs),
             "hypervisor": self.hypervisor,
+            "arch": self.arch,
+            "features": list(self.features),
+            "facilities": list(self.facilities),
+            "core_types": [t.to_json() for t in self.core_types],
+            "platform": self.platform,
+            "machine": self.machine,
         }
 
 
@@ -66,7 +87,7 @@ class CpuInfoText:
 
     def processors(self) -> tuple[int, ...]:
         """Every CPU cpuinfo lists (only wanted when sysfs has no cpu/online)."""
-        return tuple(int(v) for v in _values(self.text, "processor") if digits(v))
+        return tuple(int(v) for v in parse.line_values(self.text, "processor") if digits(v))
 
 
 def parse_cpuinfo(text: str) -> CpuInfoText:
@@ -81,25 +102,10 @@ def parse_cpuinfo(text: str) -> CpuInfoText:
     # on x86's exact spelling (twice as fast), else look line by line.
     parts = text.split("\nphysical id\t: ")
     physical = (frozenset(p.partition("\n")[0].strip() for p in parts[1:]) if len(parts) > 1
-                else frozenset(_values(text, "physical id")))
-    complete = bool(first.get("flags")) and text.endswith("\n")
+                else frozenset(parse.line_values(text, "physical id")))
+    # x86 prints flags, aarch64 Features, s390x features; POWER has no feature line, only its cpu.
+    complete = any(first.get(k) for k in ("flags", "Features", "features", "cpu")) and text.endswith("\n")
     return CpuInfoText(first, physical, complete, text)
-
-
-def _values(text: str, key: str) -> list[str]:
-    """Every value of ``key`` at a line start; str.find is far faster than a regex here."""
-    out = []
-    needle = "\n" + key
-    pos = 0 if text.startswith(key) else text.find(needle)
-    while pos != -1:
-        colon = text.find(":", pos)
-        end = text.find("\n", colon)
-        if colon == -1:
-            break
-        if text[pos:colon].strip() == key:
-            out.append(text[colon + 1:end if end != -1 else None].strip())
-        pos = text.find(needle, colon)
-    return out
 
 
 def _int(value: str | None) -> int | None:
@@ -120,11 +126,22 @@ def read_cpu(host: Host) -> CpuFacts:
 
     first = info.first
     online = _read_online(host, info, problems)
-    sockets = len(info.physical_ids) or _sockets_from_sysfs(host, online)
+    sockets, why = (len(info.physical_ids), None) if info.physical_ids else _sockets_from_sysfs(host, online)
     vmx = first.get("vmx flags")
+    ident = ArchIdentity("x86_64", first.get("vendor_id"), first.get("model name"))
+    sysinfo = kernel = None
+    if first and arch_of(first) != "x86_64":
+        from kvmtune.probe.cpu_arch import identify
+
+        if arch_of(first) == "s390x":  # its machine type, hypervisor and kernel release: read only there
+            from kvmtune.probe.system import read_noting
+
+            sysinfo = read_noting(host, "proc/sysinfo", problems)
+            kernel = read_noting(host, "proc/sys/kernel/osrelease", problems)
+        ident = identify(first, info.text, sysinfo)
     return CpuFacts(
-        vendor=first.get("vendor_id"),
-        model_name=first.get("model name"),
+        vendor=ident.vendor,
+        model_name=ident.model_name,
         family=_int(first.get("cpu family")),
         model=_int(first.get("model")),
         stepping=_int(first.get("stepping")),
@@ -134,6 +151,9 @@ def read_cpu(host: Host) -> CpuFacts:
         sockets=sockets or None,
         online=tuple(online),
         problems=tuple(problems),
+        arch=ident.arch, features=ident.features, facilities=ident.facilities, core_types=ident.core_types,
+        platform=ident.platform, machine=ident.machine, sockets_unknown=why,
+        kernel=kernel.strip() if kernel else None,
     )
 
 
@@ -159,7 +179,9 @@ def _read_online(host: Host, info: CpuInfoText, problems: list[str]) -> list[int
     return online
 
 
-def _sockets_from_sysfs(host: Host, online: list[int]) -> int:
+def _sockets_from_sysfs(host: Host, online: list[int]) -> tuple[int, str | None]:
+    """Distinct package ids; where firmware does not number packages (-1), distinct
+    core_siblings masks, as lscpu counts them; else unknown (0 and the reason)."""
     ids = set()
     for cpu in online:
         try:
@@ -168,4 +190,15 @@ def _sockets_from_sysfs(host: Host, online: list[int]) -> int:
             continue
         if text is not None:
             ids.add(text.strip())
-    return len(ids)
+    if "-1" not in ids:
+        return len(ids), None
+    masks = set()
+    for cpu in online:
+        try:
+            text = host.read_optional(f"{CPU_DIR}/cpu{cpu}/topology/core_siblings")
+        except HostError:
+            text = None
+        if text is None:
+            return 0, f"package id -1 and no readable core_siblings for cpu{cpu}"
+        masks.add(text.rstrip("\0").strip())
+    return len(masks), None

@@ -51,6 +51,11 @@ class NumaFacts:
     balancing: int | None = None  # kernel.numa_balancing
     problems: tuple[str, ...] = ()
 
+    def unknowns(self) -> dict[str, str]:
+        """Each problem by the file it names: a node listed without CPUs because its list
+        could not be read must not pass for a CPU-less node."""
+        return dict(p.partition(": ")[::2] for p in self.problems)
+
     def node(self, node_id: int) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
 
@@ -113,16 +118,18 @@ def _node_ids(host: Host, which: str, problems: list[str]) -> list[int]:
 
 
 def _node_cpus(host: Host, base: str, problems: list[str]) -> list[int]:
+    name = "cpulist"
     try:
         text = host.read_optional(f"{base}/cpulist")
         if text is not None:
             return parse.cpulist(text)
         # Old kernels (and some dumps) have only the hex mask.
+        name = "cpumap"
         text = host.read_optional(f"{base}/cpumap")
         if text is not None:
             return parse.cpumask(text)
     except (HostError, parse.ParseError) as exc:
-        problems.append(f"/{base}: {exc}")
+        problems.append(f"/{base}/{name}: {exc}")
     return []
 
 

@@ -6,7 +6,7 @@ from kvmtune.host.cpulist import MAX_CPUS, MAX_NODES, ParseError, cpulist, cpuma
 from kvmtune.grammar import digits, number
 
 __all__ = ["MAX_CPUS", "MAX_NODES", "ParseError", "cpulist", "cpumask", "format_cpulist", "kv_kb", "bracketed",
-           "cmdline", "int_or_none"]
+           "cmdline", "int_or_none", "line_values"]
 
 
 def kv_kb(text: str) -> dict[str, int]:
@@ -50,3 +50,19 @@ def cmdline(text: str) -> list[tuple[str, str | None]]:
 def int_or_none(text: str | None) -> int | None:
     """A whole number in ASCII, else None (int() would read '٣' as 3)."""
     return number(text)
+
+
+def line_values(text: str, key: str) -> list[str]:
+    """Every value of ``key: value`` at a line start (cpuinfo); str.find is far faster than a regex here."""
+    out = []
+    needle = "\n" + key
+    pos = 0 if text.startswith(key) else text.find(needle)
+    while pos != -1:
+        colon = text.find(":", pos)
+        end = text.find("\n", colon)
+        if colon == -1:
+            break
+        if text[pos:colon].strip() == key:
+            out.append(text[colon + 1:end if end != -1 else None].strip())
+        pos = text.find(needle, colon)
+    return out

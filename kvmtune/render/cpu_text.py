@@ -12,6 +12,14 @@ STYLES = {"usable": "green", "not-usable": "red", "undecided": "yellow"}
 
 def render_models(out: dict, stream=None) -> None:
     stream = stream or sys.stdout
+    if out.get("applicable") is False:
+        import shutil
+        import textwrap
+
+        width = max(60, min(shutil.get_terminal_size((80, 24)).columns, 100))
+        for text in (f"{out['reason']}.", f"Use instead: {out['instead']}.", f"Migration: {out['migration']}."):
+            stream.write(textwrap.fill(text, width, subsequent_indent="  ") + "\n")
+        return
     if out.get("kvm_unavailable"):
         # First, not last: every verdict below rests on it.
         stream.write(f"verdicts from /proc/cpuinfo: KVM could not be asked ({out['kvm_unavailable']}); "

@@ -73,6 +73,9 @@ def host_json(facts) -> dict:
     if known("qemu") is not None:
         out["qemu"] = known("qemu").to_json()  # which QEMU: fleet CPU baselines need its models
     unknown = facts.unknowns()
+    for name in ("cpu", "numa"):
+        if known(name) is not None:
+            unknown.update(known(name).unknowns())
     if unknown:
         out["unknown"] = unknown
     return out
