@@ -30,7 +30,8 @@ def check_iommu_groups(facts: Facts) -> Check:
         return Check("iommu.groups", FAIL, title,
                      f"{len(pci.functions)} PCI functions, none in an IOMMU group: the kernel set up no IOMMU, "
                      "so no device can be passed to a guest",
-                     f"Enable VT-d / AMD-Vi in the firmware, add 'intel_iommu=on' (Intel) to {GRUB}.",
+                     "Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware; on Intel also add "
+                     f"'intel_iommu=on' to {GRUB} (AMD's IOMMU is on by default unless 'amd_iommu=off').",
                      {"groups": {}})
     found = verdicts(pci, needs)
     data = {"groups": {g: list(m) for g, m in pci.groups.items()},
