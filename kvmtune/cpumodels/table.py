@@ -3,24 +3,11 @@ by scripts/make_qemu_cpu_table.py from QEMU's target/i386/cpu.c)."""
 
 from __future__ import annotations
 
-import os
+from kvmtune.shipped import load_data as load  # one reader of kvmtune/data for the whole package
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 # Judgements that never make a model unusable: KVM provides them on any host (kvm), only
 # nested guests need them (nested), or QEMU turns them off under KVM anyway (qemu_off).
 NOT_REQUIRED = ("nested", "qemu_off")
-
-
-_LOADED: dict[str, dict] = {}  # read once per process (not functools.lru_cache: 3 ms to import)
-
-
-def load(name: str) -> dict:
-    if name not in _LOADED:
-        from kvmtune.fastjson import loads
-
-        with open(os.path.join(DATA, name), encoding="utf-8") as f:
-            _LOADED[name] = loads(f.read())
-    return _LOADED[name]
 
 
 def features() -> dict[str, dict]:

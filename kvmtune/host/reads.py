@@ -57,6 +57,16 @@ def _kind(path: str, follow: bool = False) -> str | None:
     return "file" if _stat.S_ISREG(mode) else "dir" if _stat.S_ISDIR(mode) else "other"
 
 
+def _absent_is_none(read, rel: str, limit: int):
+    """read(rel, limit), or None where the file (or a directory on its path) is absent."""
+    try:
+        return read(rel, limit)
+    except HostError as exc:
+        if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
+            return None
+        raise
+
+
 class HostReads:
     """The reads of a Host (uses its ``root``, ``live``, ``path``, ``real``, ``resolve``)."""
 
@@ -122,12 +132,7 @@ class HostReads:
     def read_optional(self, rel: str, limit: int = MAX_READ) -> str | None:
         """The text of a file, or None when the file is absent (through ``read``, which a
         recording Host overrides)."""
-        try:
-            return self.read(rel, limit)
-        except HostError as exc:
-            if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
-                return None
-            raise
+        return _absent_is_none(self.read, rel, limit)
 
     def read_exact_optional(self, rel: str, limit: int = MAX_READ) -> str | None:
         """The exact text (every byte kept) of a file kvmtune may rewrite, or None when absent."""
@@ -136,12 +141,7 @@ class HostReads:
 
     def read_bytes_optional(self, rel: str, limit: int = MAX_READ) -> bytes | None:
         """The bytes of a file, or None when the file is absent."""
-        try:
-            return self.read_bytes(rel, limit)
-        except HostError as exc:
-            if exc.errno in (_errno.ENOENT, _errno.ENOTDIR):
-                return None
-            raise
+        return _absent_is_none(self.read_bytes, rel, limit)
 
     def read_file_state(self, rel: str, limit: int = MAX_READ) -> FileState | None:
         """A file kvmtune owns, read without following a link: None if absent, HostError

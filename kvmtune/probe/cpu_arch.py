@@ -70,9 +70,9 @@ def _hex(value: str | None, width: int) -> str | None:
 
 
 def _arm(arch: str, first: dict[str, str], text: str) -> ArchIdentity:
-    from kvmtune.cpumodels.table import load
+    from kvmtune.shipped import load_data
 
-    table = load("arm_parts.json")["implementers"]
+    table = load_data("arm_parts.json")["implementers"]
     cpus = [int(v) for v in parse.line_values(text, "processor") if digits(v)]
     implementers = parse.line_values(text, "CPU implementer")
     parts = parse.line_values(text, "CPU part")
