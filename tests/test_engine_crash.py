@@ -103,6 +103,35 @@ def cpu_template(tmp_path_factory):
     return root, str(profile)
 
 
+IOMMU_SRIOV = """
+iommu: {mode: lazy}
+sriov:
+  enp8s0f0np0: {numvfs: 4, autoprobe: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def sriov_template(tmp_path_factory):
+    """A snapshot of the ConnectX-4 Lx capture (tests/fixtures/pci): its PF 08:00.0 has 2 VFs, so 4 is
+    written as 0 then 4. Added here: each PF's sriov_drivers_autoprobe at the kernel's default (1),
+    a CPU vendor and a BLS entry (the IOMMU arguments go into its options line)."""
+    from kvmtune.entry import main
+    from tests.test_iommu_sriov import BLS, CPUINFO
+    from tests.test_pci import PCI
+
+    root = tmp_path_factory.mktemp("sriov-template") / "host"
+    assert main(["--root", str(PCI / "sriov-cx4lx-2pf-4vf"), "snapshot", str(root)]) == 0
+    for pf in ("0000:08:00.0", "0000:08:00.1"):
+        (root / "sys/bus/pci/devices" / pf / "sriov_drivers_autoprobe").write_text("1\n")
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc/cpuinfo").write_text(CPUINFO)
+    (root / "boot/loader/entries").mkdir(parents=True, exist_ok=True)
+    (root / "boot/loader/entries/a.conf").write_text(BLS)
+    profile = tmp_path_factory.mktemp("sriov-profile") / "iommu-sriov.yaml"
+    profile.write_text(IOMMU_SRIOV)
+    return str(root), str(profile)
+
+
 def test_a_kill_before_or_after_every_mutation_is_rolled_back_exactly(template, tmp_path, run_cli):
     _every_kill_point(template, tmp_path, run_cli)
 
@@ -112,12 +141,17 @@ def test_the_cpu_sections_survive_a_kill_at_every_mutation_too(cpu_template, tmp
     _every_kill_point(cpu_template, tmp_path, run_cli)
 
 
-def _every_kill_point(template, tmp_path, run_cli) -> None:
+def test_the_iommu_and_sriov_sections_survive_a_kill_at_every_mutation_too(sriov_template, tmp_path, run_cli):
+    """sriov_drivers_autoprobe, sriov_numvfs written 0 then 4, the udev rule, the boot entry."""
+    _every_kill_point(sriov_template, tmp_path, run_cli, at_least=10)
+
+
+def _every_kill_point(template, tmp_path, run_cli, at_least: int = 20) -> None:
     template_root, profile = template
     root = fresh(template_root, tmp_path)
     original = tree_state(root)
     code, total, _ = fork_run(["--root", root, "apply", profile, "--json"])
-    assert code == 0 and total > 20, (code, total)
+    assert code == 0 and total > at_least, (code, total)
     restored(run_cli, root, original, "complete run")
     failures = []
     for n in range(1, total + 1):

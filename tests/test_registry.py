@@ -104,6 +104,7 @@ def _samples():
     from kvmtune.tune.mounts import MountChange
     from kvmtune.tune.pools import PoolChange
     from kvmtune.tune.power import PowerChange
+    from kvmtune.tune.sriov import SriovChange
     from kvmtune.tune.sysctl import SysctlChange
     from kvmtune.tune.thp import ThpChange
 
@@ -120,6 +121,7 @@ def _samples():
         "fstab": FstabChange(FSTAB, fstab_text(FSTAB, [("/mnt/a", "pagesize=2M")], FSTAB), [("/mnt/a", "pagesize=2M")],
                              FSTAB),
         "bls": BlsChange("a.conf", BLS, with_args(BLS, ["nohz_full=2-3"])),
+        "sriov": SriovChange("0000:01:00.0", "numvfs", "2", "4"),
         "irqbalance": IrqbalanceChange("etc/default/irqbalance", "OPTIONS=\n",
                                        with_ban("OPTIONS=\n", {2, 3}, "OPTIONS=\n"), ban="IRQBALANCE_BANNED_CPULIST=2-3"),
     }
@@ -131,7 +133,9 @@ def root(tmp_path):
     files.update({"proc/sys/vm/swappiness": "60\n", "proc/irq/default_smp_affinity": "ff\n",
                   "proc/irq/5/smp_affinity_list": "0-7\n", "etc/fstab": FSTAB,
                   "sys/devices/system/cpu/cpufreq/policy0/scaling_governor": "powersave\n",
-                  "boot/loader/entries/a.conf": BLS, "etc/default/irqbalance": "OPTIONS=\n"})
+                  "boot/loader/entries/a.conf": BLS, "etc/default/irqbalance": "OPTIONS=\n",
+                  "sys/bus/pci/devices/0000:01:00.0/sriov_numvfs": "2\n",
+                  "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs": "8\n"})
     return write_tree(str(tmp_path / "host"), files)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvmtune.commands import Options
 from kvmtune.errors import EXIT_NOT_READY, EXIT_OK, UsageError
-from kvmtune.tune.change import BLOCKED, DONE, FAILED, OK, PENDING, UNDONE
+from kvmtune.tune.change import BLOCKED, FAILED, OK, PENDING, UNDONE, done_by_run
 
 
 class ApplyOptions(Options):
@@ -63,7 +63,7 @@ def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:
     if mode == "check":
         changed = bool(plan.pending)
     else:
-        changed = any(c.status in DONE for c in plan.changes)
+        changed = any(done_by_run(c) for c in plan.changes)
     return {
         "changed": changed,
         "failed": failed,
@@ -186,8 +186,7 @@ def run_profiles(opts: ProfilesOptions) -> int:
 
 
 def _summary(plan, verb: str) -> str:
-    states = (PENDING,) if verb.startswith("would") else DONE
-    n = sum(c.status in states for c in plan.changes)
+    n = sum(c.status == PENDING if verb.startswith("would") else done_by_run(c) for c in plan.changes)
     blocked = sum(c.status == BLOCKED for c in plan.changes)
     text = f"{verb} {n} of {len(plan.changes)} settings" if n else "nothing to change: the host already matches"
     return text + (f"; {blocked} blocked" if blocked else "")

@@ -31,6 +31,8 @@ OWNED_FILES = {
     # The sysctls a --no-persist apply set, for rollback's binding (tune.binding): /run is
     # cleared at reboot exactly when those runtime values vanish.
     "runtime": "run/kvmtune/runtime-sysctls",
+    # SR-IOV VF counts at boot: udev sets them as each PF appears, before network agents start.
+    "sriov": "etc/udev/rules.d/70-kvmtune-sriov.rules",
 }
 SHARED_FILES = ("etc/fstab", "etc/default/irqbalance", "etc/sysconfig/irqbalance")
 # Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
@@ -38,7 +40,8 @@ BLS_DIR = "boot/loader/entries"
 BLS_ENTRY = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,200}\.conf")
 OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d", "etc/modprobe.d",
               "etc/systemd", "etc/systemd/system.conf.d",
-              *STATE_PARENTS, "run", "run/lock", "run/kvmtune")
+              *STATE_PARENTS, "run", "run/lock", "run/kvmtune",
+              "etc/udev", "etc/udev/rules.d")
 
 KNOBS = re.compile(
     r"proc/sys/[A-Za-z0-9_][A-Za-z0-9_+@:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_+@:-]*)*"
@@ -49,7 +52,11 @@ KNOBS = re.compile(
     r"|proc/irq/default_smp_affinity|proc/irq/[0-9]+/smp_affinity_list|sys/devices/virtual/workqueue/cpumask"
     r"|sys/devices/system/cpu/cpufreq/policy[0-9]+/(?:scaling_governor|energy_performance_preference)"
     r"|sys/devices/system/cpu/cpufreq/boost|sys/devices/system/cpu/intel_pstate/no_turbo"
-    r"|sys/devices/system/cpu/cpu[0-9]+/power/pm_qos_resume_latency_us")
+    r"|sys/devices/system/cpu/cpu[0-9]+/power/pm_qos_resume_latency_us"
+    # A PF's SR-IOV files: in its device directory (the bus entry is a link on a live host),
+    # or in a snapshot's plain bus directory.
+    r"|sys/(?:devices/pci[0-9a-f]{4,8}:[0-9a-f]{2}(?:/[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])+"
+    r"|bus/pci/devices/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])/sriov_(?:numvfs|drivers_autoprobe)")
 
 
 def temp_name(rel: str) -> str:

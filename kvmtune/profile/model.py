@@ -66,6 +66,8 @@ class Profile:
     cpus: object = None  # CpusRequest
     power: dict = {}  # knob -> (value, Node)
     intents: tuple = ()  # what verify also judges the host ready for (kvmtune.checks.intents)
+    iommu: tuple | None = None  # (mode: "pt" | "lazy" | "strict", Node)
+    sriov: dict = {}  # PF (PCI address or netdev name) -> SriovRequest
 
 
 @record
@@ -80,3 +82,11 @@ class CpusRequest:
     systemd: bool
     workqueue: bool
     src: object  # the section's Node
+
+
+@record
+class SriovRequest:
+    numvfs: int | None  # None: the count is left as it is
+    autoprobe: bool | None  # sriov_drivers_autoprobe; None: left as it is
+    src: object  # the PF's Node (its key names the PF)
+    numvfs_src: object = None  # the numvfs value's Node, for a count the PF cannot take

@@ -12,11 +12,13 @@ import re
 from kvmtune.grammar import account_problem, digits, mount_path_problem, sysctl_name_problem, sysctl_value_problem
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
 from kvmtune.profile.schema_cpus import cpus_section, kvm_modules_section, power_section
+from kvmtune.profile.schema_iommu_sriov import iommu_sriov_sections
 from kvmtune.profile.shapes import PLAIN_WORD, _bool, _int, _kind, _str, expect_mapping, unknown_key
 from kvmtune.profile.source import Node
 
 TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm", "thp", "cpus", "power",
-            "kvm_modules", "intents")
+            "kvm_modules", "intents",
+            "iommu", "sriov")
 POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
 DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -105,7 +107,8 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
                    kvm_modules_section(top["kvm_modules"]) if "kvm_modules" in top else {},
                    cpus_section(top["cpus"]) if "cpus" in top else None,
                    power_section(top["power"]) if "power" in top else {},
-                   _intents(top["intents"]) if "intents" in top else ())
+                   _intents(top["intents"]) if "intents" in top else (),
+                   **iommu_sriov_sections(top))
 
 
 def _intents(node: Node) -> tuple:

@@ -19,6 +19,11 @@ STATUSES = (OK, PENDING, BLOCKED, PENDING_REBOOT, PENDING_RESTART, CHANGED, FAIL
 DONE = (CHANGED, PENDING_REBOOT, PENDING_RESTART)  # written by this run
 
 
+def done_by_run(change) -> bool:
+    """Written by this run: a change that only reports the running kernel (OBSERVED) never is."""
+    return change.status in DONE and not change.OBSERVED
+
+
 def fields(value) -> list[str]:
     """Normalise a value for comparison: words, numbers as integers' text."""
     out = []
@@ -79,6 +84,9 @@ class Change:
     FIELDS: tuple = ()  # registry.Field of each identity field, in the constructor's order
     ORDER = 0  # its place in apply's order; rollback runs the reverse
     WHOLE_TEXT = False  # a diff shows before and after as whole files, not as one value
+    # A change kvmtune never carries out, that says what the running kernel shows (the IOMMU
+    # mode until the reboot): its pending-reboot is no write of this run (tune.iommu).
+    OBSERVED = False
 
     @property
     def target(self) -> str:

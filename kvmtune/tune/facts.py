@@ -47,6 +47,8 @@ class TuneFacts:
     shared: dict = {}  # rollback: irqbalance environment file -> current text
     created_dirs: tuple = ()  # rollback: the journaled directories kvmtune created that exist now
     journaled: dict = {}  # journal key -> original, of the shared files (the proof of kvmtune's lines)
+    sriov: dict = {}  # PF as the profile names it (rollback: its address) -> tune.sriov.PfState or None
+    iommu: object = None  # tune.iommu.IommuState: the CPU vendor and the running kernel's IOMMU
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:

@@ -34,7 +34,8 @@ from kvmtune.tune.sections import section
 GRUB_DETAIL = "kernel command line: run 'update-grub' (or grub2-mkconfig), then reboot"
 
 
-def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | None = None, split=None) -> list:
+def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | None = None, split=None,
+               boot_groups=()) -> list:
     default_kb = facts.hugepages.default_size_kb
     sysctls = {name: value for name, (value, _) in profile.sysctl.items()}
     tmpfiles: list[tuple[str, str]] = []
@@ -57,6 +58,7 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
     tmpfiles += [(c.rel, c.after) for c in changes if isinstance(c, (MaskChange, PowerChange))]
     if split is not None:
         groups.append(("CPU isolation", cpu_boot_args(profile, split)))
+    groups += boot_groups  # (what, arguments) other sections keep at boot (tune.iommu)
     boot_args = [a for _, args in groups for a in args]
 
     # A sysctl the journal holds an original for and no line here sets (an earlier profile's)
@@ -152,7 +154,7 @@ def _journaled(host) -> dict:
 def _plan(profile, facts, ctx) -> list:
     if ctx.persist:
         return plan_files(profile, facts, ctx.changes, ctx.warnings, ctx.shared.get("modprobe"),
-                          ctx.shared.get("split"))
+                          ctx.shared.get("split"), ctx.shared.get("boot_groups", ()))
     if profile.kvm_modules or profile.cpus is not None:
         ctx.warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
                             "kvm_modules apply only at boot, so they are not set")
