@@ -131,7 +131,7 @@ def test_a_count_the_kernel_does_not_keep_fails_and_is_undone(run_cli, tmp_path,
     ('sriov:\n  "0000:08:00.2": {numvfs: 1}\n', ":2:", "not an SR-IOV PF"),  # a VF
     ('sriov:\n  "0000:08:00.1": {numvfs: 1}\n', ":2:", "not an SR-IOV PF"),  # totalvfs not captured
     ('sriov:\n  "0000:09:00.0": {numvfs: 1}\n', ":2:", "no PCI function"),
-    ("sriov:\n  eth9: {numvfs: 1}\n", ":2:", "no PCI function"),
+    ("sriov:\n  eth9: {numvfs: 1}\n", ":2:", "no PCI function has the network interface 'eth9'"),
     ('sriov:\n  "0000:08:00.0": {numvfs: 2}\n  enp8s0f0np0: {numvfs: 2}\n', ":3:", "name a PF once"),
     ('sriov:\n  "0000:08:00.0": {numvfs: -1}\n', ":2:", "out of range"),
     ('sriov:\n  "0000:08:00.0": {count: 2}\n', ":2:", "unknown key 'count'"),

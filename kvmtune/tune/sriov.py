@@ -147,7 +147,9 @@ def plan_sriov(profile, facts, ctx) -> list:
         pf = facts.sriov.get(name)
         where = "in this snapshot" if facts.capture is not None else "on this host"
         if pf is None:
-            raise req.src.key_error(f"no PCI function {name!r} {where}")
+            what = f"no PCI function {name}" if PCI_ADDRESS.fullmatch(name) else \
+                f"no PCI function has the network interface {name!r}"
+            raise req.src.key_error(f"{what} {where}")
         if pf.address in seen:
             raise req.src.key_error(f"{name} is {pf.address}, also named as {seen[pf.address]}: name a PF once")
         seen[pf.address] = name
