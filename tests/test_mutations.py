@@ -113,6 +113,14 @@ MUTANTS = {
                                        "journal_mod.put_back(self.host, self.journal)  # the state file as the run found it",
                                        "pass", [BENCH + "test_a_bench_that_ends_leaves_no_state_where_there_was_none",
                                                 BENCH + "test_a_bench_that_ends_leaves_an_applys_journal_byte_for_byte"]),
+    "sriov count read back": ("kvmtune/tune/sriov.py",
+                              "got = self.read(host)  # the driver's answer: it may have made fewer VFs, or none",
+                              "got = self.after",
+                              ["tests/test_iommu_sriov.py::test_a_count_the_kernel_does_not_keep_fails_and_is_undone"]),
+    "sriov count changed from 0 only": ("kvmtune/tune/sriov.py",
+                                        'host.write(self.rel, "0")  # the kernel takes a new count only from 0',
+                                        "pass", ["tests/test_iommu_sriov.py::test_a_new_count_on_a_pf_with_vfs_writes_0_"
+                                                 "then_the_count_and_rollback_restores_every_byte"]),
 }
 
 
