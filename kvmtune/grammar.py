@@ -111,18 +111,17 @@ def module_value_problem(value: str) -> str | None:
 # A PCI function as sysfs names it (domain:bus:device.function, lower-case hex, as the
 # kernel prints it); a network interface name as the kernel accepts one (dev_valid_name:
 # at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'), here in plain ASCII.
-PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]")
-NETDEV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}")
+# Patterns, not compiled here: check imports this module, and only apply uses them.
+PCI_ADDRESS = r"[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]"
+NETDEV = r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}"
 
 
-def pci_address_problem(text: str) -> str | None:
-    if not PCI_ADDRESS.fullmatch(text):
-        return "expected a PCI address as sysfs writes it, such as 0000:01:00.0"
-    return None
+def is_pci_address(text) -> bool:
+    return isinstance(text, str) and re.fullmatch(PCI_ADDRESS, text) is not None
 
 
 def pf_name_problem(text: str) -> str | None:
     """A physical function named by its PCI address or one of its network interfaces."""
-    if PCI_ADDRESS.fullmatch(text) or (NETDEV.fullmatch(text) and text not in (".", "..")):
+    if is_pci_address(text) or (re.fullmatch(NETDEV, text) and text not in (".", "..")):
         return None
     return "expected a PF's PCI address (0000:01:00.0) or its network interface name (enp1s0f0)"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import posixpath
 
-from kvmtune.grammar import PCI_ADDRESS, digits
+from kvmtune.grammar import digits, is_pci_address
 from kvmtune.record import record
 from kvmtune.tune.change import CHANGED, FAILED
 from kvmtune.tune.knob import KnobChange
@@ -45,8 +45,7 @@ class SriovChange(KnobChange):
     """sriov_numvfs or sriov_drivers_autoprobe of one PF, by its PCI address."""
 
     KIND, ORDER = "sriov", 75
-    FIELDS = (Field("address", lambda v: isinstance(v, str) and PCI_ADDRESS.fullmatch(v) is not None,
-                    "a PCI address"),
+    FIELDS = (Field("address", is_pci_address, "a PCI address"),
               Field("knob", one_of(KNOBS), "an SR-IOV file kvmtune sets"))
     __slots__ = ("address", "knob", "dir")
 
@@ -127,10 +126,10 @@ def read_pf(host, address: str) -> PfState | None:
 
 def address_of(host, name: str) -> str | None:
     """A PF named by address or by one of its network interfaces -> its PCI address."""
-    if PCI_ADDRESS.fullmatch(name):
+    if is_pci_address(name):
         return name if host.exists(f"{BUS}/{name}") else None
     link = host.readlink(f"sys/class/net/{name}/device")
-    if link and PCI_ADDRESS.fullmatch(posixpath.basename(link)):
+    if link and is_pci_address(posixpath.basename(link)):
         return posixpath.basename(link)
     # A tree without /sys/class/net (a capture of the PCI devices alone): their own net/ lists
     for address in host.listdir(BUS):
@@ -147,7 +146,7 @@ def plan_sriov(profile, facts, ctx) -> list:
         pf = facts.sriov.get(name)
         where = "in this snapshot" if facts.capture is not None else "on this host"
         if pf is None:
-            what = f"no PCI function {name}" if PCI_ADDRESS.fullmatch(name) else \
+            what = f"no PCI function {name}" if is_pci_address(name) else \
                 f"no PCI function has the network interface {name!r}"
             raise req.src.key_error(f"{what} {where}")
         if pf.address in seen:
