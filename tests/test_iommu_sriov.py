@@ -252,3 +252,43 @@ def test_live_the_iommu_section_plans_without_changing_anything(run_cli, tmp_pat
     assert mode["status"] in ("pending-reboot", "blocked", "ok") and mode["after"] == "pt"
     assert not report["changed"] or all(c["status"] in ("pending", "pending-reboot", "blocked", "ok")
                                         for c in report["changes"])
+
+
+def test_no_persist_sets_the_count_now_and_says_what_a_reboot_loses(run_cli, tmp_path):
+    root = snapshot(run_cli, tmp_path, X722)
+    p = profile(tmp_path, 'iommu: {mode: pt}\nsriov:\n  "0000:60:00.0": {numvfs: 2}\n')
+    code, out, _ = run_cli("--root", root, "apply", p, "--no-persist", "--json")
+    report = json.loads(out)
+    assert code == 0 and [c["target"] for c in report["changes"]] == ["sriov 0000:60:00.0 numvfs",
+                                                                     "IOMMU mode (running kernel)"]
+    assert report["changes"][1]["status"] == "blocked"
+    assert any("udev rule is not written" in w for w in report["warnings"])
+    assert any("iommu section's kernel arguments" in w for w in report["warnings"])
+    assert not (tmp_path / "snap" / "etc" / "udev").exists()
+    assert open(f"{root}/boot/loader/entries/a.conf").read() == BLS
+
+
+@pytest.mark.parametrize("record, says", [
+    ({"address": "../../../etc", "knob": "numvfs"}, "is not a PCI address"),
+    ({"address": "0000:60:00.0", "knob": "remove"}, "is not an SR-IOV file kvmtune sets"),
+])
+def test_a_tampered_sriov_record_is_refused_before_anything_is_written(record, says):
+    from kvmtune.tune.registry import check_record
+
+    record = {"type": "sriov", **record, "original": "0"}
+    with pytest.raises(ValueError, match=says):
+        check_record(f"sriov:{record['address']}:{record['knob']}", record)
+
+
+@pytest.mark.parametrize("rel, allowed", [
+    ("sys/devices/pci0000:5d/0000:5d:02.0/0000:5e:00.0/0000:60:00.0/sriov_numvfs", True),
+    ("sys/bus/pci/devices/0000:60:00.0/sriov_drivers_autoprobe", True),
+    ("sys/bus/pci/devices/0000:60:00.0/remove", False),
+    ("sys/bus/pci/devices/0000:60:00.0/driver/unbind", False),
+    ("sys/devices/pci0000:5d/../../../etc/sriov_numvfs", False),
+    ("sys/class/net/eth0/device/sriov_numvfs", False),  # through links: never written
+])
+def test_the_allow_list_takes_a_pfs_sriov_files_and_nothing_beside_them(rel, allowed):
+    from kvmtune.host.owned import allows
+
+    assert allows("knob", rel) is allowed
