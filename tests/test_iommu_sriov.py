@@ -292,3 +292,21 @@ def test_the_allow_list_takes_a_pfs_sriov_files_and_nothing_beside_them(rel, all
     from kvmtune.host.owned import allows
 
     assert allows("knob", rel) is allowed
+
+
+@pytest.mark.parametrize("vendor, line", [
+    ("AuthenticAMD", "   iommu=pt\n"),
+    ("GenuineIntel", "   intel_iommu=on iommu=pt\n"),
+    (None, "   intel_iommu=on (on Intel; AMD's IOMMU is on unless amd_iommu=off) iommu=pt\n"),
+])
+def test_devices_steps_name_no_amd_iommu_on_which_the_kernel_lacks(run_cli, tmp_path, vendor, line):
+    """The B550M board is an AMD one (SOURCES.md); its RTX 2070 functions share group 14 alone."""
+    import shutil
+
+    root = tmp_path / "b550m"
+    shutil.copytree(PCI / "consumer-msi-b550m-noacs", root, symlinks=True)
+    if vendor:
+        (root / "proc").mkdir(exist_ok=True)
+        (root / "proc" / "cpuinfo").write_text(CPUINFO.replace("GenuineIntel", vendor))
+    code, out, err = run_cli("--root", str(root), "devices", "0000:2b:00.0")
+    assert line in out and "amd_iommu=on" not in out, out

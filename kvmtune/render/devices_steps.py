@@ -56,9 +56,11 @@ def render_steps(pci, needs, address: str, vendor: str | None, no_iommu: str | N
         say("No steps: giving it to a guest would take what the host needs, or vfio-pci cannot bind it.")
         return
     taken = [address, *v.with_]
-    iommu = ("amd_iommu=on" if vendor in AMD else "intel_iommu=on") if vendor else "intel_iommu=on (Intel) or amd_iommu=on (AMD)"
+    # kernel-parameters.txt: amd_iommu= has no "on" (the AMD IOMMU is on unless amd_iommu=off)
+    iommu = (("" if vendor in AMD else "intel_iommu=on ") if vendor
+             else "intel_iommu=on (on Intel; AMD's IOMMU is on unless amd_iommu=off) ")
     say("\n1. Kernel arguments (GRUB_CMDLINE_LINUX in /etc/default/grub, 'update-grub', reboot):")
-    out.write(f"   {iommu} iommu=pt\n")
+    out.write(f"   {iommu}iommu=pt\n")
     if v.verdict == NO_IOMMU:
         say("Then run 'kvmtune devices' again: the device needs an IOMMU group before the next steps.", "   ")
         return
