@@ -79,11 +79,12 @@ COMMANDS = {c.name: c for c in (
         "kvmtune.commands.check:CheckOptions", "kvmtune.commands.check:run_check", [
             Opt("--json", "format", "One JSON object on stdout (the same as --format json).", value="json",
                 param="json_"),
-            Opt("--format", "format", "Output format: text, json, or prometheus (node_exporter textfile; "
-                "use with --output).", "value", "FORMAT", choices=("text", "json", "prometheus")),
+            Opt("--format", "format", "Output format: text, json, prometheus (node_exporter textfile; "
+                "use with --output), or nfd (Node Feature Discovery labels; judges every intent).", "value",
+                "FORMAT", choices=("text", "json", "prometheus", "nfd")),
             Opt("-q/--quiet", "quiet", "Print only what does not pass."),
             Opt("--strict", "strict", "A warning or unknown also means not ready (exit 1)."),
-            Opt("--for", "intents", "Also judge readiness for these workloads: passthrough, sriov (repeat or "
+            Opt("--for", "intents", "Also judge readiness for these workloads: passthrough, sriov, migration (repeat or "
                 "comma-separate; general, plain check, always holds).", "list", "INTENTS", param="for_"),
             Opt("--only", "only", "Run only these check ids or areas (repeat or comma-separate).", "list", "IDS"),
             Opt("--skip", "skip", "Skip these check ids or areas.", "list", "IDS"),

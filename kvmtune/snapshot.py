@@ -114,8 +114,14 @@ def capture(directory: str, root: str = "/") -> dict:
     check_output_dir(directory)
     host = RecordingHost(root)
     names = [n for c in REGISTRY.values() for n in c[3]] + list(HOST_FACTS)
-    read_facts(host, [n for n in dict.fromkeys(names) if n not in LIVE_ONLY])
+    facts = read_facts(host, [n for n in dict.fromkeys(names) if n not in LIVE_ONLY])
     _read_for_planning(host)
+    clock = facts.known("clock")
+    if host.live and clock is not None and clock.log_read:
+        # The kernel log is never copied: only the TSC and clocksource lines the clock reader
+        # used, which a snapshot's clock reader reads back (kvmtune.probe.clock).
+        from kvmtune.probe.clock import SNAPSHOT_LOG
+        host.files[SNAPSHOT_LOG] = "".join(f"{line}\n" for line in clock.kept)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     nodes, dirs = {}, set(host.listed)
     for rel in sorted(host.looked):  # looked at (exists, stat): reproduce what was there
@@ -139,7 +145,9 @@ def capture(directory: str, root: str = "/") -> dict:
         "nodes": nodes, "unreadable": dict(sorted(host.unreadable.items())),
         "absent": sorted(p for p in host.absent if not _private(p)),
         "live_only": ["the guest run through /dev/kvm (kvm.functional)", "the invoking user's access (kvm.access)",
-                      "what KVM offers guests (host.cpu.kvm_features)", "the kernel log",
+                      "what KVM offers guests (host.cpu.kvm_features)",
+                      "the kernel log (only its TSC and clocksource lines, in kvmtune-kernel-log)",
+                      "the TSC frequency KVM reports (KVM_GET_TSC_KHZ)",
                       "the running guests (processes are never captured)"],
     }
     write_snapshot_tree(directory, sorted(dirs), files, manifest)

@@ -113,7 +113,7 @@ def test_fast_path_defers_anything_unusual(argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["check", "--json", "--format", "text"], "--json and --format text contradict each other"),
-    (["check", "--format", "yaml"], "--format: expected one of text, json, prometheus"),
+    (["check", "--format", "yaml"], "--format: expected one of text, json, prometheus, nfd"),
     (["cpu-models", "--source", "qemu"], "--source: expected one of auto, kvm, cpuinfo"),
 ])
 def test_contradictions_and_bad_choices_are_usage_errors_on_both_paths(argv, message, run_cli):
@@ -323,7 +323,7 @@ def test_plurals_and_the_verdict_is_not_counted(host_roots, run_cli):
 @pytest.mark.parametrize("words, expected", [
     ("kvmtune ch", {"check"}),
     ("kvmtune check --f", {"--format", "--for"}),
-    ("kvmtune check --format ", {"text", "json", "prometheus"}),
+    ("kvmtune check --format ", {"text", "json", "prometheus", "nfd"}),
     ("kvmtune cpu-models --source ", {"auto", "kvm", "cpuinfo"}),
     ("kvmtune apply d", {"dense"}),
 ])

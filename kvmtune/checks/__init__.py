@@ -43,6 +43,8 @@ REGISTRY = {
     "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolation", "applied_profiles")),
     # On demand (kvmtune.checks.intents): only under an intent that adds them, or --only.
     "memlock": ("memlock", "check_memlock", None, ("memlock", "guests", "guest_limits")),
+    "clock": ("clock", "check_clock", None, ("clock",)),
+    "clock.tsc": ("clock", "check_clock_tsc", None, ("clock", "kvm", "modules", "cmdline", "packages")),
 }
 CHECK_IDS = (*REGISTRY, "ready")
 # Readiness needs positive evidence of KVM: if these cannot be decided, the host is not ready.
@@ -50,7 +52,7 @@ ESSENTIAL = ("kvm.device", "kvm.functional")
 AREAS = tuple(dict.fromkeys(i.split(".", 1)[0] for i in CHECK_IDS))
 # What the JSON host object shows of a full run, beyond what the checks judge.
 HOST_FACTS = ("cpu", "numa", "meminfo", "hugepages", "thp", "ksm", "modules", "dev_kvm", "isolation", "power",
-              "qemu")
+              "qemu", "clock", "kernel")
 
 
 class Report:

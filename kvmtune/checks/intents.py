@@ -41,6 +41,12 @@ INTENTS = {i.name: i for i in (
     Intent("sriov", "SR-IOV virtual functions assigned to guests",
            adds=("sriov",),
            blocking={"iommu": NOT_THERE, "devices.vfio": NOT_THERE, "sriov": NOT_THERE}),
+    # A guest that moves between hosts keeps its TSC: without an invariant TSC, or on a TSC the
+    # kernel's watchdog marked unstable (clock warns), its clock jumps. clock.tsc only warns
+    # (a frequency measured at boot, kvmclock_periodic_sync off): those block nothing.
+    Intent("migration", "guests live-migrated between hosts (versions, TSC, clocksource)",
+           adds=("clock.tsc",),
+           blocking={"clock": (WARN, UNKNOWN), "kvm.device": NOT_THERE}),
 )}
 # Checks that run only for an intent that adds them (or when --only names them).
 ON_DEMAND = frozenset(c for i in INTENTS.values() for c in i.adds)

@@ -30,6 +30,8 @@ TITLES = {
     "kernel.cmdline": "Kernel arguments kvmtune persisted are in effect",
     "guests": "Running guests use the host's tuning",
     "memlock": "Locked-memory limit for guests that pin their RAM (VFIO)",
+    "clock": "Clocksource and invariant TSC",
+    "clock.tsc": "TSC frequency a migrating guest keeps",
     "ready": "Ready to run KVM guests",
 }
 

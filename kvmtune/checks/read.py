@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from kvmtune.checks.facts import Facts, Unknown
+from kvmtune.checks.read_clock import CLOCK_READERS
 from kvmtune.checks.read_devices import DEVICE_READERS
 from kvmtune.checks.read_placement import PLACEMENT_READERS
 from kvmtune.record import record
@@ -23,6 +24,7 @@ class KvmAnswers:
     probe: object  # probe.kvm_ioctl.KvmProbe, or probe.kvm_arm64.Arm64Result on aarch64
     features: tuple | None  # CPU feature names KVM offers guests, None if not asked or refused
     features_problem: str | None = None
+    tsc_scaling: bool | None = None  # Intel: VMX secondary controls allow TSC scaling (feature MSRs)
 
 
 @record
@@ -99,12 +101,15 @@ def _kvm(host, got):
     if "kvm_features" in got.wanted:
         def then(fd):
             from kvmtune.cpumodels.table import features
-            from kvmtune.probe.kvm_cpuid import offered_features, query_kvm_cpuid
-            return tuple(offered_features(query_kvm_cpuid(fd), features()))
+            from kvmtune.probe.kvm_cpuid import offered_features, query_kvm_cpuid, vmx_tsc_scaling
+            answers = query_kvm_cpuid(fd)
+            return tuple(offered_features(answers, features())), vmx_tsc_scaling(answers)
     probe = run_kvm_probe(host, then=then)
     if isinstance(probe.then, OSError):
         return KvmAnswers(probe, None, f"KVM refused the CPUID query: {probe.then.strerror}")
-    return KvmAnswers(probe, probe.then)
+    if probe.then is None:
+        return KvmAnswers(probe, None)
+    return KvmAnswers(probe, *probe.then[:1], tsc_scaling=probe.then[1])
 
 
 def _no_virt_flag_and_kvm_silent(host, got) -> bool:
@@ -140,7 +145,7 @@ def _cpuid(host, got):
 
 def _qemu(host, got):
     from kvmtune.probe.qemu import read_qemu
-    return read_qemu(host)
+    return read_qemu(host, got.dpkg_status)  # dpkg's database, where this run read it already
 
 
 def _accounts(host, got):
@@ -223,7 +228,7 @@ READERS = {
     "virt_refusals": (_virt_refusals, ("cpu", "kvm")),
     "cpuid": (_cpuid, ("cpu", "kvm")),
     "accounts": (_accounts, ()),
-    "qemu": (_qemu, ()),  # only for a whole run's JSON: which QEMU, so fleet results judge CPU models
+    "qemu": (_qemu, ("dpkg_status",)),  # only for a whole run's JSON: which QEMU, so fleet results judge CPU models
     "access": (_access, ("dev_kvm",)),
     "cgroups": (_cgroups, ("mounts",)),
     "iommu": (_iommu, ("cmdline",)),
@@ -236,6 +241,7 @@ READERS = {
     "ksm": (_ksm, ()),
     **PLACEMENT_READERS,
     **DEVICE_READERS,
+    **CLOCK_READERS,
 }
 
 

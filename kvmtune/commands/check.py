@@ -40,6 +40,9 @@ def check_report(opts: CheckOptions, host_json: bool = True):
     from kvmtune.host.door import Host
 
     intents = parse_intents(opts.intents)  # bad input first: it does not depend on the host
+    if opts.format == "nfd":  # a label per intent: judge them all
+        from kvmtune.checks.intents import INTENTS
+        intents = parse_intents([*intents, *INTENTS])
     if not os.path.isdir(opts.root):
         raise UsageError(f"--root: {opts.root} is not a directory")
     only, skip = split_selectors(opts.only), split_selectors(opts.skip)
@@ -62,11 +65,16 @@ def run_check(opts: CheckOptions) -> int:
     elif opts.format == "prometheus":
         from kvmtune.render.prometheus import render_prometheus
         stream.write(render_prometheus(report))
+    elif opts.format == "nfd":
+        from kvmtune.render.nfd import render_nfd
+        stream.write(render_nfd(report))
     else:
         from kvmtune.render.check_text import render_check_text
         render_check_text(report, quiet=opts.quiet, stream=stream)
     if opts.output is not None:
         write_output(opts.output, stream.getvalue())
+    if opts.format == "nfd":  # the labels carry every intent; the exit says whether general holds
+        return EXIT_OK if "general" in report.ready_for else EXIT_NOT_READY
     return EXIT_OK if report.ready else EXIT_NOT_READY
 
 

@@ -77,8 +77,8 @@ def host_qemu(opts: CpuModelsOptions):
 def models_result(opts: CpuModelsOptions) -> dict:
     from kvmtune.cpumodels import table
     from kvmtune.cpumodels.qemu import in_releases, startable
-    from kvmtune.cpumodels.verdict import (best_per_vendor, evaluate, extra_features, libvirt_cpu, next_model,
-                                           present_features, qemu_cpu)
+    from kvmtune.cpumodels.verdict import (best_per_vendor, evaluate, extra_features, host_pick, libvirt_cpu,
+                                           next_model, present_features, qemu_cpu)
 
     source, cpu, kvm_unavailable = host_source(opts)
     if source is None:
@@ -86,8 +86,7 @@ def models_result(opts: CpuModelsOptions) -> dict:
     install, qemu = host_qemu(opts)
     verdicts = evaluate(source, opts.assume_undecided)
     best = best_per_vendor(verdicts, lambda name: startable(qemu, name))
-    own = {v: k for k, v in table.vendors().items()}.get(cpu.vendor)
-    pick = best.get(own or "generic") or best.get("generic")
+    pick = host_pick(best, cpu.vendor)
     models = []
     for v in verdicts:
         models.append({**v.to_json(), "in_qemu": qemu.has(v.name), "qemu_releases": in_releases(v.name)})

@@ -126,6 +126,12 @@ def best_per_vendor(verdicts: list[ModelVerdict], startable=None) -> dict[str, s
     return best
 
 
+def host_pick(best: dict[str, str], cpu_vendor: str | None) -> str | None:
+    """The model cpu-models recommends for a host: the best of its own vendor, else generic."""
+    own = {v: k for k, v in table.vendors().items()}.get(cpu_vendor)
+    return best.get(own or "generic") or best.get("generic")
+
+
 VARIANT_SUFFIXES = ("-noTSX-IBRS", "-IBRS", "-noTSX", "-IBPB")
 
 

@@ -39,6 +39,8 @@ class CpuFacts:
     machine: str | None = None
     sockets_unknown: str | None = None  # why sockets is None
     kernel: str | None = None  # s390x only: the release tells whether cpuinfo can list sie (>= 4.5)
+    microcode: str | None = None  # x86's "microcode" line (0x1000065): host.migration shows it
+    cpu_mhz: str | None = None  # the first CPU's "cpu MHz": the last resort for the TSC frequency
 
     @property
     def hypervisor(self) -> bool:
@@ -154,6 +156,7 @@ def read_cpu(host: Host) -> CpuFacts:
         arch=ident.arch, features=ident.features, facilities=ident.facilities, core_types=ident.core_types,
         platform=ident.platform, machine=ident.machine, sockets_unknown=why,
         kernel=kernel.strip() if kernel else None,
+        microcode=first.get("microcode") or None, cpu_mhz=first.get("cpu MHz") or None,
     )
 
 

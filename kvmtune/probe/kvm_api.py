@@ -24,6 +24,7 @@ KVM_GET_REGS = 0x8090AE81  # _IOR(KVMIO, 0x81, struct kvm_regs: 144 bytes)
 KVM_SET_REGS = 0x4090AE82  # _IOW(KVMIO, 0x82, struct kvm_regs)
 KVM_GET_SREGS = 0x8138AE83  # _IOR(KVMIO, 0x83, struct kvm_sregs: 312 bytes)
 KVM_SET_SREGS = 0x4138AE84
+KVM_GET_TSC_KHZ = 0xAEA3  # _IO(KVMIO, 0xa3), on a vCPU: the guest TSC frequency KVM gives it
 
 KVM_EXIT_NAMES = {0: "unknown", 2: "io", 5: "hlt", 6: "mmio", 8: "shutdown", 9: "fail_entry", 17: "internal_error"}
 KVM_EXIT_IO, KVM_EXIT_HLT, KVM_EXIT_MMIO = 2, 5, 6
@@ -84,6 +85,10 @@ class Vcpu:
 
     def set_sregs(self, sregs: bytes) -> None:
         ioctl(self.fd, KVM_SET_SREGS, bytes(sregs))
+
+    def tsc_khz(self) -> int:
+        """The vCPU's TSC frequency in kHz: the host's, unless someone set another (KVM_SET_TSC_KHZ)."""
+        return ioctl(self.fd, KVM_GET_TSC_KHZ, 0)
 
     def close(self) -> None:
         self.run_page.close()

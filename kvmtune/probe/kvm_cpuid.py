@@ -91,6 +91,20 @@ def _feature_msrs(fd: int, fcntl) -> dict[int, int]:
             for i in range(min(done, count))}
 
 
+# IA32_VMX_PROCBASED_CTLS2 (SDM vol. 3 A.3.3): the high half says which secondary controls may
+# be 1; bit 25 of the controls is "use TSC scaling".
+MSR_VMX_PROCBASED_CTLS2 = 0x48B
+TSC_SCALING_BIT = 32 + 25
+
+
+def vmx_tsc_scaling(kvm_cpuid: KvmCpuid) -> bool | None:
+    """Whether KVM's VMX allows TSC scaling; None where KVM lists no VMX feature MSRs (AMD, or
+    kvm_intel without nested: the caller falls back on cpuinfo)."""
+    if MSR_VMX_PROCBASED_CTLS2 not in kvm_cpuid.msrs:
+        return None
+    return kvm_cpuid.msr_bit(MSR_VMX_PROCBASED_CTLS2, TSC_SCALING_BIT)
+
+
 def offered_features(kvm_cpuid: KvmCpuid, features: dict[str, dict]) -> list[str]:
     """Names (of kvmtune's CPU feature table) whose CPUID or MSR bit KVM offers guests."""
     # One pass over the entries, then a lookup per feature (not a scan per feature).

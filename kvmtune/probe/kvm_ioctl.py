@@ -52,6 +52,8 @@ class KvmProbe:
         self.errno: int | None = None
         self.error: str | None = None
         self.then = None  # what run_kvm_probe's ``then`` answered (or the OSError it raised)
+        self.tsc_khz: int | None = None  # KVM_GET_TSC_KHZ on the probe's vCPU (host.migration)
+        self.tsc_khz_error: str | None = None
 
     @property
     def guest_ran(self) -> bool:
@@ -154,12 +156,25 @@ def _run(host: Host, kvm: int, fds: list[int], result: KvmProbe) -> None:
             _at("set_user_memory_region", vm.add_memory, 0, GUEST_MEM, address)
             vcpu = _at("create_vcpu", vm.create_vcpu)
             result.vcpu_created = True
+            _ask_tsc_khz(vcpu, result)
             _setup_registers(vcpu)
             _run_guest(vcpu, result)
         finally:
             ram.close()  # KVM holds its own reference to the pages until the VM is closed
     finally:
         vm.close()
+
+
+def _ask_tsc_khz(vcpu, result: KvmProbe) -> None:
+    """The TSC frequency KVM gives this vCPU: a fresh vCPU gets the host's (kvm_arch_vcpu_create
+    sets it from the host's tsc_khz), measured by the kernel, not by us. A kernel without
+    KVM_CAP_GET_TSC_KHZ refuses; that is not the probe failing."""
+    try:
+        khz = vcpu.tsc_khz()
+    except OSError as exc:
+        result.tsc_khz_error = exc.strerror or str(exc)
+        return
+    result.tsc_khz = khz if khz > 0 else None
 
 
 def _setup_registers(vcpu) -> None:

@@ -72,16 +72,17 @@ def parse_dpkg_status(text: str, packages=PACKAGES) -> tuple[str, str] | None:
     return None
 
 
-def read_qemu(host) -> QemuInstall:
+def read_qemu(host, status: str | None = None) -> QemuInstall:
     """dpkg's file list of the package names the binary (the binary itself is never looked at:
-    a snapshot would try to copy it); without dpkg, the binary's presence is all there is."""
+    a snapshot would try to copy it); without dpkg, the binary's presence is all there is.
+    ``status``: dpkg's database when this run already read it (kvmtune.probe.packages)."""
     for name in PACKAGES:
         listed = host.read_optional(f"var/lib/dpkg/info/{name}.list")
         if listed is None:
             continue
         paths = {line.strip().lstrip("/") for line in listed.splitlines()}
         binary = next((b for b in BINARIES if b in paths), None)
-        text = host.read_optional(DPKG_STATUS, limit=DPKG_STATUS_MAX)
+        text = status if status is not None else host.read_optional(DPKG_STATUS, limit=DPKG_STATUS_MAX)
         package = parse_dpkg_status(text, (name,)) if text else None
         if package is not None:
             return QemuInstall(binary, *package)

@@ -72,6 +72,9 @@ def host_json(facts) -> dict:
         out["kvm"] = kvm_section
     if known("qemu") is not None:
         out["qemu"] = known("qemu").to_json()  # which QEMU: fleet CPU baselines need its models
+    if known("clock") is not None:
+        from kvmtune.checks.clock import migration_facts
+        out["migration"] = migration_facts(known)  # fixed keys: kvmtune migration and fleets read them
     unknown = facts.unknowns()
     for name in ("cpu", "numa"):
         if known(name) is not None:
