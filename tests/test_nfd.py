@@ -124,3 +124,25 @@ def test_a_write_that_fails_halfway_leaves_the_old_labels(run_cli, host_roots, t
     assert code == 2 and "No space left on device" in err
     assert target.read_text() == "kvmtune.io/ready=false\n"
     assert os.listdir(tmp_path) == ["kvmtune"]
+
+
+def test_the_shipped_systemd_timer_verifies_and_writes_the_nfd_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    contrib = Path(__file__).resolve().parent.parent / "contrib" / "nfd"
+    service = (contrib / "kvmtune-nfd.service").read_text()
+    command = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    assert command.split()[1:] == ["check", "--format", "nfd", "-o",
+                                   "/etc/kubernetes/node-feature-discovery/features.d/kvmtune"]
+    # verify wants the binary to exist: point it at this Python, the rest unchanged.
+    (tmp_path / "kvmtune-nfd.service").write_text(service.replace("/usr/local/bin/kvmtune", sys.executable))
+    shutil.copy(contrib / "kvmtune-nfd.timer", tmp_path)
+    proc = subprocess.run([analyze, "verify", str(tmp_path / "kvmtune-nfd.service"), str(tmp_path / "kvmtune-nfd.timer")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -19,6 +19,7 @@ AREA_TITLES = {
     "cpu": "CPU", "kvm": "KVM", "devices": "Devices", "cgroups": "cgroups", "iommu": "IOMMU", "pci": "PCI", "sriov": "SR-IOV",
     "secure_guest": "Confidential guests", "numa": "NUMA", "memory": "Memory", "ksm": "KSM",
     "guests": "Guests", "kernel": "Kernel", "memlock": "Locked memory",
+    "clock": "Clock and TSC",
     "ready": "Verdict",
 }
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "info": "blue",
