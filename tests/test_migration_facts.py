@@ -145,12 +145,15 @@ def test_dpkgs_database_is_read_once_and_only_when_asked(host_roots, tmp_path, m
     root = build_root("synthetic-intel-vtx", tmp_path)
     (root / "var/lib/dpkg/info").mkdir(parents=True)
     (root / "var/lib/dpkg/status").write_text(DPKG)
-    (root / "var/lib/dpkg/info/qemu-system-x86.list").write_text("/usr/bin/qemu-system-x86_64\n")
     reads = []
     real = Host.read_bytes
     monkeypatch.setattr(Host, "read_bytes", lambda self, rel, *a, **k: reads.append(rel) or real(self, rel, *a, **k))
     read_phase(Host(str(root)), [], [], host_json=False)
     assert "var/lib/dpkg/status" not in reads  # plain check
+    # check --json reads it only where dpkg lists a QEMU package (host.qemu), as before
+    read_phase(Host(str(root)), [], [], host_json=True)
+    assert "var/lib/dpkg/status" not in reads
+    (root / "var/lib/dpkg/info/qemu-system-x86.list").write_text("/usr/bin/qemu-system-x86_64\n")
     reads.clear()
     facts = read_phase(Host(str(root)), [], [], host_json=True, intents=("general", "migration"))
     assert reads.count("var/lib/dpkg/status") == 1
@@ -256,3 +259,61 @@ def test_live_tsc_frequency_comes_from_kvm_and_agrees_with_the_kernel_log(run_cl
     migration = json.loads(out)["host"]["migration"]
     assert migration["tsc_source"] == "kvm", err
     assert abs(migration["tsc_khz"] - logged) / logged <= 0.001, (migration["tsc_khz"], logged)
+
+
+# -- what feeds host.migration beyond the files -----------------------------------------------
+
+@pytest.mark.parametrize("msrs, expected", [
+    ({0x48B: (1 << 57) | 0xFF}, True),  # allowed-1 half, bit 25: "use TSC scaling"
+    ({0x48B: 1 << 25}, False),  # the same bit in the allowed-0 half says nothing of support
+    ({0x10A: 1}, None),  # no VMX feature MSRs listed (AMD, or kvm_intel without nested)
+])
+def test_tsc_scaling_from_the_vmx_secondary_controls(msrs, expected):
+    from kvmtune.probe.kvm_cpuid import KvmCpuid, vmx_tsc_scaling
+
+    assert vmx_tsc_scaling(KvmCpuid((), msrs)) is expected
+
+
+def test_kvms_answers_come_before_cpuinfos():
+    from kvmtune.checks.clock import migration_facts
+    from kvmtune.checks.read import KvmAnswers
+    from kvmtune.probe.clock import ClockFacts
+    from kvmtune.probe.kvm_ioctl import KvmProbe
+
+    probe = KvmProbe()
+    probe.tsc_khz = 2095081
+    clock = ClockFacts("tsc", ("tsc",), True, False, 2095077, "refined", (), True, (), 2100000, False)
+    facts = {"clock": clock, "kvm": KvmAnswers(probe, (), tsc_scaling=True)}
+    out = migration_facts(facts.get)
+    assert (out["tsc_khz"], out["tsc_source"], out["tsc_scaling"]) == (2095081, "kvm", True)
+    probe.tsc_khz = None  # a kernel that refused KVM_GET_TSC_KHZ
+    facts["kvm"] = KvmAnswers(probe, None)
+    out = migration_facts(facts.get)
+    assert (out["tsc_khz"], out["tsc_source"], out["tsc_scaling"]) == (2095077, "kernel-log", False)
+
+
+def test_a_snapshot_keeps_the_clock_lines_and_the_package_database(run_cli, tmp_path):
+    root = build_root("synthetic-intel-vtx", tmp_path)
+    (root / "kvmtune-kernel-log").write_text("tsc: Refined TSC clocksource calibration: 2095.077 MHz\n")
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(DPKG)
+    code, _, err = run_cli("--root", str(root), "snapshot", str(tmp_path / "copy"))
+    assert code == 0, err
+    code, out, err = run_cli("--root", str(tmp_path / "copy"), "check", "--json", "--for", "migration")
+    migration = json.loads(out)["host"]["migration"]
+    assert (migration["tsc_khz"], migration["tsc_source"]) == (2095077, "kernel-log")
+    assert (migration["qemu"], migration["libvirt"]) == ("7.2.0", "9.0.0")
+
+
+@pytest.mark.live
+@live_kvm
+def test_a_live_snapshot_keeps_only_the_clock_lines_of_the_kernel_log(run_cli, tmp_path):
+    if not os.access("/dev/kmsg", os.R_OK) or _kernel_log_khz() is None:
+        pytest.skip("the kernel log cannot be read here, or has no TSC frequency line")
+    code, _, err = run_cli("snapshot", str(tmp_path / "snap"))
+    assert code == 0, err
+    kept = (tmp_path / "snap" / "kvmtune-kernel-log").read_text().splitlines()
+    assert kept and all(line.startswith(("tsc:", "clocksource:")) for line in kept)
+    _, out, _ = run_cli("--root", str(tmp_path / "snap"), "check", "--json")
+    migration = json.loads(out)["host"]["migration"]
+    assert migration["tsc_source"] == "kernel-log" and migration["tsc_khz"] == _kernel_log_khz()
