@@ -317,3 +317,45 @@ def test_a_live_snapshot_keeps_only_the_clock_lines_of_the_kernel_log(run_cli, t
     _, out, _ = run_cli("--root", str(tmp_path / "snap"), "check", "--json")
     migration = json.loads(out)["host"]["migration"]
     assert migration["tsc_source"] == "kernel-log" and migration["tsc_khz"] == _kernel_log_khz()
+
+
+def _rpm_header(tags: dict[int, str]) -> bytes:
+    """An rpm header blob as lib/header.c exports it: il, dl, then 16-byte entries, then data."""
+    import struct
+
+    index, store = b"", b""
+    for tag, value in sorted(tags.items()):
+        index += struct.pack(">iiii", tag, 6, len(store), 1)  # RPM_STRING_TYPE
+        store += value.encode() + b"\0"
+    return struct.pack(">ii", len(tags), len(store)) + index + store
+
+
+def test_versions_from_rpms_sqlite_database(check_json, tmp_path):
+    import sqlite3
+
+    root = build_root("synthetic-intel-vtx", tmp_path)
+    (root / "var/lib/rpm").mkdir(parents=True)
+    db = sqlite3.connect(root / "var/lib/rpm/rpmdb.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")  # as rpm keeps it
+    db.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    for name, version, release in (("bash", "5.1.8", "9.el9"), ("qemu-kvm-core", "8.2.0", "11.el9_4"),
+                                   ("libvirt-daemon", "10.0.0", "6.el9_4"), ("qemu-kvm", "8.2.0", "11.el9_4")):
+        db.execute("INSERT INTO Packages (blob) VALUES (?)",
+                   (_rpm_header({1000: name, 1001: version, 1002: release, 1003: "17"}),))
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    _, report = check_json(root, "--for", "migration")
+    migration = report["host"]["migration"]
+    assert (migration["qemu"], migration["libvirt"]) == ("8.2.0", "10.0.0")
+    (root / "var/lib/rpm/rpmdb.sqlite").write_bytes(b"SQLite format 3\0" + b"\xff" * 200)  # damaged
+    _, report = check_json(root, "--for", "migration")
+    assert (report["host"]["migration"]["qemu"], report["host"]["migration"]["libvirt"]) == (None, None)
+
+
+def test_a_damaged_rpm_header_gives_what_it_holds():
+    from kvmtune.probe.rpmdb import header_strings
+
+    blob = _rpm_header({1000: "qemu-kvm", 1001: "8.2.0"})
+    assert header_strings(blob) == {1000: "qemu-kvm", 1001: "8.2.0"}
+    assert header_strings(blob[:20]) == {} and header_strings(b"\xff" * 8) == {} and header_strings(b"") == {}

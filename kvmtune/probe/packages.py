@@ -4,12 +4,15 @@ Read only where a migration question is asked (``check --for migration``, ``--fo
 ``snapshot``): the dpkg database is one file of 0.5-5 MiB, and plain check keeps its speed.
 It is read once per run (the ``dpkg_status`` fact), and probe.qemu's own reader takes the
 same text when it is there. RPM's database is SQLite (rpmdb.sqlite) or Berkeley DB, not
-text: hosts without dpkg report versions as unknown (None), never guessed from a binary.
+text: hosts without dpkg read RPM's SQLite database instead (kvmtune.probe.rpmdb); without
+either, versions are unknown (None), never guessed from a binary.
 
 Machine types are compiled into QEMU; no distribution's package file list names them. What
 names them without running QEMU is libvirt's capabilities cache (written when libvirtd
 probes a QEMU binary): ``<machine ... name='pc-q35-7.2'/>`` lines. Where it is absent,
 ``machine_types`` is [].
+
+Without dpkg, RPM's SQLite database is read where it is there and readable (kvmtune.probe.rpmdb).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from kvmtune.record import record
 
 # The daemon decides what migrates; libvirt0 (the library) is there wherever either is.
 LIBVIRT_PACKAGES = ("libvirt-daemon", "libvirt-daemon-system", "libvirt0")
+# RHEL and Fedora: the emulator is in qemu-kvm-core / qemu-system-x86-core (qemu-kvm is a metapackage).
+RPM_QEMU = ("qemu-kvm-core", "qemu-kvm", "qemu-system-x86-core", "qemu-system-x86")
+RPM_LIBVIRT = ("libvirt-daemon", "libvirt-daemon-kvm", "libvirt-libs")
 LIBVIRT_CAPS = "var/cache/libvirt/qemu/capabilities"
 CAPS_MAX = 4 << 20
 
@@ -75,15 +81,32 @@ def read_dpkg_status(host) -> str | None:
 def read_packages(host, status: str | None) -> Packages:
     """Versions from dpkg's status text (already read: ``status``), machine types from libvirt's
     capabilities cache."""
-    qemu = libvirt = None
+    qemu = libvirt = database = None
     if status is not None:
         found = parse_dpkg_status(status, PACKAGES)
         qemu = upstream_version(found[1]) if found else None
         found = parse_dpkg_status(status, LIBVIRT_PACKAGES)
         libvirt = upstream_version(found[1]) if found else None
+        database = "dpkg"
+    else:
+        qemu, libvirt, database = _from_rpm(host)
     types: set[str] = set()
     for name in host.listdir(LIBVIRT_CAPS):
         if name.endswith(".xml"):
             text = host.read_optional(f"{LIBVIRT_CAPS}/{name}", limit=CAPS_MAX)
             types |= parse_machine_types(text or "")
-    return Packages(qemu, libvirt, tuple(sorted(types)), "dpkg" if status is not None else None)
+    return Packages(qemu, libvirt, tuple(sorted(types)), database)
+
+
+def _from_rpm(host) -> tuple[str | None, str | None, str | None]:
+    from kvmtune.errors import HostError
+    from kvmtune.probe.rpmdb import RPMDB, RPMDB_MAX, rpm_versions
+
+    try:
+        db = host.read_bytes_optional(RPMDB, RPMDB_MAX)
+    except HostError:
+        return None, None, None  # "where readable": a refused database leaves the versions unknown
+    if db is None:
+        return None, None, None
+    qemu, libvirt = rpm_versions(db, (RPM_QEMU, RPM_LIBVIRT))
+    return upstream_version(qemu), upstream_version(libvirt), "rpm"
