@@ -109,7 +109,8 @@ def _kvm(host, got):
         return KvmAnswers(probe, None, f"KVM refused the CPUID query: {probe.then.strerror}")
     if probe.then is None:
         return KvmAnswers(probe, None)
-    return KvmAnswers(probe, *probe.then[:1], tsc_scaling=probe.then[1])
+    features, tsc_scaling = probe.then
+    return KvmAnswers(probe, features, tsc_scaling=tsc_scaling)
 
 
 def _no_virt_flag_and_kvm_silent(host, got) -> bool:

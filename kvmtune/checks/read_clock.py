@@ -14,6 +14,8 @@ def _clock(host, got):
 
 
 def _kernel(host, got):
+    if got.cpu is not None and got.cpu.kernel:  # s390x's cpu facts read it already
+        return got.cpu.kernel
     text = host.read_optional("proc/sys/kernel/osrelease")
     return (text.strip() or None) if text else None
 
@@ -33,7 +35,7 @@ def _packages(host, got):
 
 CLOCK_READERS = {
     "clock": (_clock, ("cpu",)),
-    "kernel": (_kernel, ()),
+    "kernel": (_kernel, ("cpu",)),
     "dpkg_status": (_dpkg_status, ()),
     "packages": (_packages, ("dpkg_status",)),
 }

@@ -22,7 +22,7 @@ def _memlock(host, got):
     user = got.as_user or next((u for u in VMM_USERS if accounts and u in accounts.users), None)
     found = accounts.user(user) if accounts and user else None
     groups = frozenset(filter(None, (accounts.group_name(g) for g in found.groups))) if found else frozenset()
-    return read_memlock(host, user, groups, got.systemd_conf)
+    return read_memlock(host, user, groups, got.systemd_conf, got.kernel)
 
 
 def _guest_limits(host, got):
@@ -46,7 +46,7 @@ def _vfio(host, got):
 
 
 DEVICE_READERS = {
-    "memlock": (_memlock, ("accounts", "systemd_conf")),
+    "memlock": (_memlock, ("accounts", "systemd_conf", "kernel")),
     "systemd_conf": (_systemd_conf, ()),
     "guest_limits": (_guest_limits, ("guests",)),
     "pci": (_pci, ()),

@@ -161,7 +161,12 @@ def read_guest_limits(host, guest_pids) -> tuple:
     return tuple(guests)
 
 
-def read_memlock(host, user: str | None, group_names: frozenset[str], systemd_conf=None) -> MemlockFacts:
+READ = object()  # read_memlock's ``release`` when the caller has not read the kernel release
+
+
+def read_memlock(host, user: str | None, group_names: frozenset[str], systemd_conf=None,
+                 release=READ) -> MemlockFacts:
+    """``release``: the kernel release where check already read it (one read per file)."""
     from kvmtune.errors import HostError
 
     problems = []
@@ -181,7 +186,7 @@ def read_memlock(host, user: str | None, group_names: frozenset[str], systemd_co
         if found:
             service = Limit(found[0], found[1], f"/{rel} DefaultLimitMEMLOCK")
     if service is None:
-        default = kernel_default_kb(text("proc/sys/kernel/osrelease"))
+        default = kernel_default_kb(text("proc/sys/kernel/osrelease") if release is READ else release)
         service = Limit(default, default, "the kernel's default")
     session = None
     if user is not None:
