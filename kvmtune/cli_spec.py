@@ -118,10 +118,10 @@ COMMANDS = {c.name: c for c in (
             Opt("--json", "json", "The manifest as one JSON object on stdout."),
         ], positional=("directory?", "DIR", "A new or empty directory to capture into."), effect="captures"),
     Cmd("bench", "Measure through KVM what the tuning buys here: guest memory walks on 4K, THP and hugetlb "
-        "backings, VM exit costs, KSM. Live host only; puts back all it changes. Exit 130 if interrupted.",
+        "backings, VM exit costs, KSM, how quiet the CPUs are. Live host only; puts back all it changes. Exit 130 if interrupted.",
         "kvmtune.commands.bench:BenchOptions", "kvmtune.commands.bench:run_bench_command", [
             Opt("--quick", "quick", "A 64M working set and a 10 s budget for the rounds (default 60 s)."),
-            Opt("--only", "only", "Run only these sections: memory, exits, native, ksm.", "list", "SECTIONS"),
+            Opt("--only", "only", "Run only these sections: memory, exits, native, ksm, noise.", "list", "SECTIONS"),
             Opt("--size", "size", "The working set per backing, e.g. 512M or 2G (default 1G; --quick 64M).",
                 "value", "SIZE"),
             Opt("--rounds", "rounds", "The least paired rounds (default 6, budget allowing); more follow "
@@ -137,6 +137,10 @@ COMMANDS = {c.name: c for c in (
                 "with --format prometheus, the metrics instead).", "value", "PATH"),
             Opt("--compare", "compare", "Compare two results: --compare BEFORE.json AFTER.json.", "value",
                 "BEFORE"),
+            Opt("--cpus", "cpus", "The noise section's CPUs (default: the isolated ones, else every online "
+                "CPU).", "value", "LIST"),
+            Opt("--duration", "duration", "The noise section's window in seconds (default 10; --quick 3).",
+                "value", "SECONDS"),
         ], positional=("after?", "AFTER", "With --compare: the later result."), effect="measures"),
     Cmd("guests", "The running KVM guests and whether they use what the host was tuned for: huge pages, "
         "NUMA locality, pinning, KSM.", "kvmtune.commands.guests:GuestsOptions", "kvmtune.commands.guests:run_guests", [

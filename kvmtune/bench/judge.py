@@ -9,6 +9,8 @@ NOTHING = 0.05  # without intervals (older results), a ratio this close to 1 (or
 def conclusion(result: dict) -> str:
     """Only what the intervals support: a gain where the interval excludes 1, else "no measurable
     difference at this noise level"."""
+    if result.get("noise") and not {"memory", "native"} & set(result["settings"].get("sections", ["memory"])):
+        return result["noise"]["conclusion"]  # a noise-only run
     if result.get("emulated"):
         return ("the guest ran emulated: these figures describe KVM's instruction emulator, not this host's "
                 "guests")
@@ -97,6 +99,9 @@ def figures(result: dict) -> dict[str, float]:
     ksm = result.get("ksm") or {}
     if ksm.get("merge_s") is not None:
         out["ksm merge s"] = ksm["merge_s"]
+    from kvmtune.bench.noise_judge import figures as noise_figures
+
+    out.update(noise_figures(result.get("noise")))
     return out
 
 
@@ -116,4 +121,6 @@ def compare(before: dict, after: dict) -> dict:
                 for k in ("size", "rounds", "accesses") if before["settings"].get(k) != after["settings"].get(k)}
     return {"figures": rows, "host_changes": host_changes,
             "settings_differ": {k: {"before": v[0], "after": v[1]} for k, v in settings.items()},
-            "conclusion_before": conclusion(before), "conclusion_after": conclusion(after)}
+            "conclusion_before": conclusion(before), "conclusion_after": conclusion(after),
+            "noise_before": (before.get("noise") or {}).get("conclusion"),
+            "noise_after": (after.get("noise") or {}).get("conclusion")}

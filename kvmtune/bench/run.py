@@ -27,14 +27,15 @@ from kvmtune.bench.walks import measure_walks
 from kvmtune.errors import HostError, Refused
 
 SCHEMA_VERSION = 1
-SECTIONS = ("memory", "exits", "native", "ksm")
+SECTIONS = ("memory", "exits", "native", "ksm", "noise")
 EMULATED_RATIO = 20  # an emulated guest runs an ALU loop ~1000x slower; a native one ~1x
 
 
 class Settings:
     def __init__(self, quick: bool = False, size: int | None = None, rounds: int | None = None,
                  sections: tuple[str, ...] = ("memory", "exits", "native"), grow_pools: bool = False,
-                 seed: int = 1, backings: tuple[str, ...] | None = None, budget_s: float | None = None):
+                 seed: int = 1, backings: tuple[str, ...] | None = None, budget_s: float | None = None,
+                 cpus: list[int] | None = None, duration: float | None = None):
         self.quick = quick
         self.size_given = size is not None
         self.size = size if size is not None else (64 * MiB if quick else GiB)
@@ -59,11 +60,13 @@ class Settings:
         # A quick run leaves hugetlb 1G out: its first touch zeroes a whole 1 GiB page for a 64 MiB
         # walk (12 s of a loaded run here), and a guest maps 2M at most, so 1G measures as 2M.
         self.backings = backings or (tuple(b for b in BACKINGS if b != "hugetlb-1G") if quick else BACKINGS)
+        self.cpus = cpus  # the noise section's CPUs; None: the isolated ones, else every online one
+        self.duration = duration if duration is not None else (3.0 if quick else 10.0)  # the noise window
 
     def to_json(self) -> dict:
         return {"quick": self.quick, "size": self.size, "rounds": self.rounds, "accesses": self.accesses,
                 "sections": list(self.sections), "grow_pools": self.grow_pools, "seed": self.seed,
-                "backings": list(self.backings), "budget_s": self.budget_s}
+                "backings": list(self.backings), "budget_s": self.budget_s, "duration_s": self.duration}
 
     def start_clock(self) -> None:
         """The budget counts from the start of the run (setup and rounds), so a quick run's length
@@ -99,7 +102,8 @@ def _run(host, settings: Settings, progress, undo: Undo) -> dict:
     result = {"schema_version": SCHEMA_VERSION, "host": describe_host(host), "settings": settings.to_json(),
               "memory": [], "exits": None, "native": [], "ksm": None, "emulated": None,
               "warnings": list(undo.notes), "changes": [], "skipped": {}, "host_restored": True,
-              "rounds_run": 0, "not_converged": [], "disturbed": False, "steal_pct": None, "interference": None}
+              "rounds_run": 0, "not_converged": [], "disturbed": False, "steal_pct": None, "interference": None,
+              "noise": None}
     _fit_size(settings, result)
     guard = HostGuard(host, undo)
     held: list = []  # what to release, in reverse, before the guard puts the host back
@@ -122,7 +126,7 @@ def _run(host, settings: Settings, progress, undo: Undo) -> dict:
                 interrupted = True
         result["changes"] = guard.notes
         result["warnings"] += problems
-        result["host_restored"] = not problems
+        result["host_restored"] = result["host_restored"] and not problems
     if interrupted:
         raise BenchInterrupted(problems)
     result["elapsed_s"] = round(time.perf_counter() - began, 2)
@@ -158,6 +162,8 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
     from kvmtune.bench.guest import BenchVm, GuestFailed
     from kvmtune.bench.native import Native
 
+    if "noise" in settings.sections:
+        _noise(host, settings, result, progress)
     window = Window(host)  # before the first walk; ksmd's own work below is not interference
     progress("preparing host memory")
     mappings, skips = (backings(host, settings, guard, held, result["host"]) if _needs_backings(settings)
@@ -195,13 +201,27 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
                 native if "native" in settings.sections else None, progress)
     if vm is not None and "exits" in settings.sections:
         measure_exits(settings, result, vm, progress)
-    _interference(result, window)
+    if set(settings.sections) - {"noise"}:  # the noise section holds every CPU: no one else's share to judge
+        _interference(result, window)
     if "ksm" in settings.sections:
         progress("KSM: waiting for ksmd to merge two identical regions")
         result["ksm"], reason = ksm_section.measure(host, guard, kvm_fd, settings.ksm_pages,
                                                     settings.ksm_timeout_s, held)
         if reason:
             result["skipped"]["ksm"] = reason
+
+
+def _noise(host, settings: Settings, result: dict, progress) -> None:
+    """The noise window comes first, while the bench has built nothing; the rounds' budget starts
+    after it, so a full run's memory figures get the time they had without it."""
+    from kvmtune.bench.noise import choose_cpus, measure_noise
+
+    cpus, how = choose_cpus(host, settings.cpus)
+    result["noise"], problems = measure_noise(host, cpus, settings.duration, how, progress)
+    if problems:
+        result["warnings"] += problems
+        result["host_restored"] = False
+    settings.start_clock()
 
 
 def _interference(result: dict, window: Window) -> None:

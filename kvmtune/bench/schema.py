@@ -20,6 +20,7 @@ MEMORY_ROW = {"backing": str, "guest_page": str, "ns_per_access": (dict, type(No
               "ratio_vs_4k": (float, int, type(None)), "first_touch_ms": (float, int, type(None)),
               "skipped": (str, type(None))}
 SUMMARY = ("median", "min", "max")
+NOISE_DETOURS = ("max", "p999", "p9999")
 
 
 def validate(result) -> str | None:
@@ -45,6 +46,25 @@ def validate(result) -> str | None:
     for i, row in enumerate(result["native"]):
         if not isinstance(row, dict) or not isinstance(row.get("backing"), str):
             return f"native[{i}] is not a row with a backing"
+    return _noise_problem(result.get("noise"))
+
+
+def _noise_problem(noise) -> str | None:
+    """A noise section (results from before it have none) has the rows --compare reads."""
+    if noise is None:
+        return None
+    if not isinstance(noise, dict) or not isinstance(noise.get("cpus"), dict):
+        return "noise is not an object with cpus"
+    for cpu, row in noise["cpus"].items():
+        if not isinstance(row, dict) or "error" in row:
+            continue
+        detours = row.get("detours_us")
+        if (not isinstance(detours, dict) or not all(isinstance(detours.get(k), (int, float)) for k in NOISE_DETOURS)
+                or not isinstance(row.get("lost_ppm"), (int, float)) or not isinstance(row.get("intruders"), list)
+                or not isinstance(row.get("irqs_per_s"), dict)
+                or not all(isinstance(v, (int, float)) for v in row["irqs_per_s"].values())
+                or not all(isinstance(t, dict) and isinstance(t.get("runs"), int) for t in row["intruders"])):
+            return f"noise.cpus[{cpu}] needs detours_us (max, p999, p9999), lost_ppm, irqs_per_s and intruders"
     return None
 
 

@@ -10,7 +10,8 @@ from kvmtune.grammar import digits
 
 SIZE = re.compile(r"([1-9][0-9]{0,6})([MG])")
 MIN_SIZE = 16 << 20
-SECTION_NAMES = ("memory", "exits", "native", "ksm")
+SECTION_NAMES = ("memory", "exits", "native", "ksm", "noise")
+DURATION = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,3})?")
 EXIT_INTERRUPTED = 130
 
 
@@ -18,7 +19,7 @@ class BenchOptions(Options):
     def __init__(self, only: list[str] | None = None, quick: bool = False, size: str | None = None,
                  rounds: str | None = None, grow_pools: bool = False, ksm: bool = False, format: str = "text",
                  output: str | None = None, compare: str | None = None, after: str | None = None,
-                 root: str = "/"):
+                 root: str = "/", cpus: str | None = None, duration: str | None = None):
         self.only = only or []
         self.quick = quick
         self.size = size
@@ -30,6 +31,8 @@ class BenchOptions(Options):
         self.compare = compare
         self.after = after
         self.root = root
+        self.cpus = cpus
+        self.duration = duration
 
 
 def parse_size(text: str) -> int:
@@ -50,7 +53,7 @@ def sections(opts: BenchOptions) -> tuple[str, ...]:
                 raise UsageError(f"--only: unknown section {name[:40]!r} (expected {', '.join(SECTION_NAMES)})")
             chosen.append(name)
     if not chosen:
-        chosen = ["memory", "exits", "native"] + (["ksm"] if opts.ksm else [])
+        chosen = ["memory", "exits", "native"] + (["ksm"] if opts.ksm else []) + ["noise"]
     if "ksm" in chosen and not opts.ksm:
         raise UsageError("the ksm section changes KSM for the run: add --ksm to allow it")
     return tuple(dict.fromkeys(chosen))
@@ -65,7 +68,30 @@ def settings_of(opts: BenchOptions):
             raise UsageError(f"--rounds: expected a number from 1 to 100, got {opts.rounds[:40]!r}")
         rounds = int(opts.rounds)
     size = parse_size(opts.size) if opts.size is not None else None
-    return Settings(quick=opts.quick, size=size, rounds=rounds, sections=sections(opts), grow_pools=opts.grow_pools)
+    return Settings(quick=opts.quick, size=size, rounds=rounds, sections=sections(opts), grow_pools=opts.grow_pools,
+                    cpus=parse_cpus(opts.cpus), duration=parse_duration(opts.duration))
+
+
+def parse_cpus(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from kvmtune.host.cpulist import ParseError, cpulist
+
+    try:
+        cpus = cpulist(text)
+    except ParseError:
+        cpus = []
+    if not cpus:
+        raise UsageError(f"--cpus: expected a CPU list like 2-5,8, got {text[:40]!r}")
+    return cpus
+
+
+def parse_duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if not DURATION.fullmatch(text) or not 0.1 <= float(text) <= 3600:
+        raise UsageError(f"--duration: expected seconds from 0.1 to 3600, got {text[:40]!r}")
+    return float(text)
 
 
 def run_bench_command(opts: BenchOptions) -> int:

@@ -56,7 +56,9 @@ KNOBS = re.compile(
     # A PF's SR-IOV files: in its device directory (the bus entry is a link on a live host),
     # or in a snapshot's plain bus directory.
     r"|sys/(?:devices/pci[0-9a-f]{4,8}:[0-9a-f]{2}(?:/[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])+"
-    r"|bus/pci/devices/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])/sriov_(?:numvfs|drivers_autoprobe)")
+    r"|bus/pci/devices/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])/sriov_(?:numvfs|drivers_autoprobe)"
+    # bench's noise section runs the osnoise tracer, and puts these three back
+    r"|sys/kernel(?:/debug)?/tracing/(?:current_tracer|tracing_on|osnoise/cpus)")
 
 
 def temp_name(rel: str) -> str:

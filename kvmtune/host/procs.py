@@ -87,3 +87,32 @@ class HostProcs:
             if line.startswith("Cpus_allowed_list:"):
                 return tuple(cpulist(line.partition(":")[2].strip()))
         return ()
+
+    def task_samples(self, limit: int = 65536) -> dict[tuple[int, int], tuple[str, str | None]]:
+        """Every thread's (pid, tid) -> (stat, schedstat) texts, for counting who ran where
+        (bench's noise section). A thread that exits mid-read is left out; at most ``limit``
+        threads, so a host with a runaway fork count cannot make the read unbounded."""
+        out: dict[tuple[int, int], tuple[str, str | None]] = {}
+        for entry in self.listdir("proc"):
+            if not digits(entry):
+                continue
+            try:
+                tids = self.listdir(f"proc/{entry}/task")
+            except HostError:  # gone, or hidden by hidepid: not ours to count
+                continue
+            for tid in tids:
+                if not digits(tid):
+                    continue
+                base = f"proc/{entry}/task/{tid}"
+                try:
+                    stat = self.read_optional(f"{base}/stat")
+                    # schedstat's third field counts the times the thread was given a CPU; stat
+                    # has no such count (its context switches are in status, a far longer read)
+                    sched = self.read_optional(f"{base}/schedstat") if stat is not None else None
+                except HostError:
+                    continue
+                if stat is not None:
+                    out[int(entry), int(tid)] = (stat, sched)
+                    if len(out) >= limit:
+                        return out
+        return out

@@ -50,4 +50,36 @@ def render_bench_prometheus(result: dict) -> str:
     if ksm and ksm["merge_s"] is not None:
         m.family("kvmtune_bench_ksm_merge_seconds", "Time ksmd took to merge two identical guest regions.",
                  [({}, ksm["merge_s"])])
+    if result.get("noise"):
+        _noise(m, result["noise"])
     return m.text()
+
+
+def _noise(m: Metrics, noise: dict) -> None:
+    rows = {cpu: row for cpu, row in noise["cpus"].items() if "error" not in row}
+    m.family("kvmtune_bench_noise_detour_seconds", "Detours of a tight TSC loop pinned to the CPU: the longest, "
+             "and the 99.9th and 99.99th percentiles over the detours.",
+             [({"cpu": cpu, "stat": stat}, row["detours_us"][stat] / 1e6) for cpu, row in rows.items()
+              for stat in ("max", "p999", "p9999")])
+    m.family("kvmtune_bench_noise_lost_ratio", "Share of the window the loop spent in detours.",
+             [({"cpu": cpu}, row["lost_ppm"] / 1e6) for cpu, row in rows.items()])
+    m.family("kvmtune_bench_noise_interrupts_per_second", "Interrupts per second on the CPU during the window, by "
+             "source (/proc/interrupts).", [({"cpu": cpu, "source": source}, rate) for cpu, row in rows.items()
+                                            for source, rate in row["irqs_per_s"].items()])
+    m.family("kvmtune_bench_noise_softirqs_per_second", "Softirqs per second on the CPU during the window, by kind.",
+             [({"cpu": cpu, "kind": kind}, rate) for cpu, row in rows.items()
+              for kind, rate in row["softirqs_per_s"].items()])
+    runs: dict[tuple[str, str], int] = {}
+    for cpu, row in rows.items():
+        for t in row["intruders"]:
+            runs[cpu, t["comm"]] = runs.get((cpu, t["comm"]), 0) + t["runs"]
+    m.family("kvmtune_bench_noise_other_task_runs", "Times another task was given the CPU during the window.",
+             [({"cpu": cpu, "comm": comm}, n) for (cpu, comm), n in runs.items()])
+    osnoise = (noise.get("osnoise") or {}).get("cpus") or {}
+    m.family("kvmtune_bench_osnoise_noise_seconds", "The kernel's osnoise tracer: noise summed over its periods.",
+             [({"cpu": cpu}, row["noise_us"] / 1e6) for cpu, row in osnoise.items()])
+    m.family("kvmtune_bench_osnoise_max_single_seconds", "The kernel's osnoise tracer: the longest single noise.",
+             [({"cpu": cpu}, row["max_single_us"] / 1e6) for cpu, row in osnoise.items()])
+    m.family("kvmtune_bench_osnoise_interferences", "The kernel's osnoise tracer: interference counts by kind.",
+             [({"cpu": cpu, "kind": kind}, row[kind]) for cpu, row in osnoise.items()
+              for kind in ("hw", "nmi", "irq", "sirq", "thread")])

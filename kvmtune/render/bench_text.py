@@ -42,8 +42,11 @@ def header(result: dict) -> str:
     pools = ", ".join(f"{k} {v['total']}/{v['free']} free" for k, v in h["pools"].items()) or "none"
     rounds = result.get("rounds_run") or s["rounds"]
     budget = f" (at least {s['rounds']}, within {s['budget_s']:g} s)" if "budget_s" in s else ""
-    return (f"kvmtune bench  {h['cpu_model'] or 'unknown CPU'}, {h['cpus']} CPUs, kernel {h['kernel']}, "
-            f"KVM {h['kvm_flavour']}\n"
+    first = (f"kvmtune bench  {h['cpu_model'] or 'unknown CPU'}, {h['cpus']} CPUs, kernel {h['kernel']}, "
+             f"KVM {h['kvm_flavour']}")
+    if not {"memory", "native"} & set(s.get("sections", ["memory"])):
+        return first  # the walks' settings mean nothing to the other sections
+    return (f"{first}\n"
             f"THP {h['thp'].get('enabled')}, huge page pools {pools}; working set {s['size'] >> 20} MiB, "
             f"{rounds} round{'s' if rounds != 1 else ''}{budget} x {s['accesses']:,} accesses")
 
@@ -158,19 +161,38 @@ def render_bench(result: dict, stream=None) -> None:
     if result["ksm"]:
         out.line("")
         out.line("KSM: " + ksm_line(result["ksm"]))
+    if result.get("noise"):
+        _noise(out, result["noise"], colour)
     for section, reason in result["skipped"].items():
         out.line(f"{section}: skipped: {reason}", "dim")
     seen = interference_line(result)
     if seen:
         out.line("")
         out.line(seen, "yellow" if result.get("disturbed") else "dim")
-    out.line("")
-    out.line(conclusion(result), "bold green" if not result.get("emulated") else "bold red")
+    said = conclusion(result)
+    if not result.get("noise") or said != result["noise"]["conclusion"]:  # a noise-only run said it above
+        out.line("")
+        out.line(said, "bold green" if not result.get("emulated") else "bold red")
     for text in result["changes"]:
         out.line(f"note: {text}", "dim")
     for text in result["warnings"]:
         out.line(f"warning: {text}", "yellow")
     out.flush()
+
+
+def _noise(out, noise: dict, colour: bool) -> None:
+    from kvmtune.render import noise_text
+
+    out.line("")
+    title, legend = noise_text.heading(noise).split("\n")
+    out.line(title, "bold")
+    out.line(legend, "dim")
+    out.table(noise_text.COLUMNS, noise_text.rows(noise, out.bar_width(56), not colour))
+    for text in noise_text.osnoise_lines(noise) + [noise_text.calibration_line(noise)]:
+        out.line(text, "dim")
+    for text in noise["findings"]:
+        out.line(f"  {text}")
+    out.line(noise["conclusion"], "bold green")
 
 
 def _skip_reasons(out, rows: list[dict]) -> None:
@@ -199,6 +221,9 @@ def render_compare(comparison: dict, stream=None) -> None:
     out.line("")
     out.line(f"before: {comparison['conclusion_before']}")
     out.line(f"after:  {comparison['conclusion_after']}", "bold")
+    if comparison.get("noise_after") and comparison["noise_after"] != comparison["conclusion_after"]:
+        out.line(f"noise before: {comparison.get('noise_before') or 'not measured'}")
+        out.line(f"noise after:  {comparison['noise_after']}", "bold")
     out.flush()
 
 
