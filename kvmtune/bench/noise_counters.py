@@ -56,8 +56,8 @@ def parse_interrupts(text: str) -> dict[str, dict[int, int]]:
 def _irq_name(tail: list[str]) -> str:
     """The handlers' names after the chip and trigger columns (``ahci[0000:00:1f.2], snd``)."""
     for i, word in enumerate(tail):
-        if TRIGGER.fullmatch(word) and i + 1 < len(tail):
-            return " ".join(tail[i + 1:])
+        if TRIGGER.fullmatch(word):
+            return " ".join(tail[i + 1:])  # "" for an IRQ no handler has claimed
     return tail[-1] if len(tail) > 1 else ""
 
 
@@ -139,7 +139,7 @@ def rates(before: dict[str, dict[int, int]], after: dict[str, dict[int, int]], c
 
 def intruders(before: dict, after: dict, cpu: int, own_pid: int, top: int = 20) -> list[dict]:
     """The other threads whose last CPU at the end was ``cpu`` and that were given a CPU during
-    the window: name, pid, tid, how many times, and their CPU time; most runs first."""
+    the window: name, pid, tid, how many times, and their CPU time; most CPU time first."""
     out = []
     for (pid, tid), (comm, last, runs, ns) in after.items():
         if last != cpu or pid == own_pid:
@@ -150,5 +150,6 @@ def intruders(before: dict, after: dict, cpu: int, own_pid: int, top: int = 20) 
         if ran > 0:
             spent = ns - old[3] if old and ns >= old[3] else ns
             out.append({"comm": comm, "pid": pid, "tid": tid, "runs": ran, "cpu_ms": round(spent / 1e6, 2)})
-    out.sort(key=lambda t: (-t["runs"], t["comm"], t["tid"]))
+    # the CPU time taken first: a busy thread with long turns outweighs a kworker's many short ones
+    out.sort(key=lambda t: (-t["cpu_ms"], -t["runs"], t["comm"], t["tid"]))
     return out[:top]
