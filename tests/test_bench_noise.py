@@ -92,6 +92,21 @@ def test_intruders_are_other_processes_threads_that_ran_on_the_cpu_they_ended_on
     assert [t["comm"] for t in intruders(before, after, 4, own_pid=99)] == ["busy"]
 
 
+def test_per_cpu_stat_gives_the_hypervisors_and_the_other_tasks_share():
+    from kvmtune.bench.noise_counters import parse_cpu_stat, shares
+
+    before = parse_cpu_stat("cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 100 0 100 800 0 0 0 0 0 0\n"
+                            "cpu1 100 0 100 800 0 0 0 0 50 0\nintr 1 2 3\n")
+    after = parse_cpu_stat("cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 350 0 130 820 0 0 0 0 0 0\n"
+                           "cpu1 150 0 100 800 0 0 0 250 50 0\n")
+    assert after == {0: (480, 0, 1300), 1: (500, 250, 1300)}
+    # CPU 0: 300 ticks, of which the loop ran 1 s (100 ticks): others had 180 of them
+    assert shares(before, after, 0, 1.0, 100) == {"steal_pct": 0.0, "others_pct": 60.0}
+    # CPU 1: 300 ticks, 250 stolen by the hypervisor, the loop ran the other 50
+    assert shares(before, after, 1, 0.5, 100) == {"steal_pct": 83.3, "others_pct": 0.0}
+    assert shares(before, after, 7, 1.0, 100) == {"steal_pct": None, "others_pct": None}
+
+
 # -- the detour loop's figures -----------------------------------------------------------------
 
 class FakeRun:
@@ -172,6 +187,11 @@ def test_the_conclusion_names_the_noisiest_cpu_and_its_cause_or_says_quiet():
     assert text.startswith("CPU 3 is the noisiest of 2-3: detours up to 4000 us, 40 % of its time lost")
     assert "stress (pid 9) ran 300 times" in text
     assert conclusion({"cpus": {"2": _row(), "4": _row()}}).startswith("CPU 2,4 quiet: no detour above 5.0 us")
+    noise["cpus"]["3"].update(steal_pct=35.0, others_pct=5.0)
+    assert conclusion(noise).endswith("the hypervisor took 35 % of the CPU (steal), other tasks 5 %")
+    noise["cpus"]["3"].update(steal_pct=0.0, others_pct=40.0)
+    assert conclusion(noise).endswith("other tasks had 40 % of the CPU, most stress (pid 9, 4000 ms); the "
+                                      "hypervisor 0 % (steal)")
 
 
 # -- osnoise on a tree built from Documentation/trace/osnoise-tracer.rst ----------------------

@@ -89,6 +89,9 @@ def measure_noise(host, cpus: list[int], seconds: float, how: str, progress=None
                "softirqs_per_s": counters.rates(before.softirqs, after.softirqs, cpu, span),
                "intruders": counters.intruders(before.tasks, after.tasks, cpu, own)}
         row.update(summarise(run, clock["tsc_mhz"], THRESHOLD_US))
+        if "error" not in row:  # the loop's own time: its window less its detours
+            row.update(counters.shares(before.stat, after.stat, cpu,
+                                       row["window_s"] * (1 - row["lost_ppm"] / 1e6), os.sysconf("SC_CLK_TCK")))
         rows[str(cpu)] = row
     noise = {"cpus": rows, "osnoise": None, "osnoise_skipped": None, "chosen": how, "duration_s": seconds,
              "threshold_us": THRESHOLD_US, "tsc_mhz": clock["tsc_mhz"], "tsc_calibration": clock["tsc_calibration"],

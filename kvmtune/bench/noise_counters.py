@@ -76,6 +76,35 @@ def parse_softirqs(text: str) -> dict[str, dict[int, int]]:
     return out
 
 
+def parse_cpu_stat(text: str) -> dict[int, tuple[int, int, int]]:
+    """CPU -> (busy, steal, all) ticks from /proc/stat's per-CPU lines (fields as bench.interference
+    reads the aggregate: guest time is already in user)."""
+    from kvmtune.bench.interference import BUSY, IDLE, STEAL
+
+    out = {}
+    for line in text.split("\n"):
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu") or not digits(fields[0][3:]):
+            continue
+        values = [int(v) for v in fields[1:9] if digits(v)]
+        if len(values) == 8:
+            busy = sum(values[i] for i in BUSY)
+            out[int(fields[0][3:])] = (busy, values[STEAL], busy + sum(values[i] for i in IDLE))
+    return out
+
+
+def shares(before: dict, after: dict, cpu: int, own_s: float, hz: int) -> dict:
+    """steal_pct: what the hypervisor took of the CPU; others_pct: what every task and interrupt but
+    the loop had (its busy time less the loop's own, ``own_s``), both over the counters' span."""
+    if cpu not in before or cpu not in after:
+        return {"steal_pct": None, "others_pct": None}
+    busy, steal, total = (b - a for a, b in zip(before[cpu], after[cpu]))
+    if total <= 0:
+        return {"steal_pct": None, "others_pct": None}
+    others = max(0.0, busy - steal - own_s * hz)
+    return {"steal_pct": round(100 * steal / total, 1), "others_pct": round(min(100.0, 100 * others / total), 1)}
+
+
 def parse_task(stat: str, schedstat: str | None) -> tuple[str, int | None, int, int] | None:
     """(name, last CPU, times given a CPU, ns on a CPU) of one thread; None if stat is not one.
     Without schedstat (a kernel without CONFIG_SCHED_INFO) the count is user+system ticks."""
@@ -103,6 +132,7 @@ class Counters:
         self.problems: list[str] = []
         self.irqs = parse_interrupts(self._read(host, "proc/interrupts"))
         self.softirqs = parse_softirqs(self._read(host, "proc/softirqs"))
+        self.stat = parse_cpu_stat(self._read(host, "proc/stat"))
         self.tasks = {}
         if with_tasks:
             for key, (stat, sched) in host.task_samples().items():

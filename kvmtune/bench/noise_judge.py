@@ -11,6 +11,7 @@ IPI_NOTED = 10.0
 SOFTIRQ_NOTED = 50.0
 QUIET_MAX_US = 20.0  # a CPU whose longest detour stays below this, and that loses little, is quiet
 QUIET_PPM = 100.0
+SHARE_NOTED = 1.0  # % of the CPU taken by the hypervisor or by other tasks worth a sentence
 IPIS = {"RES": "rescheduling IPIs (RES): another CPU woke a task here",
         "CAL": "function-call IPIs (CAL): another CPU asked this one to run a function",
         "TLB": "TLB shootdowns (TLB): a process with threads here changed its memory mappings"}
@@ -43,12 +44,17 @@ def cpu_findings(cpu: int, row: dict, facts: dict) -> list[str]:
         return [f"CPU {cpu}: {row['error']}"]
     out = []
     isolated = "isolated " if cpu in facts.get("isolated", []) else ""
+    if (row.get("steal_pct") or 0) >= SHARE_NOTED:
+        out.append(f"CPU {cpu}: the hypervisor took {row['steal_pct']:g} % of it (steal time)")
+    if (row.get("others_pct") or 0) >= SHARE_NOTED:
+        out.append(f"CPU {cpu}: other tasks and interrupts had {row['others_pct']:g} % of it "
+                   f"({_named(row)})")
     for t in row["intruders"][:3]:
         out.append(f"CPU {cpu}: {t['comm']} (pid {t['pid']}) ran {t['runs']} times ({ms(t['cpu_ms'])} ms)")
     for source, rate in row["irqs_per_s"].items():
         if is_device(source) and rate >= IRQ_NOTED:
             irq, _, name = source.partition(" ")
-            out.append(f"IRQ {irq}{f' ({name})' if name else ''} fires {rate:g}/s on {isolated}CPU {cpu}")
+            out.append(f"IRQ {irq}{f' ({name})' if name else ''} fires {per_s(rate)}/s on {isolated}CPU {cpu}")
     loc = row["irqs_per_s"].get("LOC", 0.0)
     if loc >= TICK_RUNNING:
         out.append(f"CPU {cpu}: {loc:.0f} local timer interrupts/s: the tick is running ({_tick_reason(cpu, row, facts)})")
@@ -69,16 +75,31 @@ def findings(noise: dict, facts: dict) -> list[str]:
     return out
 
 
+def _named(row: dict) -> str:
+    """How much of the others' time the named threads account for."""
+    named = sum(t["cpu_ms"] for t in row["intruders"])
+    share = 100 * named / (row.get("window_s") or 1.0) / 1000
+    return (f"the threads named here {share:.2g} %; the rest went to interrupts and to tasks that exited or "
+            f"moved to another CPU before the window ended")
+
+
 def _cause(cpu: int, row: dict) -> str:
-    """The first cause the counters name for a noisy CPU."""
+    """The first cause the counters name for a noisy CPU: the larger of the hypervisor's and other
+    tasks' share, then the busiest thread, a device IRQ, the tick."""
     window_ms = row.get("window_s", 1.0) * 1000
+    steal, others = row.get("steal_pct") or 0, row.get("others_pct") or 0
     top = row["intruders"][0] if row["intruders"] else None
+    if max(steal, others) >= SHARE_NOTED:
+        if steal >= others:
+            return f"the hypervisor took {steal:g} % of the CPU (steal), other tasks {others:g} %"
+        busiest = f", most {top['comm']} (pid {top['pid']}, {ms(top['cpu_ms'])} ms)" if top else ""
+        return f"other tasks had {others:g} % of the CPU{busiest}; the hypervisor {steal:g} % (steal)"
     if top and top["cpu_ms"] >= 0.01 * window_ms:
         return f"{top['comm']} (pid {top['pid']}) ran {top['runs']} times there ({ms(top['cpu_ms'])} ms)"
     devices = [(s, r) for s, r in row["irqs_per_s"].items() if is_device(s) and r >= IRQ_NOTED]
     if devices:
         source, rate = devices[0]
-        return f"IRQ {source} fires {rate:g}/s there"
+        return f"IRQ {source} fires {per_s(rate)}/s there"
     if row["irqs_per_s"].get("LOC", 0) >= TICK_RUNNING:
         return f"the tick runs there ({row['irqs_per_s']['LOC']:.0f}/s)"
     return "no counter names a cause: the hypervisor (steal) or the hardware took the time"
@@ -102,6 +123,10 @@ def conclusion(noise: dict) -> str:
 def us(value: float) -> str:
     """Microseconds as people read them: 20029 rather than 20028.7, 4.2 below 100."""
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def per_s(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:g}"
 
 
 def ms(value: float) -> str:

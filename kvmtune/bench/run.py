@@ -212,8 +212,8 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
 
 
 def _noise(host, settings: Settings, result: dict, progress) -> None:
-    """The noise window comes first, while the bench has built nothing; the rounds' budget starts
-    after it, so a full run's memory figures get the time they had without it."""
+    """The noise window comes first, while the bench has built nothing. It counts within the run's
+    budget, which bounds a run's length whatever is measured (a quick full run: 3 of its 10 s)."""
     from kvmtune.bench.noise import choose_cpus, measure_noise
 
     cpus, how = choose_cpus(host, settings.cpus)
@@ -221,7 +221,6 @@ def _noise(host, settings: Settings, result: dict, progress) -> None:
     if problems:
         result["warnings"] += problems
         result["host_restored"] = False
-    settings.start_clock()
 
 
 def _interference(result: dict, window: Window) -> None:

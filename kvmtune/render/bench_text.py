@@ -187,7 +187,7 @@ def _noise(out, noise: dict, colour: bool) -> None:
     title, legend = noise_text.heading(noise).split("\n")
     out.line(title, "bold")
     out.line(legend, "dim")
-    out.table(noise_text.COLUMNS, noise_text.rows(noise, out.bar_width(56), not colour))
+    out.table(noise_text.COLUMNS, noise_text.rows(noise, out.bar_width(66), not colour))
     for text in noise_text.osnoise_lines(noise) + [noise_text.calibration_line(noise)]:
         out.line(text, "dim")
     for text in noise["findings"]:

@@ -8,7 +8,7 @@ import math
 from kvmtune.bench.noise_judge import us
 
 DECADES = 4  # the bar spans 1 us to 10 ms
-COLUMNS = ("CPU", "longest detour", "max us", "p99.9", "p99.99", "lost", "irq/s", "ran")
+COLUMNS = ("CPU", "longest detour", "max us", "p99.9", "p99.99", "lost", "others", "steal", "irq/s")
 
 
 def bar(max_us: float, width: int, ascii_only: bool) -> str:
@@ -20,17 +20,20 @@ def lost(ppm: float) -> str:
     return f"{ppm:.0f} ppm" if ppm < 1000 else f"{ppm / 1e4:.2g} %"
 
 
+def pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f} %"
+
+
 def rows(noise: dict, width: int, ascii_only: bool) -> list[list[str]]:
     out = []
     for cpu, row in noise["cpus"].items():
         if "error" in row:
-            out.append([cpu, row["error"], "", "", "", "", "", ""])
+            out.append([cpu, row["error"], "", "", "", "", "", "", ""])
             continue
         d = row["detours_us"]
         irqs = sum(row["irqs_per_s"].values())
-        ran = sum(t["runs"] for t in row["intruders"])
         out.append([cpu, bar(d["max"], width, ascii_only), us(d["max"]), us(d["p999"]), us(d["p9999"]),
-                    lost(row["lost_ppm"]), f"{irqs:.0f}", f"{ran}"])
+                    lost(row["lost_ppm"]), pct(row.get("others_pct")), pct(row.get("steal_pct")), f"{irqs:.0f}"])
     return out
 
 
@@ -41,7 +44,8 @@ def heading(noise: dict) -> str:
     return (f"Noise on CPU {cpus} ({noise['chosen']}), {noise['duration_s']:g} s\n"
             f"A thread pinned to each CPU reads the TSC in a tight loop; a gap above {noise['threshold_us']:g} us "
             f"is a detour. Bar: the longest, 1 us to 10 ms on a log scale; p99.9 and p99.99 over the detours; "
-            f"lost: the window's share spent in detours; ran: other threads' turns on the CPU")
+            f"lost: the window's share spent in detours; others and steal: the CPU's time other tasks and "
+            f"interrupts had, and the hypervisor took")
 
 
 def osnoise_lines(noise: dict) -> list[str]:
