@@ -5,8 +5,9 @@ thread (an interrupt, another task, the hypervisor): a detour. The loop is machi
 called through ctypes (as bench.native's walks are), which releases the GIL, so each
 CPU's thread runs on its own and the interpreter is not what is timed. It allocates
 nothing and writes only the detour buffer (allocated and touched before the window, so no
-page fault lands in it) and, after the window, five figures; it stops by itself at a TSC
-deadline, so no signal or flag has to reach it.
+page fault lands in it) and, after the window, five figures. It stops at a TSC deadline it
+reads from memory on every turn (an L1 hit): on Ctrl-C the deadline becomes 0 and every loop
+ends at its next read, so an interrupted run need not wait out the window.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import threading
 
 from kvmtune.bench.hostmem import Executable
 
-# uint64 detour(uint64 *buf, uint64 cap, uint64 threshold, uint64 end_tsc, uint64 out[5]):
+# uint64 detour(uint64 *buf, uint64 cap, uint64 threshold, uint64 *deadline, uint64 out[5]):
 # the detours recorded; out = start TSC, last TSC, ticks in detours, detours, longest gap.
 # Assembled from this listing with GNU as (intel syntax); objdump shows the same bytes.
 DETOUR = bytes.fromhex(
     "53 41 54 41 55 41 56 41 57"  # push rbx, r12, r13, r14, r15 (callee-saved)
     "49 89 d1"      # mov r9, rdx          ; threshold
-    "49 89 ca"      # mov r10, rcx         ; the deadline
+    "49 89 ca"      # mov r10, rcx         ; where the deadline is
     "4d 31 db"      # xor r11, r11         ; detours recorded
     "4d 31 e4"      # xor r12, r12         ; ticks in detours
     "4d 31 ed"      # xor r13, r13         ; detours seen
@@ -44,7 +45,7 @@ DETOUR = bytes.fromhex(
     "73 07"         # jae check            ; the buffer is full: counted, not kept
     "4a 89 1c df"   # mov [rdi + r11*8], rbx
     "49 ff c3"      # inc r11
-    "4c 39 d0"      # check: cmp rax, r10
+    "49 3b 02"      # check: cmp rax, [r10]
     "72 cb"         # jb loop
     "49 89 08"      # mov [r8], rcx
     "4d 89 78 08"   # mov [r8+8], r15
@@ -71,46 +72,59 @@ class Run:
         self.error: str | None = None
         self.ready = threading.Event()
         self.go = threading.Event()
+        self.done = threading.Event()  # set when the loop has left the code page (join can be fooled)
         self.thread = threading.Thread(target=self._run, name=f"kvmtune-noise/{cpu}", daemon=True)
-        self.args = (0, 0)
+        self.threshold = 0
+        self.deadline = None  # the loops' shared deadline (a one-word array), given with go
 
     def _run(self) -> None:
         import os
 
         try:
-            os.sched_setaffinity(0, {self.cpu})  # 0: this thread alone
-            ctypes.memset(self.buffer, 0xFF, ctypes.sizeof(self.buffer))  # fault every page in now
-        except OSError as exc:
-            self.error = f"cannot run on CPU {self.cpu}: {exc.strerror}"
-            self.ready.set()
-            return
-        self.ready.set()
-        self.go.wait()
-        threshold, end = self.args
-        self.recorded = self.code.call(self.buffer, CAPACITY, threshold, end, self.out)
+            try:
+                os.sched_setaffinity(0, {self.cpu})  # 0: this thread alone
+                ctypes.memset(self.buffer, 0xFF, ctypes.sizeof(self.buffer))  # fault every page in now
+            except OSError as exc:
+                self.error = f"cannot run on CPU {self.cpu}: {exc.strerror}"
+                return
+            finally:
+                self.ready.set()
+            self.go.wait()
+            if self.deadline is not None:
+                self.recorded = self.code.call(self.buffer, CAPACITY, self.threshold, self.deadline, self.out)
+        finally:
+            self.done.set()
 
 
 def run_loops(cpus: list[int], threshold_ticks: int, window_ticks: int, read_tsc) -> list[Run]:
     """A loop on each CPU, all ending at the same TSC deadline; returns when all have ended."""
     u64, ptr = ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)
-    code = Executable(DETOUR, u64, ptr, u64, u64, u64, ptr)
+    code = Executable(DETOUR, u64, ptr, u64, u64, ptr, ptr)
+    deadline = (ctypes.c_uint64 * 1)(0)
     runs = [Run(code, cpu) for cpu in cpus]
+    started = []
     try:
         for run in runs:
             run.thread.start()
+            started.append(run)
         for run in runs:
             run.ready.wait()
-        end = read_tsc() + window_ticks
+        deadline[0] = read_tsc() + window_ticks
         for run in runs:
-            run.args = (threshold_ticks, end)
+            run.threshold, run.deadline = threshold_ticks, deadline
             run.go.set()
         for run in runs:
-            run.thread.join()
+            run.done.wait()
     finally:
-        for run in runs:  # a Ctrl-C lands here; the loops end by their deadline anyway
+        # A Ctrl-C lands here: every loop ends at its next read of the deadline. The code page is
+        # freed only once no thread can be in it; an interrupted join may report a running thread
+        # as ended (CPython gh-90882), so each loop's own event is waited for, and a second Ctrl-C
+        # here leaves the page mapped rather than pulled from under a loop.
+        deadline[0] = 0
+        for run in runs:
             run.go.set()
-            if run.thread.is_alive():
-                run.thread.join()
+        for run in started:
+            run.done.wait()
         code.free()
     return runs
 
