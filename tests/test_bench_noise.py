@@ -147,9 +147,9 @@ def test_the_loop_runs_pinned_and_sees_its_own_sleep_as_no_detour():
     finally:
         tsc.close()
     row = summarise(run, mhz, 1.0)
-    # it may start a little after the deadline was set, and end late only by a detour at the end
-    assert 0.18 <= row["window_s"] <= 0.2 + row["detours_us"]["max"] / 1e6 + 0.002, row
-    assert wall < 1.0
+    # it may start late (its thread waits for a turn on a loaded CPU), and end late only by a detour
+    assert 0.15 <= row["window_s"] <= 0.2 + row["detours_us"]["max"] / 1e6 + 0.002, row
+    assert wall < 2.0
     assert 0 <= row["lost_ppm"] < 1e6 and row["detours"] == row["recorded"] == sum(row["histogram_us"].values())
     assert row["detours_us"]["max"] >= row["detours_us"]["p9999"] >= row["detours_us"]["p999"]
 

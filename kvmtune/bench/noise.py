@@ -34,7 +34,7 @@ def choose_cpus(host, given: list[int] | None) -> tuple[list[int], str]:
         missing = [c for c in given if c not in online]
         if missing:
             raise UsageError(f"--cpus: CPU {format_cpulist(missing)} is not online (online: {format_cpulist(online)})")
-        return sorted(set(given)), "as given (--cpus)"
+        return sorted(set(given)), "as given with --cpus"
     isolated = [c for c in context(host)["isolated"] if c in online]
     if isolated:
         return isolated, "the isolated CPUs"

@@ -62,7 +62,7 @@ def _noise(m: Metrics, noise: dict) -> None:
              [({"cpu": cpu, "stat": stat}, row["detours_us"][stat] / 1e6) for cpu, row in rows.items()
               for stat in ("max", "p999", "p9999")])
     m.family("kvmtune_bench_noise_lost_ratio", "Share of the window the loop spent in detours.",
-             [({"cpu": cpu}, row["lost_ppm"] / 1e6) for cpu, row in rows.items()])
+             [({"cpu": cpu}, round(row["lost_ppm"] / 1e6, 7)) for cpu, row in rows.items()])
     m.family("kvmtune_bench_noise_interrupts_per_second", "Interrupts per second on the CPU during the window, by "
              "source (/proc/interrupts).", [({"cpu": cpu, "source": source}, rate) for cpu, row in rows.items()
                                             for source, rate in row["irqs_per_s"].items()])
