@@ -156,7 +156,7 @@ def test_the_loop_runs_pinned_and_sees_its_own_sleep_as_no_detour():
 
 def test_an_interrupted_window_ends_every_loop_at_once_and_frees_the_code_after_them(monkeypatch):
     """Ctrl-C in a 30 s window: the loops read the deadline, now 0, and end; the code page is freed
-    only after each loop has left it (an interrupted join can report a running thread as ended)."""
+    only after each loop's own event says it has left it."""
     import threading
 
     from kvmtune.bench import detour

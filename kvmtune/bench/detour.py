@@ -117,9 +117,9 @@ def run_loops(cpus: list[int], threshold_ticks: int, window_ticks: int, read_tsc
             run.done.wait()
     finally:
         # A Ctrl-C lands here: every loop ends at its next read of the deadline. The code page is
-        # freed only once no thread can be in it; an interrupted join may report a running thread
-        # as ended (CPython gh-90882), so each loop's own event is waited for, and a second Ctrl-C
-        # here leaves the page mapped rather than pulled from under a loop.
+        # freed only once no thread can be in it: freeing it after a join cut short by the signal
+        # (and is_alive()) crashed a run here, so each loop's own event is waited for, and a second
+        # Ctrl-C here leaves the page mapped rather than pulled from under a loop.
         deadline[0] = 0
         for run in runs:
             run.go.set()
