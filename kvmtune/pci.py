@@ -98,3 +98,41 @@ def devices_json(pci, needs) -> dict:
     found = verdicts(pci, needs)
     return {"devices": [device_json(f, found[f.address], needs) for f in pci.functions],
             "groups": {g: list(m) for g, m in pci.groups.items()}}
+
+
+def matching(pci, entry: str) -> list[str]:
+    """The functions a vfio entry names: its address, or every function with its ids."""
+    entry = entry.lower()
+    if entry.count(":") == 2:
+        return [entry] if pci.get(entry) is not None else []
+    return [f.address for f in pci.functions if f.ids == entry]
+
+
+def group_of(pci, address: str) -> list[str]:
+    """What binding ``address`` to vfio-pci takes with it: itself and every member of its IOMMU
+    group but the PCI-to-PCI bridges, which vfio's group check lets stay (and vfio-pci cannot
+    take). Devices with no driver are taken too: a driver that later probes one would make
+    the group unusable to the guest. A device with no group is alone."""
+    fn = pci.get(address)
+    if fn is None or fn.iommu_group is None:
+        return [address]
+    members = [pci.get(a) for a in pci.groups.get(fn.iommu_group, ())]
+    return [address, *(m.address for m in members if m is not None and m.address != address and not m.is_bridge)]
+
+
+def binding_lines(pci, addresses: list[str], original: dict | None = None) -> tuple[list[str], list[str]]:
+    """(modprobe.d lines, udev lines) that bind ``addresses`` to vfio-pci at boot. ``vfio-pci
+    ids=`` claims every device with those ids, so where a device the guest does not take
+    shares them, a driver_override rule keyed by address is the only safe way. ``original``:
+    the driver each had before vfio-pci took it (for the softdep, once it is bound)."""
+    chosen = [pci.get(a) for a in addresses]
+    ids = list(dict.fromkeys(f.ids for f in chosen))
+    shared = [f for f in pci.functions if f.address not in addresses and f.ids in ids]
+    was = original or {}
+    drivers = list(dict.fromkeys(d for d in (was.get(f.address) if f.driver == "vfio-pci" else f.driver
+                                             for f in chosen) if d and d != "vfio-pci"))
+    softdeps = [f"softdep {d} pre: vfio-pci" for d in drivers]
+    if shared or any("?" in i for i in ids):  # ids the tree does not show cannot be an ids= option
+        # no ACTION match: short enough to copy from an 80-column terminal, and harmless on change events
+        return softdeps, [f'SUBSYSTEM=="pci", KERNEL=="{a}", ATTR{{driver_override}}="vfio-pci"' for a in addresses]
+    return [f"options vfio-pci ids={','.join(ids)}", *softdeps], []

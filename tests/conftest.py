@@ -76,6 +76,8 @@ LIVE_KNOBS = ("/proc/sys/vm/swappiness", "/proc/sys/vm/dirty_background_ratio", 
               "/sys/devices/virtual/workqueue/cpumask")
 LIVE_DIRS = ("/etc/sysctl.d", "/etc/tmpfiles.d", "/etc/default", "/etc/modprobe.d", "/etc/systemd/system.conf.d",
              "/var/lib/kvmtune", "/boot/loader/entries")
+LIVE_DIRS += ("/etc/modules-load.d", "/etc/udev/rules.d")  # the vfio section's files
+LIVE_GLOBS = ("/sys/bus/pci/devices/*/driver_override",)  # the vfio section's bindings
 
 
 def live_state() -> dict:
@@ -91,7 +93,8 @@ def live_state() -> dict:
             return None
 
     knobs = list(LIVE_KNOBS) + sorted(glob.glob("/sys/kernel/mm/hugepages/hugepages-*/nr_hugepages")
-                                      + glob.glob("/sys/devices/system/node/node*/hugepages/*/nr_hugepages"))
+                                      + glob.glob("/sys/devices/system/node/node*/hugepages/*/nr_hugepages")
+                                      + [p for g in LIVE_GLOBS for p in glob.glob(g)])
     return {"knobs": {k: read(k) for k in knobs}, "fstab": read("/etc/fstab"),
             "dirs": {d: tree_state(d) if os.path.isdir(d) else None for d in LIVE_DIRS},
             "mounts": sorted(l for l in (read("/proc/mounts") or "").splitlines() if " hugetlbfs " in l)}

@@ -132,6 +132,25 @@ def sriov_template(tmp_path_factory):
     return str(root), str(profile)
 
 
+@pytest.fixture(scope="module")
+def vfio_template(tmp_path_factory):
+    """The consumer board's GPU and audio function (tests/fixtures/vfio_trees.py) with the KVM
+    module options: driver_override of both, the modprobe.d file they share, modules-load.d."""
+    from pathlib import Path
+
+    from tests.fixtures.vfio_trees import vfio_host
+
+    root = vfio_host(Path(tmp_path_factory.mktemp("vfio-template")), "consumer-asrock-z370-gt1030")
+    write_tree(root, {"sys/module/kvm/parameters/halt_poll_ns": "200000\n"})
+    profile = tmp_path_factory.mktemp("vfio-profile") / "vfio.yaml"
+    profile.write_text('vfio: {devices: ["0000:01:00.0"]}\nkvm_modules: {kvm: {halt_poll_ns: 0}}\n')
+    return root, str(profile)
+
+
+def test_the_vfio_binding_survives_a_kill_at_every_mutation_too(vfio_template, tmp_path, run_cli):
+    _every_kill_point(vfio_template, tmp_path, run_cli)
+
+
 def test_a_kill_before_or_after_every_mutation_is_rolled_back_exactly(template, tmp_path, run_cli):
     _every_kill_point(template, tmp_path, run_cli)
 

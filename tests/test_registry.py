@@ -91,6 +91,7 @@ def test_a_complete_kind_is_registered_and_its_identity_derived():
 HEADER = "# Written by kvmtune apply; 'kvmtune rollback' removes it. Edit the profile, not this file.\n"
 BLS = "title Linux\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n"
 FSTAB = "UUID=abc / ext4 errors=remount-ro 0 1\n"
+GPU = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
 
 
 def _samples():
@@ -107,6 +108,7 @@ def _samples():
     from kvmtune.tune.sriov import SriovChange
     from kvmtune.tune.sysctl import SysctlChange
     from kvmtune.tune.thp import ThpChange
+    from kvmtune.tune.vfio import Binding, VfioBindChange
 
     return {
         "sysctl": SysctlChange("vm.swappiness", "60", "10"),
@@ -124,6 +126,7 @@ def _samples():
         "sriov": SriovChange("0000:01:00.0", "numvfs", "2", "4"),
         "irqbalance": IrqbalanceChange("etc/default/irqbalance", "OPTIONS=\n",
                                        with_ban("OPTIONS=\n", {2, 3}, "OPTIONS=\n"), ban="IRQBALANCE_BANNED_CPULIST=2-3"),
+        "vfio-bind": VfioBindChange("0000:01:00.0", GPU, Binding(None, None), Binding("vfio-pci", "vfio-pci")),
     }
 
 
@@ -135,7 +138,8 @@ def root(tmp_path):
                   "sys/devices/system/cpu/cpufreq/policy0/scaling_governor": "powersave\n",
                   "boot/loader/entries/a.conf": BLS, "etc/default/irqbalance": "OPTIONS=\n",
                   "sys/bus/pci/devices/0000:01:00.0/sriov_numvfs": "2\n",
-                  "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs": "8\n"})
+                  "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs": "8\n",
+                  f"{GPU}/driver_override": "(null)\n", "sys/bus/pci/drivers_probe": ""})
     return write_tree(str(tmp_path / "host"), files)
 
 

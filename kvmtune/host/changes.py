@@ -82,13 +82,7 @@ class HostChanges:
         self._guard("knob", rel)
         text = value if value.endswith("\n") else value + "\n"  # exact text: any byte kept
         if self.live:
-            def knob(dir_fd, name):
-                fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-                try:
-                    os.write(fd, exact_bytes(text))
-                finally:
-                    os.close(fd)
-            self._at(rel, knob)
+            self._echo(rel, text)
             return
         text = self._snapshot_selector(rel, text)
 
@@ -100,6 +94,16 @@ class HostChanges:
                 raise OSError(errno.ENOENT, "No such file or directory")
             replace_at(dir_fd, name, exact_bytes(text), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
         self._at(rel, replace)
+
+    def _echo(self, rel: str, text: str) -> None:
+        """One write to a live kernel file, as echo makes it (the path checked by the caller)."""
+        def attribute(dir_fd, name):
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.write(fd, exact_bytes(text))
+            finally:
+                os.close(fd)
+        self._at(rel, attribute)
 
     def _snapshot_selector(self, rel: str, text: str) -> str:
         """In a snapshot, a selector file (``always [madvise] never``) keeps its form, as

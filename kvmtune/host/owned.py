@@ -33,6 +33,9 @@ OWNED_FILES = {
     "runtime": "run/kvmtune/runtime-sysctls",
     # SR-IOV VF counts at boot: udev sets them as each PF appears, before network agents start.
     "sriov": "etc/udev/rules.d/70-kvmtune-sriov.rules",
+    # vfio: vfio-pci loaded at boot, and the devices it must take by address (tune.vfio)
+    "vfio-load": "etc/modules-load.d/kvmtune-vfio.conf",
+    "vfio-udev": "etc/udev/rules.d/70-kvmtune-vfio.rules",
 }
 SHARED_FILES = ("etc/fstab", "etc/default/irqbalance", "etc/sysconfig/irqbalance")
 # Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
@@ -42,6 +45,7 @@ OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/defau
               "etc/systemd", "etc/systemd/system.conf.d",
               *STATE_PARENTS, "run", "run/lock", "run/kvmtune",
               "etc/udev", "etc/udev/rules.d")
+OWNED_DIRS += ("etc/modules-load.d",)  # vfio's files
 
 KNOBS = re.compile(
     r"proc/sys/[A-Za-z0-9_][A-Za-z0-9_+@:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_+@:-]*)*"
@@ -59,6 +63,14 @@ KNOBS = re.compile(
     r"|bus/pci/devices/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])/sriov_(?:numvfs|drivers_autoprobe)"
     # bench's noise section runs the osnoise tracer, and puts these three back
     r"|sys/kernel(?:/debug)?/tracing/(?:current_tracer|tracing_on|osnoise/cpus)")
+
+
+# A PCI device's driver binding (tune.vfio): its driver_override, and the bus's and drivers'
+# bind attributes (Documentation/ABI/testing/sysfs-bus-pci).
+PCI_BINDING = re.compile(
+    r"(?:sys/devices/pci[0-9a-f]{4,5}:[0-9a-f]{2}(?:/[0-9a-f]{4,5}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7])+"
+    r"|sys/bus/pci/devices/[0-9a-f]{4,5}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7])/driver_override"
+    r"|sys/bus/pci/drivers/[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}/(?:bind|unbind)|sys/bus/pci/drivers_probe")
 
 
 def temp_name(rel: str) -> str:
@@ -112,9 +124,11 @@ def allows(op: str, rel: str) -> bool:
         return rel in OWNED_DIRS or is_mount_dir(rel, parent=True) or _is_staged(rel)
     if op == "mount":
         return is_mount_dir(rel)
+    if op == "pci":
+        return PCI_BINDING.fullmatch(rel) is not None
     if op == "remove":
         inner = _untemp(rel)
         if inner is not None:
-            return is_knob(inner) or is_file(inner) or is_shared(inner)
+            return is_knob(inner) or is_file(inner) or is_shared(inner) or PCI_BINDING.fullmatch(inner) is not None
         return is_file(rel) or rel in SHARED_FILES
     return False

@@ -9,7 +9,8 @@ from __future__ import annotations
 from kvmtune.host.door import Host
 from kvmtune.host.changes import HostChanges
 from kvmtune.host.mounts import HostMounts
+from kvmtune.host.pci_writes import HostPciWrites
 
 
-class WritableHost(Host, HostChanges, HostMounts):
+class WritableHost(Host, HostChanges, HostMounts, HostPciWrites):
     """A machine kvmtune may change, within what kvmtune.host.owned allows."""

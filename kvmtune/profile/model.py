@@ -68,6 +68,7 @@ class Profile:
     intents: tuple = ()  # what verify also judges the host ready for (kvmtune.checks.intents)
     iommu: tuple | None = None  # (mode: "pt" | "lazy" | "strict", Node)
     sriov: dict = {}  # PF (PCI address or netdev name) -> SriovRequest
+    vfio: tuple = ()  # (PCI address or vendor:device ids, Node) to bind to vfio-pci (tune.vfio)
 
 
 @record

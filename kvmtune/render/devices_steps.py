@@ -6,23 +6,11 @@ from __future__ import annotations
 AMD = ("AuthenticAMD", "HygonGenuine")
 
 
-def _ids(fn) -> str:
-    return fn.ids
-
-
 def plan_binding(pci, needs, addresses: list[str]) -> tuple[list[str], list[str]]:
-    """(modprobe.d lines, udev lines): ``vfio-pci ids=`` claims every device with those ids,
-    so where a device the guest does not take shares them, a driver_override rule keyed by
-    address is the only safe way."""
-    chosen = [pci.get(a) for a in addresses]
-    ids = list(dict.fromkeys(_ids(f) for f in chosen))
-    shared = [f for f in pci.functions if f.address not in addresses and _ids(f) in ids]
-    drivers = list(dict.fromkeys(f.driver for f in chosen if f.driver and f.driver != "vfio-pci"))
-    if shared:
-        # no ACTION match: short enough to copy from an 80-column terminal, and harmless on change events
-        rules = [f'SUBSYSTEM=="pci", KERNEL=="{a}", ATTR{{driver_override}}="vfio-pci"' for a in addresses]
-        return [f"softdep {d} pre: vfio-pci" for d in drivers], rules
-    return [f"options vfio-pci ids={','.join(ids)}", *(f"softdep {d} pre: vfio-pci" for d in drivers)], []
+    """(modprobe.d lines, udev lines): see kvmtune.pci.binding_lines (the vfio section writes the same)."""
+    from kvmtune.pci import binding_lines
+
+    return binding_lines(pci, addresses)
 
 
 def hostdev_xml(address: str) -> str:
@@ -75,6 +63,8 @@ def render_steps(pci, needs, address: str, vendor: str | None, no_iommu: str | N
     out.write("   echo vfio-pci > /etc/modules-load.d/vfio-pci.conf\n")
     if modprobe:
         out.write("   /etc/modprobe.d/vfio.conf:\n" + "".join(f"   {line}\n" for line in modprobe))
+    say(f'Or let kvmtune do it, now and at boot, and undo it on rollback: a profile with '
+        f'vfio: {{devices: ["{address}"]}}, then \'kvmtune apply PROFILE\'.', "   ")
     out.write("\n3. libvirt (virsh edit GUEST, under <devices>):\n")
     for a in taken:
         out.write("".join(f"   {line}\n" for line in hostdev_xml(a).split("\n")))

@@ -49,6 +49,7 @@ class TuneFacts:
     journaled: dict = {}  # journal key -> original, of the shared files (the proof of kvmtune's lines)
     sriov: dict = {}  # PF as the profile names it (rollback: its address) -> tune.sriov.PfState or None
     iommu: object = None  # tune.iommu.IommuState: the CPU vendor and the running kernel's IOMMU
+    vfio: object = None  # probe.vfio_bind.VfioBindFacts (None: the profile binds no device)
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:

@@ -79,7 +79,7 @@ def plan_files(profile, facts, changes, warnings: list[str], modprobe: str | Non
         out += plan_by_hand(groups, facts, warnings)
     else:
         out.append(own_file(facts, "grub", _grub_text(boot_args), GRUB_DETAIL, REBOOT))
-    out.append(own_file(facts, "modprobe", modprobe, "KVM module options: from the next module load (reboot)",
+    out.append(own_file(facts, "modprobe", modprobe, "module options (KVM, vfio-pci): from the next module load (reboot)",
                         REBOOT))
     out.append(own_file(facts, "systemd", systemd_text(profile, split, HEADER) if split else None, SYSTEMD_DETAIL,
                         REBOOT))
