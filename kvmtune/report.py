@@ -1,62 +1,25 @@
 """The fleet at a glance, from many hosts' ``check --json`` results.
 
-Accepted inputs, file by file: a ``kvmtune check --json`` object; the result of
-the kvmtune.host.check Ansible module (``ansible ... --tree DIR`` writes one
-such file per host); or a ``command`` task's result whose ``stdout`` holds the
-JSON. Directories are walked. A file that cannot be read or understood is listed
-as invalid with the reason, never dropped.
+The inputs are those kvmtune.fleet.load accepts (check and guests results, as files, Ansible
+trees or command results); a file that cannot be read or understood is listed as invalid with
+the reason, never dropped.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter, defaultdict
 
-from kvmtune.errors import UsageError
+from kvmtune.fleet.load import ALL, CPU_FIELDS, EACH, load_results, newest_per_host
 
-MAX_RESULT = 64 << 20  # a check --json of a 1024-CPU host is under 2 MiB; a guests result more
-
-
-def collect_files(paths: list[str]) -> list[str]:
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            for dirpath, dirnames, names in os.walk(path):
-                dirnames.sort()
-                files += [os.path.join(dirpath, n) for n in sorted(names) if not n.startswith(".")]
-        elif os.path.exists(path):
-            files.append(path)
-        else:
-            raise UsageError(f"{path}: no such file or directory")
-    return files
-
-
-def load_result(path: str) -> tuple[dict | None, str | None]:
-    """(check report, None) or (None, why it is not one)."""
-    from kvmtune.host.inputs import read_input
-
-    try:
-        obj = json.loads(read_input(path, MAX_RESULT))
-    except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
-    except ValueError as exc:
-        return None, f"not JSON: {exc}"
-    if isinstance(obj, dict) and "checks" not in obj and isinstance(obj.get("stdout"), str):
-        try:
-            obj = json.loads(obj["stdout"])
-        except ValueError:
-            return None, "a command result whose stdout is not kvmtune's JSON"
-    if isinstance(obj, dict) and isinstance(obj.get("guests"), list) and isinstance(obj.get("findings"), list) \
-            and isinstance(obj.get("host"), dict):
-        if obj.get("schema_version") != 1:
-            return None, f"schema_version {obj.get('schema_version')!r}, expected 1"
-        return obj, None  # a kvmtune guests result
-    if not isinstance(obj, dict) or not isinstance(obj.get("checks"), list) or not isinstance(obj.get("host"), dict):
-        return None, "not a kvmtune check or guests result (no checks or guests, and no host)"
-    if obj.get("schema_version") != 1:
-        return None, f"schema_version {obj.get('schema_version')!r}, expected 1"
-    return obj, None
+# Everything report reads of a result: the rest is freed as soon as a file is parsed.
+FIELDS = {
+    "schema_version": ALL, "ready": ALL, "intents": ALL, "ready_for": ALL,
+    "checks": [{"id": ALL, "status": ALL, "detail": ALL}],
+    "guests": [{"name": ALL, "pid": ALL, "memory": ALL, "numa": {"locality": ALL}}],
+    "host": {"hostname": ALL, "numa": {"nodes": {EACH: {"cpus": ALL, "mem_total_kb": ALL}}},
+             "memory": {"hugepages": {"pools": {EACH: {"total": ALL, "free": ALL}}}},
+             "ksm": {"saved_bytes": ALL}, "cpu": CPU_FIELDS, "qemu": ALL},
+}
 
 
 def numa_shape(host: dict) -> str:
@@ -99,15 +62,15 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     guest_reports = []
     loaded = []
     intent_counts: dict[str, dict[str, int]] = defaultdict(lambda: {"judged": 0, "ready": 0})
-    for path in collect_files(paths):
-        report, why = load_result(path)
-        if report is None:
-            invalid.append({"path": path, "error": why})
+    for item in load_results(paths, FIELDS):
+        if item.result is None:
+            invalid.append({"path": item.path, "error": item.error})
         else:
-            loaded.append((path, report))
+            loaded.append(item)
     loaded, duplicates = newest_per_host(loaded)
-    for path, report in loaded:
-        if "guests" in report:
+    for item in loaded:
+        path, report = item.path, item.result
+        if item.kind == "guests":
             guest_reports.append((report["host"].get("hostname") or path, report))
             continue
         host = report["host"]
@@ -158,33 +121,6 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     }
 
 
-def newest_per_host(loaded: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[dict]]:
-    """One result per host and kind (check or guests): the newest file (by modification time,
-    a later path on a tie) counts, the others are named in ``duplicates``. A result without a
-    hostname is its own host."""
-    newest: dict[tuple, tuple[int, int]] = {}
-    for i, (path, report) in enumerate(loaded):
-        name = (report.get("host") or {}).get("hostname")
-        if not name:
-            continue
-        key = ("guests" in report, name)
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except OSError:
-            stamp = 0
-        if key not in newest or (stamp, i) >= newest[key]:
-            newest[key] = (stamp, i)
-    kept, dropped = [], defaultdict(list)
-    for i, (path, report) in enumerate(loaded):
-        name = (report.get("host") or {}).get("hostname")
-        key = ("guests" in report, name)
-        if name and newest[key][1] != i:
-            dropped[key].append(path)
-        else:
-            kept.append((path, report))
-    duplicates = [{"host": key[1], "kind": "guests" if key[0] else "check", "kept": loaded[newest[key][1]][0],
-                   "left_out": paths} for key, paths in dropped.items()]
-    return kept, duplicates
 def _intents(report: dict, ready: bool, stricter: bool) -> tuple[list[str], list[str]]:
     """What a result was judged for and is ready for. A result from before intents was judged for
     general alone; one that --strict here finds not ready is ready for none of them."""

@@ -144,15 +144,14 @@ def run_cpu_models(opts: CpuModelsOptions) -> int:
 
 def baseline_result(paths: list[str], assume_undecided: bool) -> dict:
     from kvmtune.cpumodels.baseline import baseline
-    from kvmtune.report import collect_files, load_result
+    from kvmtune.fleet.load import ALL, CPU_FIELDS, load_results
 
     hosts, invalid = [], []
-    for path in collect_files(paths):
-        report, why = load_result(path)
-        if report is None:
-            invalid.append({"path": path, "error": why})
-        else:
-            hosts.append((report["host"].get("hostname") or path, report["host"]))
+    for item in load_results(paths, {"host": {"hostname": ALL, "cpu": CPU_FIELDS, "qemu": ALL}}):
+        if item.result is None:
+            invalid.append({"path": item.path, "error": item.error})
+        elif item.kind == "check":  # a guests result does not describe the CPU
+            hosts.append((item.result["host"].get("hostname") or item.path, item.result["host"]))
     out = baseline(hosts, assume_undecided)
     out["invalid"] = invalid
     return out
