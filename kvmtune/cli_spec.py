@@ -183,4 +183,12 @@ COMMANDS = {c.name: c for c in (
             JSON,
             Opt("--assume-undecided", "assume_undecided", "Count features a source cannot decide as present."),
         ], positional=("paths*", "RESULT...", "check --json results: files or directories."), effect="files"),
+    Cmd("migration", "The fleet's live-migration domains (hosts a guest can move between both ways), what keeps "
+        "each other host out, and the one-way moves. Exit 1 if a host is outside every domain or unreadable.",
+        "kvmtune.commands.migration:MigrationOptions", "kvmtune.commands.migration:run_migration", [
+            JSON,
+            Opt("--strict", "strict", "A warning (microcode or mitigations that differ in a domain) also means exit 1."),
+            Opt("--guest", "guest", "Answer for one guest shape: its CPU model, RAM and page size, e.g. "
+                "Cascadelake-Server-v5,64G,1G.", "value", "MODEL,RAM,PAGESIZE"),
+        ], positional=("paths*", "RESULT...", "check --json results: files or directories."), effect="files"),
 )}

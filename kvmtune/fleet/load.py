@@ -130,7 +130,7 @@ def _load_share(spec, post=None):
 
 
 def load_results(paths: list[str], spec=ALL, workers: int | None = None,
-                 min_per_worker: int = MIN_PER_WORKER, post=None) -> list[Loaded]:
+                 min_per_worker: int | None = None, post=None) -> list[Loaded]:
     """Every file under ``paths`` (kvmtune.host.inputs.collect_inputs), loaded and cut to
     ``spec`` (and made a record by ``post``: see load_result), in order; over the CPUs when
     there are enough files to pay for a fork."""
@@ -138,7 +138,8 @@ def load_results(paths: list[str], spec=ALL, workers: int | None = None,
 
     files = collect_inputs(paths)
     workers = cpus() if workers is None else workers
-    workers = max(1, min(workers, len(files) // max(1, min_per_worker)))
+    least = MIN_PER_WORKER if min_per_worker is None else min_per_worker
+    workers = max(1, min(workers, len(files) // max(1, least)))
     loaded = fan_out(_load_share(spec, post), files, workers)
     # The results live as long as the command: out of the collector's sight, the objects the
     # command makes next do not make it walk them all again.
