@@ -53,6 +53,26 @@ def own_reasons(report: dict) -> list[dict]:
              "detail": row.get("detail") or "the result says not ready and names no check"}]
 
 
+def judge_host(path: str, report: dict, strict: bool) -> dict:
+    """One check result as report counts it: its row, its huge page pools and its CPU facts.
+    Made in the worker that parsed the file (fleet.load's post), so only this crosses back."""
+    host = report["host"]
+    name = host.get("hostname") or path
+    fails = [c["id"] for c in report["checks"] if c.get("status") == "fail" and c.get("id") != "ready"]
+    warns = [c["id"] for c in report["checks"] if c.get("status") == "warn"]
+    why = blocking(report, strict)
+    if not why and not report.get("ready"):
+        why = own_reasons(report)
+    ready = bool(report.get("ready")) and not why
+    intents, ready_for = _intents(report, ready, bool(why) and bool(report.get("ready")))
+    pools = {size: (pool.get("total") or 0, pool.get("free") or 0)
+             for size, pool in ((host.get("memory") or {}).get("hugepages") or {}).get("pools", {}).items()}
+    row = {"name": name, "path": path, "ready": ready, "failing": fails, "reasons": why, "warnings": warns,
+           "numa_shape": numa_shape(host), "ksm_saved_bytes": (host.get("ksm") or {}).get("saved_bytes") or 0,
+           "intents": intents, "ready_for": ready_for}
+    return {"row": row, "pools": pools, "facts": {"cpu": host.get("cpu"), "qemu": host.get("qemu")}}
+
+
 def summarise(paths: list[str], strict: bool = False) -> dict:
     hosts, invalid, facts = [], [], []
     failing, warning, reasons = Counter(), Counter(), defaultdict(list)
@@ -62,45 +82,36 @@ def summarise(paths: list[str], strict: bool = False) -> dict:
     guest_reports = []
     loaded = []
     intent_counts: dict[str, dict[str, int]] = defaultdict(lambda: {"judged": 0, "ready": 0})
-    for item in load_results(paths, FIELDS):
-        if item.result is None:
+
+    def post(path, kind, report, memo):
+        return judge_host(path, report, strict) if kind == "check" else report
+
+    for item in load_results(paths, FIELDS, post=post):
+        if item.error is not None:
             invalid.append({"path": item.path, "error": item.error})
         else:
             loaded.append(item)
     loaded, duplicates = newest_per_host(loaded)
     for item in loaded:
-        path, report = item.path, item.result
         if item.kind == "guests":
-            guest_reports.append((report["host"].get("hostname") or path, report))
+            guest_reports.append((item.hostname or item.path, item.result))
             continue
-        host = report["host"]
-        name = host.get("hostname") or path
-        fails = [c["id"] for c in report["checks"] if c.get("status") == "fail" and c.get("id") != "ready"]
-        warns = [c["id"] for c in report["checks"] if c.get("status") == "warn"]
-        failing.update(fails)
-        warning.update(warns)
-        why = blocking(report, strict)
-        if not why and not report.get("ready"):
-            why = own_reasons(report)
-        ready = bool(report.get("ready")) and not why
-        intents, ready_for = _intents(report, ready, bool(why) and bool(report.get("ready")))
-        for intent in intents:
+        h = item.result["row"]
+        failing.update(h["failing"])
+        warning.update(h["warnings"])
+        for intent in h["intents"]:
             intent_counts[intent]["judged"] += 1
-            intent_counts[intent]["ready"] += intent in ready_for
-        for r in why:
-            reasons[(r["check"], r["status"], r["detail"])].append(name)
-        shape = numa_shape(host)
-        shapes[shape].append(name)
-        for size, pool in ((host.get("memory") or {}).get("hugepages") or {}).get("pools", {}).items():
-            pools[size]["total"] += pool.get("total") or 0
-            pools[size]["free"] += pool.get("free") or 0
-            pools[size]["hosts"] += 1 if pool.get("total") else 0
-        saved = (host.get("ksm") or {}).get("saved_bytes") or 0
-        ksm_saved += saved
-        facts.append((name, host))
-        hosts.append({"name": name, "path": path, "ready": ready, "failing": fails, "reasons": why,
-                      "warnings": warns, "numa_shape": shape, "ksm_saved_bytes": saved,
-                      "intents": intents, "ready_for": ready_for})
+            intent_counts[intent]["ready"] += intent in h["ready_for"]
+        for r in h["reasons"]:
+            reasons[(r["check"], r["status"], r["detail"])].append(h["name"])
+        shapes[h["numa_shape"]].append(h["name"])
+        for size, (total, free) in item.result["pools"].items():
+            pools[size]["total"] += total
+            pools[size]["free"] += free
+            pools[size]["hosts"] += 1 if total else 0
+        ksm_saved += h["ksm_saved_bytes"]
+        facts.append((h["name"], item.result["facts"]))
+        hosts.append(h)
     ready = sum(h["ready"] for h in hosts)
     return {
         "hosts": hosts,
