@@ -31,6 +31,7 @@ BAD_INPUT = {
     "cpu-models": ["--source", "qemu"],
     "cpu-baseline": ["/does/not/exist"],
     "devices": ["not-an-address"],
+    "migration": ["/tmp", "--guest", "Cascadelake-Server-v5,64G"],
 }
 
 

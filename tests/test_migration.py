@@ -257,3 +257,10 @@ def test_every_member_scaling_makes_one_domain_whatever_the_frequencies():
 
     [d] = partition([_rec("a", F, True), _rec("b", ppm_off(F, 5000), True), _rec("c", None, True)])
     assert len(d["hosts"]) == 3
+
+
+def test_a_fleet_of_one_host_has_no_domain_and_says_why(run_cli, real, tmp_path):
+    code, result, _ = run(run_cli, write(tmp_path, [host(real["intel"], "hv01")]))
+    assert code == 1 and result["domains"] == []
+    assert result["excluded"] == [{"host": "hv01", "reasons": [
+        "alone: no other host shares its CPU vendor, its TSC band (or TSC scaling) and its QEMU series"]}]

@@ -11,6 +11,9 @@ from kvmtune.fleet.domains import partition, ppm, within
 from kvmtune.fleet.hosts import FIELDS, read_loaded, unfit, version_text
 
 
+ALONE = "alone: no other host shares its CPU vendor, its TSC band (or TSC scaling) and its QEMU series"
+
+
 def migration(paths: list[str], guest=None) -> dict:
     from kvmtune.fleet.load import load_results, newest_per_host
 
@@ -158,9 +161,8 @@ def _nearest(h, groups: list, domains: list, models: Models) -> tuple[int | None
         rank = (g["vendor"] != h.vendor, len(reasons), k)
         if best is None or rank < best[0]:
             best = (rank, k, reasons)
-    if best is None:
-        return None, ["alone: no other host shares its CPU vendor, its TSC band (or TSC scaling) and its "
-                      "QEMU series"]
+    if best is None or not best[2]:  # no domain at all; or (never seen) one it fits yet is not in
+        return None, [ALONE]
     return best[1], best[2]
 
 
