@@ -158,7 +158,9 @@ def baseline_result(paths: list[str], assume_undecided: bool) -> dict:
 
 
 def run_cpu_baseline(opts) -> int:
-    out = baseline_result(opts.paths, opts.assume_undecided)
+    from kvmtune.fleet.load import collector_paused
+
+    out = collector_paused(lambda: baseline_result(opts.paths, opts.assume_undecided))
     if opts.json:
         from kvmtune.render.json_out import write_json
 

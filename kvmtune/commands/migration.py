@@ -23,7 +23,9 @@ def run_migration(opts: MigrationOptions) -> int:
         from kvmtune.fleet.guest import parse_guest
 
         guest = parse_guest(opts.guest)  # bad input: exit 2 before any file is read
-    out = migration(opts.paths, guest)
+    from kvmtune.fleet.load import collector_paused
+
+    out = collector_paused(lambda: migration(opts.paths, guest))
     if opts.json:
         from kvmtune.render.json_out import write_json
 

@@ -19,9 +19,10 @@ class PathsOptions(Options):
 
 
 def run_report(opts: PathsOptions) -> int:
+    from kvmtune.fleet.load import collector_paused
     from kvmtune.report import summarise
 
-    summary = summarise(opts.paths, opts.strict)
+    summary = collector_paused(lambda: summarise(opts.paths, opts.strict))
     if opts.json:
         from kvmtune.render.json_out import write_json
 
