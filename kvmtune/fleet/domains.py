@@ -85,6 +85,8 @@ def _largest(hosts: list):
             count = len(scaling) + hi - lo
             key = (count, series, at.get(khz, 0), -(khz or 0))
             if count >= 2 and (best_key is None or key > best_key):
-                members = scaling + [group[i] for _, _, i in fixed[lo:hi] if within(group[i].tsc_khz, khz)]
-                best_key, best = key, (series, khz, members)
-    return best
+                best_key, best = key, (series, khz, scaling, group, fixed, lo, hi)
+    if best is None:
+        return None
+    series, khz, scaling, group, fixed, lo, hi = best  # members made once, for the winner only
+    return series, khz, scaling + [group[i] for _, _, i in fixed[lo:hi] if within(group[i].tsc_khz, khz)]
