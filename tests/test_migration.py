@@ -264,3 +264,13 @@ def test_a_fleet_of_one_host_has_no_domain_and_says_why(run_cli, real, tmp_path)
     assert code == 1 and result["domains"] == []
     assert result["excluded"] == [{"host": "hv01", "reasons": [
         "alone: no other host shares its CPU vendor, its TSC band (or TSC scaling) and its QEMU series"]}]
+
+
+def test_an_older_cpu_lowers_the_domain_model_and_is_named_for_it(run_cli, real, tmp_path):
+    results = [host(real["intel"], "hv01"), host(real["intel"], "hv02"), host(real["intel"], "hv12", drop_flag="avx512bw")]
+    code, result, _ = run(run_cli, write(tmp_path, results))
+    [domain] = result["domains"]
+    assert code == 0 and domain["hosts"] == ["hv01", "hv02", "hv12"]  # the model does not split a domain
+    assert domain["cpu_model"] != CASCADE and "avx512bw" not in domain["features"]
+    [held] = [w for w in result["warnings"] if "back from" in w]
+    assert held.startswith("domain 1: hv12 (lacks avx512bw) holds the domain back from ")

@@ -96,7 +96,8 @@ def _describe(group: dict, k: int, models: Models, guest, warnings: list) -> dic
             who = ", ".join(f"{x['name']} (lacks {', '.join(x['missing'] or x['undecided'])})"
                             for x in held["hosts"][:3])
             more = f" and {len(held['hosts']) - 3} more" if len(held["hosts"]) > 3 else ""
-            warnings.append(f"domain {k}: {who}{more} hold the domain back from {held['model']}")
+            verb = "holds" if len(held["hosts"]) == 1 else "hold"
+            warnings.append(f"domain {k}: {who}{more} {verb} the domain back from {held['model']}")
     pools: dict[str, dict[str, int]] = {}
     for h in hosts:
         for size, free in h.hugepages_free.items():
