@@ -7,10 +7,10 @@ the JSON. Directories are walked. A file that cannot be read or understood is an
 the reason, never dropped.
 
 Speed (10,000 whole live results, about 17 KB each, in under 2 s on two CPUs): parsing is
-most of the work, so the files are shared over the CPUs (fleet.fanout), and each command keeps only the
-fields it reads (a FIELDS spec): the rest of a parsed result is freed at once. The cyclic
-garbage collector is paused while parsing and, by the commands, for their whole run
-(collector_paused: JSON makes no cycles).
+most of the work, so the files are shared over the CPUs (fleet.fanout), and each command
+keeps only the fields it reads (a FIELDS spec): the rest of a parsed result is freed at once.
+The cyclic garbage collector is paused while parsing and, by the commands, for their whole
+run (collector_paused: JSON makes no cycles).
 """
 
 from __future__ import annotations
