@@ -122,7 +122,7 @@ def test_domains_exclusions_and_one_way_moves_match_the_hand_computed_answer(run
 
 
 def test_the_partition_does_not_depend_on_the_order_of_the_files(run_cli, real, tmp_path):
-    results = fleet(real)
+    results = fleet(real) + [host(real["intel"], "hv00", qemu="6.1.0")]  # a second one-way host
     _, first, _ = run(run_cli, write(tmp_path / "a", results))
     _, second, _ = run(run_cli, write(tmp_path / "b", results[::-1], shuffle=7))
     assert first == second

@@ -55,7 +55,7 @@ def judge_fleet(hosts: list, guest=None) -> dict:
     domains = [_describe(g, k, models, guest, warnings) for k, g in enumerate(groups, 1)]
     members = {id(h) for g in groups for h in g["hosts"]}
     one_way = []
-    for h in fit:
+    for h in sorted(fit, key=lambda h: h.name):  # one_way in name order, whatever the files' order
         if id(h) in members:
             continue
         k, reasons = _nearest(h, groups, domains, models)
