@@ -274,3 +274,15 @@ def test_an_older_cpu_lowers_the_domain_model_and_is_named_for_it(run_cli, real,
     assert domain["cpu_model"] != CASCADE and "avx512bw" not in domain["features"]
     [held] = [w for w in result["warnings"] if "back from" in w]
     assert held.startswith("domain 1: hv12 (lacks avx512bw) holds the domain back from ")
+
+
+def test_a_newer_qemu_host_takes_guests_from_the_domain_but_never_gives_back(run_cli, real, tmp_path):
+    results = [host(real["intel"], f"hv0{i}") for i in range(1, 4)] + [host(real["intel"], "new1", qemu="8.1.0")]
+    vulns = next(c for c in results[0]["checks"] if c["id"] == "cpu.vulnerabilities")
+    del vulns["data"]  # a result that does not say which mitigations are in force: no difference
+    code, result, _ = run(run_cli, write(tmp_path, results))
+    assert [d["hosts"] for d in result["domains"]] == [["hv01", "hv02", "hv03"]]
+    why = "QEMU 8.1 is newer than 7.2 on 3 members: one-way only"
+    assert result["excluded"] == [{"host": "new1", "reasons": [why]}]
+    assert result["one_way"] == [{"from": "domain 1", "to": "new1", "reason": why}]
+    assert result["warnings"] == []

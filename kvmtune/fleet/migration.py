@@ -115,19 +115,20 @@ def _differences(k: int, hosts: list) -> list[str]:
     guest moves, but what it is protected from may change on the way)."""
     out = []
     for what, value in (("microcode", lambda h: h.microcode), ("mitigations", lambda h: h.mitigations)):
-        counts = Counter(value(h) for h in hosts)
+        known = [h for h in hosts if value(h)]  # a result that does not say is no difference
+        counts = Counter(value(h) for h in known)
         if len(counts) < 2:
             continue
         common = max(counts, key=lambda v: (counts[v], str(v)))
-        odd = sorted(h.name for h in hosts if value(h) != common)
+        odd = sorted(h.name for h in known if value(h) != common)
         if what == "microcode":
-            detail = ", ".join(f"{v or 'unknown'} on {n}" for v, n in sorted(counts.items(), key=lambda x: (-x[1], str(x[0]))))
+            detail = ", ".join(f"{v} on {n}" for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
         else:
-            keys = sorted({key for h in hosts if value(h) != common for key in set(value(h)) ^ set(common)})
-            detail = ", ".join(dict.fromkeys(name for name, _ in keys)) or "not reported"
+            keys = sorted({key for h in known if value(h) != common for key in set(value(h)) ^ set(common)})
+            detail = ", ".join(dict.fromkeys(name for name, _ in keys))
         listed = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
         verb = "differs" if what == "microcode" else "differ"
-        out.append(f"domain {k}: {what} {verb} ({detail}): {listed} unlike the other {len(hosts) - len(odd)}")
+        out.append(f"domain {k}: {what} {verb} ({detail}): {listed} unlike the other {len(known) - len(odd)}")
     return out
 
 
