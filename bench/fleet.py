@@ -41,10 +41,14 @@ def live_result() -> dict:
 
 
 def migration_facts(result: dict) -> dict:
+    """The result's own host.migration, with what plain check leaves null (package versions are
+    read only with --for migration) filled in as a fleet's results would have them."""
     given = result["host"].get("migration")
-    if isinstance(given, dict) and given.get("tsc_khz"):
-        return given
-    return {"tsc_khz": 2599998, "tsc_source": "kernel-log", "invariant_tsc": True, "tsc_scaling": False,
+    given = {k: v for k, v in given.items() if v is not None} if isinstance(given, dict) else {}
+    return {**DEFAULTS, **given}
+
+
+DEFAULTS = {"tsc_khz": 2599998, "tsc_source": "kernel-log", "invariant_tsc": True, "tsc_scaling": False,
             "clocksource": "tsc", "microcode": "0xa201016", "kernel": "6.18.0", "qemu": "7.2.0",
             "libvirt": "9.0.0", "machine_types": ["pc-i440fx-7.2", "pc-q35-7.2", "microvm"]}
 
@@ -55,6 +59,7 @@ def vary(base: dict, i: int) -> dict:
     host["hostname"] = f"hv{i:05d}.example"
     host["ksm"]["saved_bytes"] = (i % 7) << 30
     mig = host["migration"] = copy.deepcopy(migration_facts(base))
+    mig["microcode"] = DEFAULTS["microcode"]  # one microcode, but for the hosts below
     mig["tsc_khz"] += (i * 7) % 11 - 5  # a few ppm apart, as refined calibrations are
     if i % 97 == 13:
         mig["tsc_khz"] -= mig["tsc_khz"] // 1000  # 1000 ppm off
