@@ -86,13 +86,13 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
     sysctl = {}
     if "sysctl" in top:
         for key, node in expect_mapping(top["sysctl"], "sysctl keys to values").items():
-            name = key[1:] if key.startswith("-") else key
-            problem = sysctl_name_problem(name)
+            plain = key[1:] if key.startswith("-") else key  # not ``name``: that is the profile's
+            problem = sysctl_name_problem(plain)
             if problem:
                 raise node.key_error(problem)
-            other = sysctl.get(name) or sysctl.get("-" + name)
+            other = sysctl.get(plain) or sysctl.get("-" + plain)
             if other:  # both would be applied, and verify would report one of them as drift for ever
-                raise node.key_error(f"{name} is also set at {other[1].file}:{other[1].key_line}:"
+                raise node.key_error(f"{plain} is also set at {other[1].file}:{other[1].key_line}:"
                                      f"{other[1].key_column} as {other[1].path.partition('.')[2]}: "
                                      "keep one (a leading '-' only means: skip it where the kernel lacks it)")
             sysctl[key] = (_sysctl_value(node), node)
