@@ -103,10 +103,14 @@ COMMANDS = {c.name: c for c in (
     Cmd("plan", "Show what 'apply' would change (the same as 'apply --check'); writes nothing.", APPLY,
         "kvmtune.commands.apply:run_apply", [DIFF, JSON, NO_PERSIST, FORCE], positional=PROFILE,
         fixed={"check": True}),
-    Cmd("verify", "Report every setting of a profile that drifted, live and persisted. Exit 1 on drift.", APPLY,
-        "kvmtune.commands.apply:run_verify",
-        [DIFF, JSON, NO_PERSIST, Opt("--force", "force", "Accept a profile that was applied with --force.")],
-        positional=PROFILE),
+    Cmd("verify", "Report every setting of a profile that drifted, live and persisted, and who changed it. "
+        "Exit 1 on drift.", APPLY, "kvmtune.commands.apply:run_verify",
+        [DIFF, JSON, NO_PERSIST, Opt("--force", "force", "Accept a profile that was applied with --force."),
+         Opt("--format", "format", "Output format: text, json, or prometheus (node_exporter textfile; use with "
+             "--output).", "value", "FORMAT", choices=("text", "json", "prometheus")),
+         Opt("-o/--output", "output", "Write the output to PATH atomically.", "value", "PATH")],
+        positional=("profile?", "PROFILE", "A shipped profile name or a path (default: the profile applied last, "
+                    "from kvmtune's journal).")),
     Cmd("rollback", "Restore every value and file kvmtune changed to what was there before kvmtune.", APPLY,
         "kvmtune.commands.apply:run_rollback",
         [Opt("--check", "check", "Show what would be restored; write nothing."), DIFF, JSON, WAIT],
@@ -165,6 +169,23 @@ COMMANDS = {c.name: c for c in (
                 "value", "CPUS"),
             JSON,
         ]),
+    Cmd("watch", "Verify the profile applied last (or PROFILE) and report drift: metrics for node_exporter and "
+        "a system journal line per drifted target; --reapply puts drifted runtime knobs back; --install runs it "
+        "from a systemd timer. Exit 0 in place, 1 drift remains.", "kvmtune.commands.watch:WatchOptions",
+        "kvmtune.commands.watch:run_watch", [
+            Opt("--once", "once", "One pass: verify, the memory policy where the profile has one, metrics, log."),
+            Opt("--reapply", "reapply", "Put drifted runtime knobs back through the engine (journaled, locked, read "
+                "back); never files or boot-time settings. Off by default."),
+            Opt("--install", "install", "Write a systemd service and timer that run 'watch --once' (journaled: "
+                "rollback removes them); enable them where systemd runs, else print a cron line."),
+            Opt("--interval", "interval", "With --install: how often, in minutes or hours (default 5min).", "value",
+                "INTERVAL"),
+            Opt("--metrics-dir", "metrics_dir", "Directory for kvmtune-verify.prom and the memory policy's metrics "
+                "(default /var/lib/node_exporter/textfile; skipped, saying so, where it does not exist).", "value",
+                "DIR"),
+            JSON, WAIT,
+        ], positional=("profile?", "PROFILE", "A shipped profile name or a path (default: the profile applied "
+                       "last, from kvmtune's journal)."), effect="changes"),
     Cmd("profiles", "List the shipped profiles.", "kvmtune.commands.apply:ProfilesOptions",
         "kvmtune.commands.apply:run_profiles", [JSON], effect="none"),
     Cmd("report", "The fleet at a glance from many hosts' check results. Exit 1 if any host is not ready "

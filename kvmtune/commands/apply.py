@@ -13,7 +13,7 @@ class ApplyOptions(Options):
     def __init__(self, profile: str | None = None, root: str = "/", check: bool = False,
                  diff: bool = False, json: bool = False, persist: bool = True, force: bool = False,
                  keep_partial: bool = False, wait: bool = False, profile_text: str | None = None,
-                 resume: bool = False):
+                 resume: bool = False, format: str = "text", output: str | None = None):
         self.profile = profile
         self.root = root
         self.check = check
@@ -25,6 +25,8 @@ class ApplyOptions(Options):
         self.wait = wait
         self.profile_text = profile_text
         self.resume = resume
+        self.format = format  # verify: text, json or prometheus (--json is json)
+        self.output = output
 
 
 def _host(opts: ApplyOptions):
@@ -103,12 +105,34 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
     return result(plan, mode="apply", msg=_summary(plan, "changed")), EXIT_OK
 
 
+def last_applied(root: str) -> str:
+    """The profile applied last here, by the journal: verify's and watch's default. UsageError
+    when there is none, or it came from a file the journal does not know the path of."""
+    from kvmtune.host.door import Host
+    from kvmtune.profile import shipped_profiles
+    from kvmtune.tune.journal import read_profiles
+
+    profiles, problem = read_profiles(Host(root))
+    if problem:
+        raise UsageError(problem)
+    if not profiles:
+        raise UsageError("name a profile: kvmtune's journal names none applied here")
+    if profiles[-1] not in shipped_profiles():
+        raise UsageError(f"name the profile: '{profiles[-1]}', applied last, came from a file (give its path)")
+    return profiles[-1]
+
+
 def verify_result(opts: ApplyOptions) -> tuple[dict, int]:
-    profile = load(opts)
-    _, plan = make_plan(opts, profile)
+    from kvmtune.watch.targets import verify_profile
+
+    if not opts.profile and opts.profile_text is None:
+        opts.profile = last_applied(opts.root)
+    profile = load(opts)  # before the host: bad input never reads it
+    plan, targets, profiles = verify_profile(_host(opts), profile, persist=opts.persist, force=opts.force)
     drift = [c for c in plan.changes if c.status != OK]
     out = result(plan, mode="check", msg=f"{len(drift)} settings drifted" if drift else "in place")
     out["drift"] = [c.to_json() for c in drift]
+    out["profile"], out["profiles"], out["targets"] = profile.name, profiles, targets
     ready = True
     if profile.intents:  # the profile says what the host is for: judge that too
         ready = _verify_intents(opts, profile.intents, out)
@@ -193,7 +217,21 @@ def _summary(plan, verb: str) -> str:
 
 
 def _emit(out: dict, code: int, opts: ApplyOptions) -> int:
-    if opts.json:
+    if opts.format == "prometheus":
+        import sys
+        import time
+
+        from kvmtune.render.verify_prometheus import render_verify_prometheus
+
+        text = render_verify_prometheus(out, time.time())
+        if opts.output is None:
+            sys.stdout.write(text)
+        else:
+            from kvmtune.commands.check import write_output
+
+            write_output(opts.output, text)
+        return code
+    if opts.json or opts.format == "json":
         from kvmtune.render.json_out import write_json
 
         write_json(out)

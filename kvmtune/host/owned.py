@@ -36,13 +36,16 @@ OWNED_FILES = {
     # vfio: vfio-pci loaded at boot, and the devices it must take by address (tune.vfio)
     "vfio-load": "etc/modules-load.d/kvmtune-vfio.conf",
     "vfio-udev": "etc/udev/rules.d/70-kvmtune-vfio.rules",
+    # watch --install: the timer that runs 'kvmtune watch --once', and its service.
+    "watch-service": "etc/systemd/system/kvmtune-watch.service",
+    "watch-timer": "etc/systemd/system/kvmtune-watch.timer",
 }
 SHARED_FILES = ("etc/fstab", "etc/default/irqbalance", "etc/sysconfig/irqbalance")
 # Boot Loader Specification entries (Fedora, RHEL 9.3+): kvmtune edits their options line, as grubby does.
 BLS_DIR = "boot/loader/entries"
 BLS_ENTRY = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,200}\.conf")
 OWNED_DIRS = ("etc", "etc/sysctl.d", "etc/tmpfiles.d", "etc/default", "etc/default/grub.d", "etc/modprobe.d",
-              "etc/systemd", "etc/systemd/system.conf.d",
+              "etc/systemd", "etc/systemd/system.conf.d", "etc/systemd/system",
               *STATE_PARENTS, "run", "run/lock", "run/kvmtune",
               "etc/udev", "etc/udev/rules.d")
 OWNED_DIRS += ("etc/modules-load.d",)  # vfio's files

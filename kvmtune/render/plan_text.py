@@ -34,6 +34,10 @@ def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
         if c["status"] in ("fail", "unknown"):
             stream.write(f"{c['status'].upper():16} {c['id']}  {c['detail']}\n"
                          + (f"{'':16} fix: {c['hint']}\n" if c["hint"] else ""))
+    # verify: who changed a drifted target, where it can be named (kvmtune.watch.owners)
+    for t in out.get("targets", ()):
+        if t["owner"]:
+            stream.write(f"{'OWNER':16} {t['target']}: {t['owner']}\n")
     if out["reboot_required"]:
         stream.write("reboot required for some settings to take effect\n")
     if out["restart_required"]:

@@ -77,9 +77,26 @@ def plan_profile(host, profile, *, persist: bool = True, force: bool = False) ->
 
 
 def apply_profile(host, profile, *, persist=True, force=False, keep_partial=False, wait=False,
-                  resume=False, ctx: Context | None = None) -> Plan:
+                  resume=False, ctx: Context | None = None, only=None) -> Plan:
+    """``only``: a predicate narrowing the plan to some changes (watch --reapply: runtime knobs)."""
+
+    def make() -> Plan:
+        plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+        if only is not None:
+            plan.changes = [c for c in plan.changes if only(c)]
+        return plan
+
+    return carry_out(host, make, getattr(profile, "name", None), keep_partial=keep_partial, wait=wait,
+                     resume=resume, ctx=ctx)
+
+
+def carry_out(host, make_plan, name: str | None, *, keep_partial=False, wait=False, resume=False,
+              ctx: Context | None = None) -> Plan:
+    """Plan (``make_plan()``), then, if anything is to change, under the lock: plan again, journal
+    every original, write, undo this run's changes after a failure (apply's core; watch --install
+    carries out its unit files through it)."""
     ctx = ctx or Context()
-    plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+    plan = make_plan()
     if not plan.pending and not resume:
         return plan  # nothing to change: no lock, no write
     preflight(host)
@@ -88,7 +105,7 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
         if journal is not None and journal.interrupted and (not resume or journal.bench is not None):
             raise Busy(interrupted_message(journal))
         journal_mod.clear_debris(host, journal)
-        plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+        plan = make_plan()
         if not plan.pending:
             if journal is not None and journal.interrupted:
                 journal.finish()
@@ -97,7 +114,7 @@ def apply_profile(host, profile, *, persist=True, force=False, keep_partial=Fals
         _refuse_links(host, plan.pending)
         fresh = journal is None
         journal = journal or journal_mod.Journal()
-        journal.begin("apply", getattr(profile, "name", None))
+        journal.begin("apply", name)
         added = _journal_plan(journal, plan)
         journal_mod.save(host, journal)  # the originals are on disk before the first write
         done = _run(plan.pending, host, ctx)

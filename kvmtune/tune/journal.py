@@ -56,8 +56,8 @@ class Journal:
             self.data.pop("bench", None)  # rollback puts back bench's changes with the rest
         self.data["run"] = {"command": command, "status": RUNNING, "pid": os.getpid(),
                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if profile and profile not in self.data["profiles"]:
-            self.data["profiles"].append(profile)
+        if profile:  # the last applied comes last: watch verifies it
+            self.data["profiles"] = [p for p in self.data["profiles"] if p != profile] + [profile]
 
     def finish(self) -> None:
         self.data["run"]["status"] = COMPLETE
