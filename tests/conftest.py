@@ -75,6 +75,7 @@ LIVE_KNOBS = ("/proc/sys/vm/swappiness", "/proc/sys/vm/dirty_background_ratio", 
               "/sys/kernel/mm/transparent_hugepage/defrag", "/proc/irq/default_smp_affinity",
               "/sys/devices/virtual/workqueue/cpumask")
 LIVE_DIRS = ("/etc/sysctl.d", "/etc/tmpfiles.d", "/etc/default", "/etc/modprobe.d", "/etc/systemd/system.conf.d",
+             "/etc/systemd/system",  # watch --install
              "/var/lib/kvmtune", "/boot/loader/entries")
 LIVE_DIRS += ("/etc/modules-load.d", "/etc/udev/rules.d")  # the vfio section's files
 LIVE_GLOBS = ("/sys/bus/pci/devices/*/driver_override",)  # the vfio section's bindings

@@ -140,14 +140,14 @@ def _write_metrics(directory: str | None, out: dict, policy) -> list[str]:
     return written
 
 
-def _log(root: str, messages: list[str]) -> str | None:
+def _log(root: str, messages: list[str], host=None) -> str | None:
     """Send the lines to the system journal; where there is none, say so once and carry on."""
     import sys
 
     from kvmtune.errors import HostError
     from kvmtune.host.door import Host
 
-    host = Host(root)
+    host = host or Host(root)
     if not host.live:
         sys.stderr.write("watch: --root is a snapshot, with no system journal: drift not logged\n")
         return None

@@ -109,7 +109,9 @@ def owner_of(change, facts: OwnerFacts) -> str | None:
     if isinstance(change, IrqChange) and "irqbalance" in facts.pids and not facts.irqbalance_ban:
         return f"irqbalance (pid {facts.pids['irqbalance']}) runs without kvmtune's ban line ({BAN}): it moves IRQs"
     rel = getattr(change, "rel", None)
-    tuned = [s for s in facts.tuned if rel and any(fnmatchcase(rel, p) for p in s.paths)]
+    # A setting of kvmtune's own value is no culprit (tuned's '>N' and 'a|b' forms count as others).
+    tuned = [s for s in facts.tuned if rel and any(fnmatchcase(rel, p) for p in s.paths)
+             and not change.equal(s.value, change.after)]
     if tuned:
         s = tuned[-1]  # the later profile wins
         return f"tuned profile '{s.profile}' ({s.where}: {s.text})"

@@ -36,6 +36,7 @@ class TunedSetting:
     where: str  # /usr/lib/tuned/virtual-host/tuned.conf:12
     paths: tuple  # kvmtune knob paths (globs) it writes
     text: str  # the line as written: vm.swappiness=10
+    value: str  # what it sets (tuned's own spelling: '>2048', 'a|b', '${var}' are kept as written)
 
 
 def read_tuned(host) -> tuple[TunedSetting, ...]:
@@ -45,15 +46,15 @@ def read_tuned(host) -> tuple[TunedSetting, ...]:
     active = (host.read_optional("etc/tuned/active_profile") or "").split()
     out: list[TunedSetting] = []
     for name in active:
-        for where, plugin, key, line in _profile_lines(host, name, set(), 0):
+        for where, plugin, key, value, line in _profile_lines(host, name, set(), 0):
             paths = _paths(plugin, key, sysctl_rel)
             if paths:
-                out.append(TunedSetting(name, where, paths, line))
+                out.append(TunedSetting(name, where, paths, line, value))
     return tuple(out)
 
 
 def _profile_lines(host, name: str, seen: set, depth: int):
-    """(where, plugin, key, line) of a profile, its includes first (they lose to it)."""
+    """(where, plugin, key, value, line) of a profile, its includes first (they lose to it)."""
     if not NAME.fullmatch(name) or name in seen or depth > MAX_DEPTH:
         return
     seen.add(name)
@@ -70,8 +71,8 @@ def _profile_lines(host, name: str, seen: set, depth: int):
             yield from _profile_lines(host, include, seen, depth + 1)
     for section, options in units.items():
         plugin = options.get("type", (section, 0, ""))[0]
-        for key, (_, lineno, line) in options.items():
-            yield f"/{rel}:{lineno}", plugin, key, line
+        for key, (value, lineno, line) in options.items():
+            yield f"/{rel}:{lineno}", plugin, key, value, line
 
 
 def parse_tuned(text: str) -> dict[str, dict[str, tuple[str, int, str]]]:
