@@ -370,3 +370,13 @@ def test_the_memory_policy_runs_only_where_the_profile_has_one(monkeypatch, tmp_
     with_policy = types.SimpleNamespace(ksm_policy=object())
     assert memory_policy(str(tmp_path), with_policy, True) == "outcome"
     assert calls == [(str(tmp_path), with_policy, True)]
+
+
+def test_watch_of_a_no_persist_apply_asks_for_no_boot_files(tmp_path, run_cli):
+    files = synthetic_host()
+    root = write_tree(str(tmp_path / "host"), files)
+    profile = tmp_path / "runtime.yaml"
+    profile.write_text("ksm: {run: 1}\n")
+    assert run_cli("--root", root, "apply", str(profile), "--no-persist", "--json")[0] == 0
+    code, out, err = run_cli("--root", root, "watch", "--once", str(profile), "--metrics-dir", str(tmp_path), "--json")
+    assert code == 0 and [t["target"] for t in json.loads(out)["targets"]] == ["ksm run"], (out, err)

@@ -69,14 +69,16 @@ def watch_once(opts: WatchOptions) -> tuple[dict, int]:
 
 
 def _persisted(root: str) -> bool:
-    """Whether the journal's apply kept its settings at boot: a --no-persist apply journals only
-    its runtime file of kvmtune's own files, so verify must not ask for the boot files."""
+    """Whether the journal's apply kept its settings at boot: a --no-persist apply journals no
+    boot-time file (at most its runtime file), so verify must not ask for them."""
     from kvmtune.host.door import Host
     from kvmtune.tune.journal import read_records
+    from kvmtune.tune.registry import load_all
 
-    files, _ = read_records(Host(root), ("file",))
-    ids = {r.get("file") for r in files}
-    return not ids or bool(ids - {"runtime", "watch-service", "watch-timer"})
+    records, _ = read_records(Host(root), tuple(load_all()))
+    boot = [r for r in records if r["type"] in ("fstab", "bls", "irqbalance")
+            or (r["type"] == "file" and r["file"] not in ("runtime", "watch-service", "watch-timer"))]
+    return bool(boot) or not [r for r in records if r["type"] != "file"]
 
 
 def _reapply(vopts, profile, drifted: list[dict], wait: bool) -> list[dict]:

@@ -37,7 +37,7 @@ def render_result(out: dict, show_diff: bool = False, stream=None) -> None:
     # verify: who changed a drifted target, where it can be named (kvmtune.watch.owners)
     for t in out.get("targets", ()):
         if t["owner"]:
-            stream.write(f"{'OWNER':16} {t['target']}: {t['owner']}\n")
+            write_folded(stream, "OWNER", f"{t['target']}: changed by {t['owner']}")
     if out["reboot_required"]:
         stream.write("reboot required for some settings to take effect\n")
     if out["restart_required"]:
@@ -89,6 +89,21 @@ def _render_terminal(rows: list[tuple], out: dict, stream) -> None:
         for n, text in enumerate(hint_lines("warning: " + w, max(width - 2, 20))):
             console.print(Text(("  " if n else "") + text, style="yellow"), soft_wrap=True)
     console.print(Text(out["msg"], style="bold red" if out["failed"] else "bold"), soft_wrap=True)
+
+
+def write_folded(stream, head: str, text: str) -> None:
+    """``head`` in the status column, ``text`` after it: on a terminal folded to its width there
+    between words only (a path stays whole); piped, one line for grep."""
+    from kvmtune.render.check_text import hint_lines
+
+    if not use_colour(stream):
+        stream.write(f"{head:16} {text}\n")
+        return
+    import shutil
+
+    width = max(shutil.get_terminal_size((80, 24)).columns - 17, 20)
+    for n, line in enumerate(hint_lines(text, width)):
+        stream.write(f"{head if n == 0 else '':16} {line}\n")
 
 
 # git diff's colours (color.diff: meta bold, frag cyan, old red, new green), only on a terminal.
