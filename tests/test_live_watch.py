@@ -125,3 +125,20 @@ cpus:
     os.unlink(DROPIN)
     code, out, _ = run_cli("rollback", "--json")
     assert code == 0, json.loads(out)["msg"]
+
+
+def test_install_enables_the_timer_where_systemd_is_pid_1(live, run_cli):
+    from kvmtune.host.door import Host
+    from kvmtune.watch.units import TIMER_UNIT, systemd_runs
+
+    if not systemd_runs(Host("/")):
+        pytest.skip("systemd is not PID 1 here (no /run/systemd/system): 'watch --install' leaves the timer "
+                    "disabled and prints the cron line (tests/test_watch.py checks the units it writes)")
+    code, out, _ = run_cli("watch", "--install", "dense", "--json")
+    try:
+        assert code == 0 and "enabled and started" in json.loads(out)["msg"]
+        enabled = subprocess.run(["systemctl", "is-enabled", TIMER_UNIT], capture_output=True, text=True)
+        assert enabled.stdout.strip() == "enabled"
+    finally:
+        subprocess.run(["systemctl", "disable", "--now", TIMER_UNIT], capture_output=True)
+        run_cli("rollback", "--json")
