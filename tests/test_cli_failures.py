@@ -32,6 +32,7 @@ BAD_INPUT = {
     "cpu-baseline": ["/does/not/exist"],
     "devices": ["not-an-address"],
     "migration": ["/tmp", "--guest", "Cascadelake-Server-v5,64G"],
+    "watch": ["--install", "--interval", "garbage"],
 }
 
 

@@ -108,10 +108,14 @@ def apply_result(opts: ApplyOptions) -> tuple[dict, int]:
 def last_applied(root: str) -> str:
     """The profile applied last here, by the journal: verify's and watch's default. UsageError
     when there is none, or it came from a file the journal does not know the path of."""
+    import os
+
     from kvmtune.host.door import Host
     from kvmtune.profile import shipped_profiles
     from kvmtune.tune.journal import read_profiles
 
+    if not os.path.isdir(root):
+        raise UsageError(f"--root: {root} is not a directory")
     profiles, problem = read_profiles(Host(root))
     if problem:
         raise UsageError(problem)
