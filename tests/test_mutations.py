@@ -121,6 +121,10 @@ MUTANTS = {
                                         'host.write(self.rel, "0")  # the kernel takes a new count only from 0',
                                         "pass", ["tests/test_iommu_sriov.py::test_a_new_count_on_a_pf_with_vfs_writes_0_"
                                                  "then_the_count_and_rollback_restores_every_byte"]),
+    "watch --reapply puts back runtime knobs only": (
+        "kvmtune/watch/targets.py",
+        "    return isinstance(change, KnobChange) and change.when == NOW and not (isinstance(change, PoolChange) and change.boot)",
+        "    return True", ["tests/test_watch.py::test_watch_once_reapply_restores_runtime_knobs_and_not_files"]),
 }
 
 
