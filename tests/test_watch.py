@@ -245,7 +245,12 @@ def test_statuses_of_targets():
     assert status_of(FileChange("sysctl", None, wanted("x\n"))) == "missing"
     assert status_of(FileChange("grub", wanted("y\n"), wanted("x\n"), when=REBOOT)) == "drifted"
     assert status_of(ByHandChange("CPU isolation", ["isolcpus=1"], ())) == "pending-reboot"
-    assert status_of(IrqbalanceChange("etc/default/irqbalance", "A=1\n", "A=2\n")) == "pending-restart"
+    edited = IrqbalanceChange("etc/default/irqbalance", "A=1\n", "A=2\n")
+    assert status_of(edited) == "drifted"  # someone edited kvmtune's line out of the file
+    in_file = IrqbalanceChange("etc/default/irqbalance", "A=2\n", "A=2\n")
+    assert status_of(in_file) == "ok" and status_of(in_file, _facts(pids={"tuned": 9})) == "ok"
+    assert status_of(in_file, _facts(pids={"irqbalance": 700})) == "pending-restart"  # started before the line
+    assert status_of(in_file, _facts(pids={"irqbalance": 700}, irqbalance_ban="1-7")) == "ok"
 
 
 def test_reapply_takes_runtime_knobs_only():

@@ -91,6 +91,7 @@ def _started(journal) -> float | None:
 def owner_of(change, facts: OwnerFacts) -> str | None:
     """Who set this drifted target to what it is, in words; None where nobody can be named."""
     from kvmtune.tune.cpus import IrqChange
+    from kvmtune.tune.irqbalance import IrqbalanceChange
     from kvmtune.tune.ksm import KsmChange
     from kvmtune.tune.pools import PoolChange
     from kvmtune.tune.sysctl import DROPIN, SysctlChange
@@ -106,8 +107,9 @@ def owner_of(change, facts: OwnerFacts) -> str | None:
     if isinstance(change, KsmChange) and change.knob in KSMTUNED_KNOBS and "ksmtuned" in facts.pids:
         return (f"ksmtuned (pid {facts.pids['ksmtuned']}) rewrites KSM run, pages_to_scan and "
                 "sleep_millisecs every 60 s")
-    if isinstance(change, IrqChange) and "irqbalance" in facts.pids and not facts.irqbalance_ban:
-        return f"irqbalance (pid {facts.pids['irqbalance']}) runs without kvmtune's ban line ({BAN}): it moves IRQs"
+    if isinstance(change, (IrqChange, IrqbalanceChange)) and "irqbalance" in facts.pids and not facts.irqbalance_ban:
+        return (f"irqbalance (pid {facts.pids['irqbalance']}) runs without kvmtune's ban line ({BAN}): it moves IRQs"
+                + ("; restart it" if isinstance(change, IrqbalanceChange) else ""))
     rel = getattr(change, "rel", None)
     # A setting of kvmtune's own value is no culprit (tuned's '>N' and 'a|b' forms count as others).
     tuned = [s for s in facts.tuned if rel and any(fnmatchcase(rel, p) for p in s.paths)

@@ -15,10 +15,18 @@ PENDING_REBOOT, PENDING_RESTART = "pending-reboot", "pending-restart"
 STATUSES = (OK, DRIFTED, PENDING_REBOOT, PENDING_RESTART, MISSING)
 
 
-def status_of(change) -> str:
+def status_of(change, owners=None) -> str:
     from kvmtune.tune import change as base
     from kvmtune.tune.by_hand import ByHandChange
+    from kvmtune.tune.irqbalance import IrqbalanceChange
 
+    if isinstance(change, IrqbalanceChange):
+        # Its file is kvmtune's business, the daemon reads it when it starts: a running irqbalance
+        # without the ban in its environment has yet to be restarted (watch.owners reads it).
+        if change.status != base.OK:
+            return DRIFTED
+        running = owners is not None and "irqbalance" in owners.pids
+        return PENDING_RESTART if running and not owners.irqbalance_ban else OK
     if change.status == base.OK:
         return OK
     if change.before is None and change.after is not None and not isinstance(change, ByHandChange):
@@ -56,7 +64,7 @@ def judge_targets(plan, owners) -> list[dict]:
     for c in plan.changes:
         if not is_target(c):
             continue
-        status = status_of(c)
+        status = status_of(c, owners)
         owner = owner_of(c, owners) if status != OK and owners is not None else None
         out.append({"target": c.target, "want": c.shown(c.after), "have": c.shown(c.before),
                     "status": status, "owner": owner})
@@ -71,7 +79,9 @@ def verify_profile(host, profile, *, persist: bool = True, force: bool = False):
     plan = plan_profile(host, profile, persist=persist, force=force)
     journal = journal_mod.load(host)
     owners = None
-    if any(c.status != "ok" for c in plan.changes):
+    from kvmtune.tune.irqbalance import IrqbalanceChange
+
+    if any(c.status != "ok" or isinstance(c, IrqbalanceChange) for c in plan.changes):
         from kvmtune.watch.owners import read_owners
 
         owners = read_owners(host, journal)
