@@ -207,7 +207,8 @@ def test_judging_and_rendering_never_touch_the_host(template, monkeypatch):
 
 
 @pytest.mark.parametrize("only, allowed", [
-    ("ksm", ("sys/kernel/mm/ksm", "proc/sys/kernel/hostname", "sys/devices/system/node/online")),
+    ("ksm", ("sys/kernel/mm/ksm", "proc/sys/kernel/hostname", "sys/devices/system/node/online",
+             "var/lib/kvmtune/state.json")),  # the KSM policy's last decision
     ("memory.thp", ("sys/kernel/mm/transparent_hugepage", "proc/cmdline", "proc/sys/kernel/hostname")),
 ])
 def test_only_reads_what_the_chosen_checks_need(only, allowed, template, run_cli, monkeypatch):

@@ -38,7 +38,11 @@ REGISTRY = {
     "numa": ("memory", "check_numa", None, ("numa",)),
     "memory.hugepages": ("memory", "check_hugepages", None, ("hugepages",)),
     "memory.thp": ("memory", "check_thp", None, ("thp",)),
-    "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids")),
+    "memory.swap": ("memory_vm", "check_swap", None, ("meminfo", "vm")),
+    "memory.zswap": ("memory_vm", "check_zswap", None, ("meminfo", "vm")),
+    "memory.overcommit": ("memory_vm", "check_overcommit", None, ("meminfo", "vm", "guests", "ksm")),
+    "memory.fragmentation": ("memory_vm", "check_fragmentation", None, ("fragmentation", "hugepage_pools")),
+    "ksm": ("memory", "check_ksm", None, ("ksm", "node_ids", "ksm_policy")),
     "kernel.cmdline": ("isolation", "check_cmdline", None, ("boot_args", "cmdline")),
     "guests": ("guests", "check_guests", None, ("guests", "hugepages", "numa", "isolation", "applied_profiles")),
     # On demand (kvmtune.checks.intents): only under an intent that adds them, or --only.
@@ -100,6 +104,8 @@ def read_phase(host, only: list[str], skip: list[str], as_user: str | None = Non
     from kvmtune.checks.read import read_facts
 
     names = [n for c in selected(only, skip, intents) for n in REGISTRY[c][3]]
+    if only and matches("memory.fragmentation", only):  # the kernel walks every pageblock: only when asked
+        names.append("pagetypeinfo")
     if host_json and not only:
         names += [*HOST_FACTS, "kvm_features"]
     return read_facts(host, list(dict.fromkeys(names)), as_user)

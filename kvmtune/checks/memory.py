@@ -103,19 +103,49 @@ def check_ksm(facts: Facts) -> Check:
             return unknown("ksm", title, ksm.problems, data)
         return _absent(ksm.captured, "ksm", title, "sys/kernel/mm/ksm", "KSM")
     run = ksm.get("run")
+    policy = _policy(facts, run, data)
+    if policy is not None and policy.status == WARN:
+        return policy
+    said = f"; {policy.detail}" if policy else ""
     sharing = ksm.get("pages_sharing") or 0
     saved = f"saves {ksm.saved_bytes / (1 << 20):.1f} MiB ({sharing} pages sharing, {ksm.get('pages_shared') or 0} shared)"
     if run == 1:
         detail = f"running, {saved}"
         if len(facts.node_ids) > 1 and ksm.get("merge_across_nodes") == 1:
-            return Check("ksm", WARN, title, detail + "; merges pages across NUMA nodes",
+            return Check("ksm", WARN, title, detail + "; merges pages across NUMA nodes" + said,
                          "Guests then read merged pages from remote nodes: set merge_across_nodes=0 "
                          "(only possible after 'echo 2 > /sys/kernel/mm/ksm/run' unmerges; kvmtune's "
                          "dense profile does this).", data)
         return Check("ksm", INFO, title,
-                     detail + "; merging across tenants is a side channel: use it for trusted guests only",
+                     detail + "; merging across tenants is a side channel: use it for trusted guests only" + said,
                      None, data)
     if run == 0 and sharing:
-        return Check("ksm", INFO, title, f"stopped, keeps merged pages: {saved}", None, data)
-    state = {0: "off", 2: "stopped, unmerging"}.get(run, f"run={run}")
-    return Check("ksm", INFO, title, state, None, data)
+        detail = f"stopped, keeps merged pages: {saved}"
+    else:
+        detail = {0: "off", 2: "stopped, unmerging"}.get(run, f"run={run}")
+    return Check("ksm", INFO, title, detail + said, None, data)
+
+
+def _policy(facts: Facts, run, data: dict) -> Check | None:
+    """The pressure policy's last decision (tune.ksm_decide), where kvmtune recorded one: a
+    Check holding the words to add, or a warning when the kernel no longer holds it."""
+    from kvmtune.checks.facts import FactUnknown
+
+    try:
+        record = facts.ksm_policy
+    except FactUnknown as exc:
+        return Check("ksm", INFO, TITLES["ksm"], f"the policy's last decision is unreadable ({exc.reason})")
+    if record is None:
+        return None
+    from kvmtune.tune.ksm_decide import from_record
+
+    decision, policy = from_record(record)
+    data["policy"] = {"kind": "pressure", "threshold_percent": policy.threshold,
+                      "hysteresis_percent": policy.hysteresis, "pages_to_scan": [policy.pages_min, policy.pages_max],
+                      "last_decision": record}
+    words = f"policy {policy.describe()}; last decision ({decision.at}): {decision.reason}"
+    if run != decision.run:
+        return Check("ksm", WARN, TITLES["ksm"], f"run={run}, but the {words}: something else changed KSM since",
+                     "Find who (ksmtuned rewrites run every 60 s: 'systemctl disable --now ksmtuned'); "
+                     "'kvmtune watch --once' carries the policy out again.", data)
+    return Check("ksm", INFO, TITLES["ksm"], words)

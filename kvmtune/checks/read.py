@@ -13,6 +13,7 @@ import os
 from kvmtune.checks.facts import Facts, Unknown
 from kvmtune.checks.read_clock import CLOCK_READERS
 from kvmtune.checks.read_devices import DEVICE_READERS
+from kvmtune.checks.read_memory import MEMORY_READERS
 from kvmtune.checks.read_placement import PLACEMENT_READERS
 from kvmtune.record import record
 
@@ -243,6 +244,7 @@ READERS = {
     **PLACEMENT_READERS,
     **DEVICE_READERS,
     **CLOCK_READERS,
+    **MEMORY_READERS,
 }
 
 

@@ -49,13 +49,13 @@ def load(opts: ApplyOptions):
     return load_profile(opts.profile)
 
 
-def make_plan(opts: ApplyOptions, profile=None):
+def make_plan(opts: ApplyOptions, profile=None, judge_last: bool = False):
     """Validate the profile against this host and plan; ProfileError (exit 2) on bad input."""
     from kvmtune.tune.engine import plan_profile
 
     profile = profile or load(opts)  # before the host: bad input never reads it
     host = _host(opts)
-    return host, plan_profile(host, profile, persist=opts.persist, force=opts.force)
+    return host, plan_profile(host, profile, persist=opts.persist, force=opts.force, judge_last=judge_last)
 
 
 def result(plan, *, mode: str, failed: bool = False, msg: str = "") -> dict:

@@ -147,6 +147,11 @@ def merge(base: Node, child: Node) -> Node:
             continue
         if child.path == "sysctl":  # -vm.swappiness is vm.swappiness, optional: the child's spelling wins
             out.pop(key[1:] if key.startswith("-") else "-" + key, None)
+        if child.path == "ksm" and key in ("policy", "run"):  # a fixed run and a policy replace each other
+            for gone in (("run",) if key == "policy" else ("policy", "threshold", "hysteresis")):
+                out.pop(gone, None)
+            if "pages_to_scan" in out and out["pages_to_scan"].is_mapping == (key == "run"):
+                out.pop("pages_to_scan")  # a fixed number or the policy's bounds: the other kind
         if key == "hugetlbfs" and key in out and out[key].is_list and node.is_list:
             out[key] = _merge_mounts(out[key], node)
         elif key in out and out[key].is_mapping and node.is_mapping and key != "per_node":

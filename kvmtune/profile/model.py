@@ -69,6 +69,7 @@ class Profile:
     iommu: tuple | None = None  # (mode: "pt" | "lazy" | "strict", Node)
     sriov: dict = {}  # PF (PCI address or netdev name) -> SriovRequest
     vfio: tuple = ()  # (PCI address or vendor:device ids, Node) to bind to vfio-pci (tune.vfio)
+    ksm_policy: object = None  # tune.ksm_decide.Policy: run and pages_to_scan decided under pressure
 
 
 @record

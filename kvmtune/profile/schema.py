@@ -11,6 +11,7 @@ import re
 
 from kvmtune.grammar import account_problem, digits, mount_path_problem, sysctl_name_problem, sysctl_value_problem
 from kvmtune.profile.model import Amount, MountRequest, PoolRequest, Profile
+from kvmtune.profile.schema_ksm import ksm_policy
 from kvmtune.profile.schema_cpus import cpus_section, kvm_modules_section, power_section
 from kvmtune.profile.schema_iommu_sriov import iommu_sriov_sections
 from kvmtune.profile.shapes import PLAIN_WORD, _bool, _int, _kind, _str, expect_mapping, unknown_key
@@ -98,7 +99,8 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
             sysctl[key] = (_sysctl_value(node), node)
     pools, compact = _hugepages(top["hugepages"]) if "hugepages" in top else ({}, False)
     mounts = _mounts(top["hugetlbfs"]) if "hugetlbfs" in top else ()
-    ksm, unmerge = _knobs(top["ksm"], KSM_KNOBS, extra=("allow_unmerge",)) if "ksm" in top else ({}, False)
+    policy, taken = ksm_policy(top["ksm"]) if "ksm" in top else (None, ())
+    ksm, unmerge = _knobs(top["ksm"], KSM_KNOBS, extra=("allow_unmerge", *taken)) if "ksm" in top else ({}, False)
     thp, _ = _knobs(top["thp"], THP_KNOBS) if "thp" in top else ({}, False)
     if "advisor_mode" in ksm and ksm["advisor_mode"][0] == "scan-time" and "pages_to_scan" in ksm:
         raise ksm["pages_to_scan"][1].error(
@@ -109,7 +111,7 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
                    cpus_section(top["cpus"]) if "cpus" in top else None,
                    power_section(top["power"]) if "power" in top else {},
                    _intents(top["intents"]) if "intents" in top else (),
-                   **iommu_sriov_sections(top),
+                   **iommu_sriov_sections(top), ksm_policy=policy,
                    vfio=_vfio(top["vfio"]) if "vfio" in top else ())
 
 
@@ -244,7 +246,7 @@ def _knobs(node: Node, table: dict, extra: tuple = ()) -> tuple[dict, bool]:
     out, flag = {}, False
     for key, child in expect_mapping(node, "knobs to values").items():
         if key in extra:
-            flag = _bool(child)
+            flag = _bool(child) if key == extra[0] else flag  # the others: another validator's keys
             continue
         if key not in table:
             raise unknown_key(node, key, list(table) + list(extra))

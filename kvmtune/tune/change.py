@@ -205,6 +205,8 @@ class Plan:
         self.changes = changes
         self.warnings = warnings
         self.kept: list[str] = []  # journal keys a failed run's undo could not put back
+        self.notes: dict = {}  # journal fields this run sets besides the records (tune.sections.PlanContext)
+        self.shared: dict = {}  # what the sections handed each other (the KSM policy's decision)
 
     @property
     def pending(self) -> list[Change]:

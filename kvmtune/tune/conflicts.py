@@ -36,13 +36,13 @@ def _service_state(host, name: str, comms: dict[str, str]) -> str | None:
 def read_owners(host, profile) -> Owners:
     comms = {}
     tuned_profile = (host.read_optional("etc/tuned/active_profile") or "").split()
-    if profile.ksm or tuned_profile:  # a process scan only when it can matter
+    if profile.ksm or profile.ksm_policy or tuned_profile:  # a process scan only when it can matter
         for entry in host.listdir("proc"):
             if digits(entry):
                 comm = (host.read_optional(f"proc/{entry}/comm") or "").strip()
                 if comm in ("ksmtuned", "tuned"):
                     comms[entry] = comm
-    ksmtuned = _service_state(host, "ksmtuned", comms) if profile.ksm else None
+    ksmtuned = _service_state(host, "ksmtuned", comms) if profile.ksm or profile.ksm_policy else None
     active: tuple[str, ...] = ()
     confs = {}
     if tuned_profile and _service_state(host, "tuned", comms):
@@ -60,7 +60,7 @@ def read_owners(host, profile) -> Owners:
 def find_conflicts(profile, facts) -> list[str]:
     owners = facts.owners
     warnings = []
-    if profile.ksm and owners.ksmtuned:
+    if (profile.ksm or profile.ksm_policy) and owners.ksmtuned:
         warnings.append(f"ksmtuned is {owners.ksmtuned} and rewrites KSM run, pages_to_scan and sleep_millisecs "
                         "every 60 s: 'systemctl disable --now ksmtuned'")
     warnings += _tuned(owners, profile)
@@ -86,7 +86,7 @@ def _tuned(owners: Owners, profile) -> list[str]:
             key = line.split("=", 1)[0].strip()
             if key in profile.sysctl or f"-{key}" in profile.sysctl:
                 touched.add(key)
-            if profile.ksm and "sys/kernel/mm/ksm" in line:
+            if (profile.ksm or profile.ksm_policy) and "sys/kernel/mm/ksm" in line:
                 touched.add("ksm")
             if profile.thp and key.startswith("transparent_hugepage"):
                 touched.add("thp")

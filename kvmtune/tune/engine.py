@@ -68,8 +68,9 @@ def interrupted_message(journal) -> str:
             "to put everything back, or 'kvmtune apply PROFILE --resume' to carry on from where it is")
 
 
-def plan_profile(host, profile, *, persist: bool = True, force: bool = False) -> Plan:
-    plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force)
+def plan_profile(host, profile, *, persist: bool = True, force: bool = False, judge_last: bool = False) -> Plan:
+    plan = build_plan(profile, read_for_profile(host, profile, persist), persist=persist, force=force,
+                      judge_last=judge_last)
     journal = journal_mod.load(host)
     if journal is not None and journal.interrupted:
         plan.warnings.append(interrupted_message(journal))
@@ -97,8 +98,8 @@ def carry_out(host, make_plan, name: str | None, *, keep_partial=False, wait=Fal
     carries out its unit files through it)."""
     ctx = ctx or Context()
     plan = make_plan()
-    if not plan.pending and not resume:
-        return plan  # nothing to change: no lock, no write
+    if not plan.pending and not resume and not (plan.notes and journal_mod.load(host) is not None):
+        return plan  # nothing to change (nor a new decision for an existing journal): no lock, no write
     preflight(host)
     with Locked(host, wait):
         journal = journal_mod.load(host)
@@ -107,7 +108,8 @@ def carry_out(host, make_plan, name: str | None, *, keep_partial=False, wait=Fal
         journal_mod.clear_debris(host, journal)
         plan = make_plan()
         if not plan.pending:
-            if journal is not None and journal.interrupted:
+            if journal is not None and (journal.interrupted or plan.notes):
+                journal.data.update(plan.notes)  # a policy's new decision that the host already matches
                 journal.finish()
                 journal_mod.save(host, journal)
             return plan
@@ -116,6 +118,7 @@ def carry_out(host, make_plan, name: str | None, *, keep_partial=False, wait=Fal
         journal = journal or journal_mod.Journal()
         journal.begin("apply", name)
         added = _journal_plan(journal, plan)
+        journal.data.update(plan.notes)  # recorded with the originals: verify judges against it
         journal_mod.save(host, journal)  # the originals are on disk before the first write
         done = _run(plan.pending, host, ctx)
         if done and done[-1].status == FAILED and not keep_partial:

@@ -50,6 +50,9 @@ class TuneFacts:
     sriov: dict = {}  # PF as the profile names it (rollback: its address) -> tune.sriov.PfState or None
     iommu: object = None  # tune.iommu.IommuState: the CPU vendor and the running kernel's IOMMU
     vfio: object = None  # probe.vfio_bind.VfioBindFacts (None: the profile binds no device)
+    ksm_last: dict | None = None  # the KSM policy's last decision, as the journal holds it
+    fragmentation: object = None  # probe.buddy.Fragmentation (pool growth is warned against it)
+    read_at: str = ""  # when the policy's facts were read (its decision records it)
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:

@@ -23,7 +23,7 @@ from kvmtune.errors import HostError, Refused, UsageError
 VERSION = 2
 RUNNING, COMPLETE = "running", "complete"
 COMMANDS = ("apply", "rollback", "bench")
-FIELDS = {"version", "run", "records", "state_dirs", "profiles", "bench"}
+FIELDS = {"version", "run", "records", "state_dirs", "profiles", "bench", "ksm_policy"}
 MAX_STATE = 16 << 20
 
 
@@ -51,7 +51,6 @@ class Journal:
 
     def begin(self, command: str, profile: str | None = None) -> None:
         import time
-
         if command != "bench":
             self.data.pop("bench", None)  # rollback puts back bench's changes with the rest
         self.data["run"] = {"command": command, "status": RUNNING, "pid": os.getpid(),
@@ -101,11 +100,10 @@ def load_found(host):
         raise Refused(f"{where}: {exc.reason}: kvmtune's state is root's (run as root)") from None
     if found is None:
         return None, None
-    text = found.text
     import json
 
     try:
-        data = json.loads(text)
+        data = json.loads(found.text)
     except ValueError:
         raise UsageError(f"{where} is not valid JSON: move it aside to continue") from None
     try:
@@ -120,12 +118,10 @@ def validate(data, kinds=None) -> dict:
     those kinds are held to their grammar (the others only to be objects)."""
     from kvmtune.host import owned
     from kvmtune.tune.registry import check_record
-
     if not isinstance(data, dict):
         raise ValueError("not an object")
     if data.get("version") == 1:
         from kvmtune.tune.journal_v1 import migrate
-
         data = migrate(data)
     if data.get("version") != VERSION:
         raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
@@ -137,8 +133,10 @@ def validate(data, kinds=None) -> dict:
         raise ValueError("run is not {command: apply|rollback|bench, status: running|complete}")
     if "bench" in data or run.get("command") == "bench":
         from kvmtune.tune.journal_bench import check_section
-
         check_section(data, validate)
+    if "ksm_policy" in data:  # the KSM policy's last decision (tune.ksm_decide)
+        from kvmtune.tune.ksm_decide import check_record as check_decision
+        check_decision(data["ksm_policy"])
     records = data.get("records")
     if not isinstance(records, dict):
         raise ValueError("records is not an object")
@@ -179,6 +177,13 @@ def read_profiles(host) -> tuple[tuple, str | None]:
     return tuple(p for p in data["profiles"] if isinstance(p, str)) if data else (), problem
 
 
+def read_ksm_policy(host) -> tuple[dict | None, str | None]:
+    """(the KSM policy's last decision, problem) for check's and the planner's readers."""
+    text, problem = _read_text(host)
+    data, problem = _checked(text, ()) if text and '"ksm_policy"' in text else (None, problem)
+    return (data or {}).get("ksm_policy"), problem
+
+
 def _read_text(host) -> tuple[str | None, str | None]:
     try:
         return host.read_optional(STATE_FILE), None
@@ -188,7 +193,6 @@ def _read_text(host) -> tuple[str | None, str | None]:
 
 def _checked(text: str, kinds: tuple) -> tuple[dict | None, str | None]:
     import json
-
     try:
         return validate(json.loads(text), kinds), None
     except (ValueError, RecursionError) as exc:
@@ -199,7 +203,6 @@ def _checked(text: str, kinds: tuple) -> tuple[dict | None, str | None]:
 
 def _text(journal: Journal) -> str:
     import json
-
     return json.dumps(journal.data, indent=1, sort_keys=True) + "\n"
 
 
@@ -233,7 +236,6 @@ def save(host, journal: Journal) -> None:
 def put_back(host, journal: Journal) -> None:
     """End a bench: the state file exactly as it found it (text, mode, owner), or none."""
     from kvmtune.host import owned
-
     found = journal.bench["found"]
     if found is None:
         return forget(host, journal)
@@ -243,7 +245,6 @@ def put_back(host, journal: Journal) -> None:
 def forget(host, journal: Journal) -> None:
     """Remove the journal, and the directories kvmtune made for it, as one rename."""
     from kvmtune.host import owned
-
     created = journal.data.get("state_dirs", [])
     top = next((d for d in created if _only_ours(host, d, created)), None)
     if top is None:
@@ -289,7 +290,6 @@ def clear_debris(host, journal: Journal | None) -> list[str]:
     if journal is None:
         return removed
     from kvmtune.tune.registry import load_all
-
     kinds = load_all()
     for record in journal.records.values():
         for rel, op in kinds[record["type"]].from_record(record, None, None).temp_paths(host.live):

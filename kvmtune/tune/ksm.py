@@ -77,17 +77,31 @@ def current(ksm, knob: str) -> str | None:
     return parse.bracketed(value) if knob == "advisor_mode" else str(value)
 
 
-def plan_ksm(profile, facts, warnings: list[str]) -> list[Change]:
-    if not profile.ksm:
+def plan_ksm(profile, facts, ctx) -> list[Change]:
+    policy = profile.ksm_policy
+    if not profile.ksm and policy is None:
         return []
     ksm = facts.ksm
-    first = next(iter(profile.ksm.values()))[1]
+    first = next(iter(profile.ksm.values()))[1] if profile.ksm else policy.src
     if not ksm.available:
         raise first.error("this kernel has no KSM (/sys/kernel/mm/ksm is missing)")
     for key, (_, node) in profile.ksm.items():
         if key not in ksm.values:
             raise node.error(f"this kernel has no /{KSM_DIR}/{key}")
-    return plan_ksm_values(ksm, {k: v for k, (v, _) in profile.ksm.items()}, profile.allow_unmerge, warnings)
+    wanted = {k: v for k, (v, _) in profile.ksm.items()}
+    why = ""
+    if policy is not None:
+        from kvmtune.tune.ksm_policy_plan import policy_target
+
+        decision, why = policy_target(policy, facts, ctx)
+        wanted["run"] = decision.run
+        if decision.pages_to_scan is not None:
+            wanted["pages_to_scan"] = decision.pages_to_scan
+    changes = plan_ksm_values(ksm, wanted, profile.allow_unmerge, ctx.warnings)
+    for c in changes:
+        if why and type(c) is KsmChange and c.knob in ("run", "pages_to_scan") and not c.detail:
+            c.detail = why
+    return changes
 
 
 def plan_ksm_values(ksm, wanted: dict, allow_unmerge: bool, warnings: list[str]) -> list[Change]:
@@ -120,10 +134,14 @@ def plan_ksm_values(ksm, wanted: dict, allow_unmerge: bool, warnings: list[str])
 
 
 def _read(host, profile, persist: bool, out: dict) -> None:
-    if profile.ksm:
+    if profile.ksm or profile.ksm_policy:
         from kvmtune.probe.ksm import read_ksm
 
         out["ksm"] = read_ksm(host)
+    if profile.ksm_policy:
+        from kvmtune.tune.ksm_policy_plan import read_policy_facts
+
+        read_policy_facts(host, out)
 
 
-section("ksm", order=40, reads=_read, plan=lambda profile, facts, ctx: plan_ksm(profile, facts, ctx.warnings))
+section("ksm", order=40, reads=_read, plan=plan_ksm)

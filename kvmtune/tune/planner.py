@@ -16,13 +16,17 @@ from kvmtune.tune.registry import by_kind
 from kvmtune.tune.sections import PlanContext, declared
 
 
-def build_plan(profile, facts, *, persist: bool = True, force: bool = False) -> Plan:
+def build_plan(profile, facts, *, persist: bool = True, force: bool = False, judge_last: bool = False) -> Plan:
     """Every change, in the order apply must make them: each declared section's, in its
-    declared order (tune.sections); raises ProfileError on bad input."""
+    declared order (tune.sections); raises ProfileError on bad input. ``judge_last``: verify's
+    plan, against a policy's last recorded decision rather than a new one."""
     ctx = PlanContext(persist, force)
+    ctx.judge_last = judge_last
     for section in declared():
         ctx.changes += section.plan(profile, facts, ctx)
-    return Plan(profile, ctx.changes, ctx.warnings)
+    plan = Plan(profile, ctx.changes, ctx.warnings)
+    plan.notes, plan.shared = ctx.notes, ctx.shared
+    return plan
 
 
 def plan_rollback(records: dict, facts) -> Plan:

@@ -192,7 +192,19 @@ def _read(host, profile, persist: bool, out: dict) -> None:
     numa = read_numa(host)  # every node's own counters: the engine reads back what it wrote there
     out["meminfo"], out["numa"] = meminfo, numa
     out["hugepages"] = read_hugepages(host, numa, meminfo, list(out["mounts"]), list(out.get("cmdline", ())))
+    if profile.hugepages:
+        from kvmtune.probe.buddy import read_fragmentation
+
+        out["fragmentation"] = read_fragmentation(host)
 
 
-section("pools", order=20, reads=_read,
-        plan=lambda profile, facts, ctx: plan_pools(profile, facts, ctx.force))
+def _plan(profile, facts, ctx) -> list[PoolChange]:
+    changes = plan_pools(profile, facts, ctx.force)
+    if facts.fragmentation is not None:
+        from kvmtune.tune.pool_forecast import shortfall_warnings
+
+        ctx.warnings.extend(shortfall_warnings(changes, facts.fragmentation))
+    return changes
+
+
+section("pools", order=20, reads=_read, plan=_plan)

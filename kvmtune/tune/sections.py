@@ -27,13 +27,15 @@ class Section:
 class PlanContext:
     """What one build_plan passes down the sections: the changes so far, in apply's order."""
 
-    __slots__ = ("warnings", "changes", "persist", "force", "shared")
+    __slots__ = ("warnings", "changes", "persist", "force", "shared", "judge_last", "notes")
 
     def __init__(self, persist: bool, force: bool):
         self.warnings: list[str] = []
         self.changes: list = []
         self.persist, self.force = persist, force
         self.shared: dict = {}
+        self.judge_last = False  # verify: a policy's last recorded decision, not a new one
+        self.notes: dict = {}  # what the engine journals with the run besides the records (a decision)
 
 
 def section(name: str, *, order: int, plan, reads) -> Section:

@@ -76,7 +76,7 @@ def verify_profile(host, profile, *, persist: bool = True, force: bool = False):
     from kvmtune.tune import journal as journal_mod
     from kvmtune.tune.engine import plan_profile
 
-    plan = plan_profile(host, profile, persist=persist, force=force)
+    plan = plan_profile(host, profile, persist=persist, force=force, judge_last=True)  # a KSM policy: its last decision
     journal = journal_mod.load(host)
     owners = None
     from kvmtune.tune.irqbalance import IrqbalanceChange
