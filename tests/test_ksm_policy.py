@@ -253,3 +253,21 @@ def test_check_reports_the_policy_and_its_last_decision(run_cli, check_json, tre
     write_tree(root, {"sys/kernel/mm/ksm/run": "0\n"})
     _, report = check_json(root, "--only", "ksm")
     assert report["checks"][0]["status"] == "warn" and "something else changed KSM" in report["checks"][0]["detail"]
+
+
+def test_the_policy_step_plans_no_other_section_even_one_added_after_it():
+    """watch runs the policy alone: every section but the policy is cleared, including sections
+    (vfio, iommu, sriov, boot, ...) that the clearing function never names."""
+    from kvmtune.profile.model import Profile
+    from kvmtune.tune.ksm_policy import policy_only
+
+    defaults = Profile._defaults
+    full = Profile("p", "p.yaml", "", {"vm.swappiness": ("1", None)}, {2048: object()}, True, (object(),),
+                   {"run": ("1", None)}, False, {"enabled": ("always", None)}, ("p.yaml",),
+                   **{f: object() for f in defaults})
+    cut = policy_only(full)
+    assert cut.ksm_policy is full.ksm_policy
+    for f in defaults:
+        if f != "ksm_policy":
+            assert getattr(cut, f) == defaults[f], f
+    assert (cut.sysctl, cut.hugepages, cut.hugetlbfs, cut.ksm, cut.thp) == ({}, {}, (), {}, {})
