@@ -264,7 +264,7 @@ def test_no_persist_sets_the_count_now_and_says_what_a_reboot_loses(run_cli, tmp
     assert report["changes"][1]["status"] == "blocked"
     assert any("udev rule is not written" in w for w in report["warnings"])
     assert any("iommu section's kernel arguments" in w for w in report["warnings"])
-    assert not (tmp_path / "snap" / "etc" / "udev").exists()
+    assert not (tmp_path / "snap" / "etc" / "udev" / "rules.d" / "70-kvmtune-sriov.rules").exists()
     assert open(f"{root}/boot/loader/entries/a.conf").read() == BLS
 
 

@@ -266,10 +266,34 @@ def test_tree_with_devices_but_no_groups_fails_iommu_groups(check_json):
     assert "0000:60:00.0" in by["sriov"]["hint"]
 
 
-def test_sriov_with_vfs_passes(check_json):
-    _, report = check_json(PCI / "sriov-cx4lx-2pf-4vf", "--only", "sriov")
-    sriov = next(c for c in report["checks"] if c["id"] == "sriov")
-    assert sriov["status"] == "pass" and "2 of 8" in sriov["detail"]
+def test_sriov_with_vfs_passes_only_when_a_udev_rule_keeps_them(tmp_path, check_json):
+    root = tmp_path / "t"
+    shutil.copytree(PCI / "sriov-cx4lx-2pf-4vf", root, symlinks=True)
+
+    def sriov():
+        _, report = check_json(root, "--only", "sriov")
+        return next(c for c in report["checks"] if c["id"] == "sriov")
+
+    got = sriov()  # VFs now, nothing sets them at boot
+    assert got["status"] == "warn" and "2 of 8" in got["detail"] and "gone after a reboot" in got["detail"]
+    assert 'ACTION=="add|bind"' in got["hint"]
+    lib = root / "usr/lib/udev/rules.d"
+    lib.mkdir(parents=True)
+    pfs = sorted(got["data"]["pfs"])
+    (lib / "80-vfs.rules").write_text("".join(
+        f'ACTION=="add", SUBSYSTEM=="pci", KERNEL=="{a}", ATTR{{sriov_numvfs}}="{got["data"]["pfs"][a]["numvfs"]}"\n'
+        for a in pfs))
+    got = sriov()
+    assert got["status"] == "pass", got["detail"]
+    assert got["data"]["pfs"][pfs[0]]["persisted"]["by"] == "/usr/lib/udev/rules.d/80-vfs.rules:1"
+    etc = root / "etc/udev/rules.d"  # a file in /etc masks the same name in /usr/lib (udev(7))
+    etc.mkdir(parents=True)
+    (etc / "80-vfs.rules").write_text(f'# {pfs[0]} sriov_numvfs\n'
+                                      f'ACTION=="add", KERNEL=="{pfs[0]}", ATTR{{sriov_numvfs}}="7"\n')
+    got = sriov()
+    assert got["status"] == "warn" and "after a reboot" in got["detail"] and "not persisted" in got["detail"]
+    assert got["data"]["pfs"][pfs[0]]["persisted"] == {"numvfs": 7, "by": "/etc/udev/rules.d/80-vfs.rules:2"}
+    assert got["data"]["pfs"][pfs[1]]["persisted"] is None
 
 
 def test_acs_check_on_a_built_tree(tmp_path, check_json):

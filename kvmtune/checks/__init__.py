@@ -33,7 +33,7 @@ REGISTRY = {
     "iommu": ("platform", "check_iommu", None, ("iommu", "cpu")),
     "iommu.groups": ("pci", "check_iommu_groups", None, ("pci", "host_needs")),
     "pci.acs": ("pci", "check_pci_acs", None, ("pci",)),
-    "sriov": ("pci", "check_sriov", None, ("pci",)),
+    "sriov": ("pci", "check_sriov", None, ("pci", "sriov_persist")),
     "secure_guest": ("platform", "check_secure_guest", None, ("cpu", "modules", "dev_sev")),
     "numa": ("memory", "check_numa", None, ("numa",)),
     "memory.hugepages": ("memory", "check_hugepages", None, ("hugepages",)),

@@ -93,31 +93,46 @@ def check_sriov(facts: Facts) -> Check:
     pfs = [f for f in pci.functions if f.sriov is not None]
     if not pfs:
         return Check("sriov", INFO, title, "no SR-IOV capable device (no sriov_totalvfs in sysfs)", None, {"pfs": {}})
+    rules = facts.sriov_persist or {}
     data = {"pfs": {}}
-    parts, idle = [], []
+    parts, idle, lost, differ = [], [], [], []
     for pf in pfs:
-        s = pf.sriov
+        s, rule = pf.sriov, rules.get(pf.address)
         vfs = [pci.get(v) for v in s.vfs]
         data["pfs"][pf.address] = {
             "totalvfs": s.totalvfs, "numvfs": s.numvfs, "drivers_autoprobe": s.autoprobe,
             "netdevs": list(pf.netdevs), "numa_node": pf.numa_node,
+            "persisted": {"numvfs": rule.count, "by": rule.where} if rule else None,
             "vfs": [{"address": v.address, "iommu_group": v.iommu_group, "driver": v.driver}
                     for v in vfs if v is not None]}
         name = f"{short(pf.address)}" + (f" ({', '.join(pf.netdevs)})" if pf.netdevs else "")
         node = "" if pf.numa_node is None or pf.numa_node < 0 else f", node {pf.numa_node}"
+        kept = f", {rule.count} at boot ({rule.where})" if rule else ""
         parts.append(f"{name}: {s.numvfs if s.numvfs is not None else '?'} of "
-                     f"{s.totalvfs if s.totalvfs is not None else '?'} VFs{node}")
+                     f"{s.totalvfs if s.totalvfs is not None else '?'} VFs{node}{kept}")
         if not s.numvfs:
             idle.append(pf)
+        elif rule is None:
+            lost.append(name)
+        if rule and s.numvfs is not None and rule.count != s.numvfs:
+            differ.append(f"{name}: {s.numvfs} now, {rule.count} after a reboot")
     detail = "; ".join(parts)
     if idle and len(idle) == len(pfs):
-        pf = idle[0]
-        return Check("sriov", WARN, title, f"no VFs configured: {detail}",
-                     f"Create them now with 'echo N > /sys/bus/pci/devices/{pf.address}/sriov_numvfs' and persist "
-                     f"them with a udev rule keyed by the PF's address: ACTION==\"add\", SUBSYSTEM==\"pci\", "
-                     f"KERNEL==\"{pf.address}\", ATTR{{sriov_numvfs}}=\"N\" in /etc/udev/rules.d/, so the VFs exist "
-                     "before libvirtd or the network agents start.", data)
+        return Check("sriov", WARN, title, f"no VFs configured: {detail}", _persist_hint(idle[0], now=True), data)
+    if lost or differ:
+        said = ([f"not persisted ({', '.join(lost)}: the VFs are gone after a reboot)"] if lost else []) + differ
+        pf = next(p for p in pfs if p.sriov.numvfs and p.address not in rules) if lost else pfs[0]
+        return Check("sriov", WARN, title, f"{'; '.join(said)}; {detail}", _persist_hint(pf, now=False), data)
     return Check("sriov", PASS, title, detail, None, data)
+
+
+def _persist_hint(pf, now: bool) -> str:
+    """The fix in udev's terms, as kvmtune's sriov section writes it (tune.sriov)."""
+    first = f"Create them now with 'echo N > /sys/bus/pci/devices/{pf.address}/sriov_numvfs' and persist " \
+        if now else "Persist "
+    return (f"{first}them with a udev rule keyed by the PF's address: ACTION==\"add|bind\", SUBSYSTEM==\"pci\", "
+            f"KERNEL==\"{pf.address}\", ATTR{{sriov_numvfs}}=\"N\" in /etc/udev/rules.d/ (or a profile's "
+            "'sriov:' section), so the VFs exist before libvirtd or the network agents start.")
 
 
 def check_vfio(facts: Facts) -> Check:

@@ -45,6 +45,11 @@ def _vfio(host, got):
     return read_vfio(host)
 
 
+def _sriov_persist(host, got):
+    from kvmtune.probe.sriov_persist import read_sriov_persist
+    return read_sriov_persist(host)
+
+
 DEVICE_READERS = {
     "memlock": (_memlock, ("accounts", "systemd_conf", "kernel")),
     "systemd_conf": (_systemd_conf, ()),
@@ -52,4 +57,5 @@ DEVICE_READERS = {
     "pci": (_pci, ()),
     "host_needs": (_host_needs, ("mounts",)),
     "vfio": (_vfio, ()),
+    "sriov_persist": (_sriov_persist, ()),
 }
