@@ -84,7 +84,7 @@ COMMANDS = {c.name: c for c in (
                 "FORMAT", choices=("text", "json", "prometheus", "nfd")),
             Opt("-q/--quiet", "quiet", "Print only what does not pass."),
             Opt("--strict", "strict", "A warning or unknown also means not ready (exit 1)."),
-            Opt("--for", "intents", "Also judge readiness for these workloads: passthrough, sriov, migration (repeat or "
+            Opt("--for", "intents", "Also judge readiness for these workloads: passthrough, sriov, pinned, migration (repeat or "
                 "comma-separate; general, plain check, always holds).", "list", "INTENTS", param="for_"),
             Opt("--only", "only", "Run only these check ids or areas (repeat or comma-separate).", "list", "IDS"),
             Opt("--skip", "skip", "Skip these check ids or areas.", "list", "IDS"),

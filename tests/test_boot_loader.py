@@ -143,7 +143,9 @@ PROFILES = sorted(p.stem for p in (Path(__file__).parent.parent / "profiles").gl
 # What pinned's cpus and kvm_modules sections read, on trees that did not capture it.
 CPU_KNOBS = {"proc/irq/default_smp_affinity": "ffffffff\n", "sys/devices/virtual/workqueue/cpumask": "ffffffff\n",
              "sys/module/kvm/parameters/kvmclock_periodic_sync": "Y\n",
-             "sys/module/kvm_intel/parameters/ple_gap": "128\n"}
+             "sys/module/kvm_intel/parameters/ple_gap": "128\n", "sys/module/kvm/parameters/halt_poll_ns": "200000\n",
+             "sys/devices/virtual/workqueue/writeback/cpumask": "ffffffff\n",
+             "proc/sys/kernel/timer_migration": "1\n", "proc/sys/kernel/hung_task_timeout_secs": "120\n"}
 # What a captured tree that predates planning lacks: the shipped profiles' sysctls, KSM and THP.
 PLAN_KNOBS = {**{f"proc/sys/vm/{k}": v for k, v in (("swappiness", "60\n"), ("dirty_background_ratio", "10\n"),
                                                     ("stat_interval", "1\n"))},
@@ -211,7 +213,15 @@ VALUES = {
     "nohz_full": CPULIST,
     "rcu_nocbs": CPULIST,
     "irqaffinity": CPULIST,
+    # the boot section's (kvmtune.profile.schema_boot), from kernel-parameters.txt
+    "nmi_watchdog": r"0|1|panic|nopanic",
+    "skew_tick": r"0|1",
+    "tsc": r"reliable|nowatchdog|noirqtime|unstable",
+    "intel_pstate": r"disable|passive|active|no_hwp|hwp_only",
+    "kvm.nx_huge_pages": r"never|off|auto|force",
+    "split_lock_detect": r"off|warn|fatal|ratelimit:\d{1,4}",
 }
+BARE = ("nosoftlockup",)  # parameters that take no value
 
 
 def assert_kernel_grammar(args: str) -> None:
@@ -219,8 +229,9 @@ def assert_kernel_grammar(args: str) -> None:
     assert " ".join(f"{k}={v}" if v is not None else k for k, v in words) == args  # nothing lost or merged
     for key, value in words:
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", key), key
-        assert key in VALUES, f"{key} is not a parameter kvmtune means to advise"
-        assert value is not None and re.fullmatch(VALUES[key], value), f"{key}={value}"
+        assert key in VALUES or key in BARE, f"{key} is not a parameter kvmtune means to advise"
+        assert (value is None) if key in BARE else (value is not None and re.fullmatch(VALUES[key], value)), \
+            f"{key}={value}"
     sizes = [v for k, v in words if k == "hugepagesz"]
     counts = [v for k, v in words if k == "hugepages"]
     assert len(sizes) == len(counts), "each hugepages= follows its hugepagesz="
@@ -242,7 +253,8 @@ def test_the_kernel_arguments_left_to_the_operator_pass_the_kernel_grammar(run_c
     hand = [c for c in json.loads(out)["changes"] if c["target"].startswith("kernel command line")]
     assert {c["target"] for c in hand} == {"kernel command line: 1G huge pages at boot",
                                            "kernel command line: 2M huge pages at boot",
-                                           "kernel command line: CPU isolation"}
+                                           "kernel command line: CPU isolation",
+                                           "kernel command line: quiet CPUs (boot section)"}
     for c in hand:
         assert_kernel_grammar(c["after"])
         assert f"'{c['after']}'" in c["detail"]  # the detail quotes exactly what to paste

@@ -76,6 +76,9 @@ def restored(run_cli, root, original, where) -> None:
 CPU_SECTIONS = """
 cpus:
   housekeeping: {per_node: 1}
+  writeback: true
+  kthreads: true
+boot: {nosoftlockup: true, skew_tick: 1, kvm.nx_huge_pages: never}
 power: {governor: performance, max_wakeup_latency_us: 20}
 kvm_modules:
   kvm: {halt_poll_ns: 0}
@@ -85,7 +88,13 @@ kvm_modules:
 @pytest.fixture(scope="module")
 def cpu_template(tmp_path_factory):
     files = synthetic_host(n_cpus=4, iommu_groups=0)
+    # two movable kernel threads and a per-CPU one (PF_NO_SETAFFINITY), as tests.test_pinned_tuning builds them
+    from tests.test_pinned_tuning import PF_KTHREAD, PF_NO_SETAFFINITY, task_files
+
+    files.update(task_files({2: ("kthreadd", PF_KTHREAD, "0-3"), 15: ("rcu_preempt", PF_KTHREAD, "0-3"),
+                             12: ("ksoftirqd/0", PF_KTHREAD | PF_NO_SETAFFINITY, "0")}))
     files.update({"proc/irq/default_smp_affinity": "f\n", "sys/devices/virtual/workqueue/cpumask": "f\n",
+                  "sys/devices/virtual/workqueue/writeback/cpumask": "f\n",
                   "sys/module/kvm/parameters/halt_poll_ns": "200000\n",
                   # a BLS host: the boot arguments go into this entry's options line
                   "boot/loader/entries/abc-6.8.conf": "title Linux\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n",

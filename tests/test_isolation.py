@@ -28,7 +28,7 @@ def _isolated_host(tmp_path, cmdline_extra: str, files: dict | None = None):
     return root
 
 
-GOOD_ARGS = f"isolcpus=managed_irq,domain,{ISO} nohz=on nohz_full={ISO} rcu_nocbs={ISO} irqaffinity={HK}"
+GOOD_ARGS = f"isolcpus=managed_irq,domain,{ISO} nohz=on nohz_full={ISO} rcu_nocbs={ISO} irqaffinity={HK} nosoftlockup skew_tick=1"
 
 
 def _checks(check_json, root, only="cpu.isolation,cpu.power,kernel.cmdline"):

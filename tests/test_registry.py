@@ -101,6 +101,7 @@ def _samples():
     from kvmtune.tune.files import FileChange, wanted
     from kvmtune.tune.fstab import FstabChange, fstab_text
     from kvmtune.tune.irqbalance import IrqbalanceChange, with_ban
+    from kvmtune.tune.kthreads import KthreadChange
     from kvmtune.tune.ksm import KsmChange
     from kvmtune.tune.mounts import MountChange
     from kvmtune.tune.pools import PoolChange
@@ -127,7 +128,13 @@ def _samples():
         "irqbalance": IrqbalanceChange("etc/default/irqbalance", "OPTIONS=\n",
                                        with_ban("OPTIONS=\n", {2, 3}, "OPTIONS=\n"), ban="IRQBALANCE_BANNED_CPULIST=2-3"),
         "vfio-bind": VfioBindChange("0000:01:00.0", GPU, Binding(None, None), Binding("vfio-pci", "vfio-pci")),
+        "kthread": KthreadChange(40, "ksmd", "0-7", "0-1"),
     }
+
+
+# A kernel thread's stat line (Linux 6.x): field 9, flags 0x208040, holds PF_KTHREAD.
+KSMD_STAT = "40 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 3 0 0 25 5 1 0 9 0 0 18446744073709551615 0 0 0 0 0 0 0 " \
+            "2147483647 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
 
 
 @pytest.fixture
@@ -140,6 +147,7 @@ def root(tmp_path):
                   "sys/bus/pci/devices/0000:01:00.0/sriov_numvfs": "2\n",
                   "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs": "8\n",
                   f"{GPU}/driver_override": "(null)\n", "sys/bus/pci/drivers_probe": ""})
+                  "proc/40/stat": KSMD_STAT, "proc/40/status": "Name:\tksmd\nCpus_allowed:\tff\nCpus_allowed_list:\t0-7\n"})
     return write_tree(str(tmp_path / "host"), files)
 
 

@@ -50,5 +50,5 @@ def test_a_section_declared_elsewhere_is_planned_in_its_order(scratch):
 
 def test_every_subsystem_declares_its_section():
     names = [s.name for s in sections.declared()]
-    assert names == ["sysctl", "pools", "mounts", "ksm", "thp", "cpus", "irqbalance", "sriov", "power", "kvm_modules",
-                     "vfio", "iommu", "files", "conflicts"]
+    assert names == ["sysctl", "pools", "mounts", "ksm", "thp", "cpus", "kthreads", "irqbalance", "sriov", "power",
+                     "kvm_modules", "boot", "vfio", "iommu", "files", "conflicts"]

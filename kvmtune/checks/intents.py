@@ -21,13 +21,16 @@ NOT_THERE = (WARN, INFO, UNKNOWN)
 
 
 class Intent:
-    __slots__ = ("name", "help", "adds", "blocking")
+    __slots__ = ("name", "help", "adds", "blocking", "gaps")
 
     def __init__(self, name: str, help: str, adds: tuple[str, ...] = (),
-                 blocking: dict[str, tuple[str, ...]] | None = None):
+                 blocking: dict[str, tuple[str, ...]] | None = None, gaps: dict[str, str] | None = None):
         self.name, self.help = name, help
         self.adds = adds  # checks this intent runs beyond plain check
         self.blocking = blocking or {}  # check id -> statuses that block under this intent
+        # check id -> the key of its data listing what this intent requires and the host lacks:
+        # a check that passes for a generic guest may still name what a workload needs.
+        self.gaps = gaps or {}
 
 
 INTENTS = {i.name: i for i in (
@@ -47,6 +50,11 @@ INTENTS = {i.name: i for i in (
     Intent("migration", "guests live-migrated between hosts (versions, TSC, clocksource)",
            adds=("clock.tsc",),
            blocking={"clock": (WARN, UNKNOWN), "kvm.device": NOT_THERE}),
+    # cpu.isolation lists what pinned requires in effect (checks.isolation_quiet.pinned_gaps):
+    # tick and RCU off the isolated CPUs, no IRQ on them, huge pages on their nodes, KSM off,
+    # no idle state slower than the pinned profile's limit. Each one missing blocks, named.
+    Intent("pinned", "guests pinned one vCPU to one isolated CPU (NFV, real-time)",
+           blocking={"cpu.isolation": (UNKNOWN,)}, gaps={"cpu.isolation": "pinned_gaps"}),
 )}
 # Checks that run only for an intent that adds them (or when --only names them).
 ON_DEMAND = frozenset(c for i in INTENTS.values() for c in i.adds)
@@ -79,6 +87,13 @@ def blocking_under(check_id: str, status: str, intents: tuple[str, ...]) -> tupl
     return tuple(n for n in intents if status in INTENTS[n].blocking.get(check_id, ()))
 
 
+def gaps_for(check, name: str) -> list[str]:
+    """What intent ``name`` requires that this check found missing (its data's gaps list)."""
+    key = INTENTS[name].gaps.get(check.id)
+    found = check.data.get(key) if key and isinstance(check.data, dict) else None
+    return [str(g) for g in found] if isinstance(found, list) else []
+
+
 def judge_intents(results: list, intents: tuple[str, ...], blocks_general) -> tuple[list, tuple[str, ...]]:
     """(the checks that block any of ``intents``, in report order; the intents none blocks).
     ``blocks_general(check)``: plain check's rule, which holds under every intent. A check one
@@ -86,13 +101,16 @@ def judge_intents(results: list, intents: tuple[str, ...], blocks_general) -> tu
     failure (an unknown stays unknown: it is not known to be missing)."""
     added = added_checks(intents)
     blocked_for = {name: [c for c in results if (c.id not in added or c.id in INTENTS[name].adds)
-                          and (blocks_general(c) or c.status in INTENTS[name].blocking.get(c.id, ()))]
+                          and (blocks_general(c) or c.status in INTENTS[name].blocking.get(c.id, ())
+                               or gaps_for(c, name))]
                    for name in intents}
     ids = {id(c) for found in blocked_for.values() for c in found}
     blocked = [c for c in results if id(c) in ids]
     for c in blocked:
         under = blocking_under(c.id, c.status, intents)
-        if under and c.status != UNKNOWN:
+        lacking = {n: gaps_for(c, n) for n in intents if n not in under and gaps_for(c, n)}
+        if (under or lacking) and c.status != UNKNOWN:
             c.status = FAIL
-            c.detail += f" (blocks {', '.join(under)})"
+            c.detail += "".join(f"; {n} requires: {'; '.join(g)}" for n, g in lacking.items())
+            c.detail += f" (blocks {', '.join((*under, *lacking))})"
     return blocked, tuple(name for name in intents if not blocked_for[name])

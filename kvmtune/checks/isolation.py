@@ -24,6 +24,9 @@ def check_isolation(facts: Facts) -> Check:
     iso = facts.isolation
     data = iso.to_json()
     isolated = set(iso.all_isolated)
+    from kvmtune.checks.isolation_quiet import pinned_gaps, quiet_gaps
+
+    data["pinned_gaps"] = pinned_gaps(facts, iso, isolated)  # what intent pinned requires (checks.intents)
     if not isolated:
         return Check("cpu.isolation", INFO, title, "no CPUs isolated (right for a general host; for pinned guests "
                      "'kvmtune partition' computes a split)", None, data)
@@ -58,13 +61,16 @@ def check_isolation(facts: Facts) -> Check:
     for node in numa.nodes if numa else ():
         if node.cpus and set(node.cpus) <= isolated:
             problems.append(f"node {node.id} has no housekeeping CPU: all of {_cpus(node.cpus)} are isolated")
+    quiet, notes = quiet_gaps(iso, isolated, facts.known("cmdline"))
+    problems += quiet
     how = [k for k in ("isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity") if k in iso.args]
     how += ["cgroup partition"] if iso.partitions else []
-    summary = f"isolated {_cpus(isolated)}" + (f" ({', '.join(how)})" if how else "")
+    summary = f"isolated {_cpus(isolated)}" + (f" ({', '.join(how)})" if how else "") + "".join(f"; {n}" for n in notes)
     if problems:
         return Check("cpu.isolation", WARN, title, summary + "; " + "; ".join(problems),
-                     "A profile's cpus: section sets the kernel arguments, IRQ affinities, the workqueue cpumask "
-                     "and irqbalance together ('kvmtune plan pinned' shows what it would change).", data)
+                     "A profile's cpus: section sets the kernel arguments, IRQ affinities, the workqueue and writeback "
+                     "cpumasks, kernel threads and irqbalance together, its boot: and sysctl: sections the rest "
+                     "('kvmtune plan pinned' shows what it would change).", data)
     return Check("cpu.isolation", PASS, title, summary + "; IRQs, workqueues and services kept off them", None, data)
 
 

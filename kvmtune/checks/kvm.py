@@ -176,8 +176,11 @@ def check_modules(facts: Facts) -> Check:
             (warns if warn else notes).append(text)
     kvm = mods.get("kvm")
     if kvm:
-        if kvm.params.get("nx_huge_pages", "").upper() in ("Y", "FORCE"):
-            notes.append("kvm.nx_huge_pages=Y (iTLB-multihit mitigation: executable guest huge pages are split)")
+        from kvmtune.checks.kvm_pinned import pinned_notes
+
+        short, data["pinned"] = pinned_notes(kvm.params, facts.known("cmdline"), facts.known("cpu"))
+        if short:
+            notes.append("for pinned guests: " + ", ".join(short))
         if _off(kvm.params.get("tdp_mmu")):
             notes.append("kvm.tdp_mmu=N")
     backends = ", ".join(f"{m.name} ({'built-in' if m.builtin else 'loaded'})" for m in mods.backends)

@@ -57,6 +57,7 @@ KNOBS = re.compile(
     r"|sys/kernel/mm/ksm/[a-z_]+"
     r"|sys/kernel/mm/transparent_hugepage/(?:enabled|defrag|shmem_enabled)"
     r"|proc/irq/default_smp_affinity|proc/irq/[0-9]+/smp_affinity_list|sys/devices/virtual/workqueue/cpumask"
+    r"|sys/devices/virtual/workqueue/writeback/cpumask"
     r"|sys/devices/system/cpu/cpufreq/policy[0-9]+/(?:scaling_governor|energy_performance_preference)"
     r"|sys/devices/system/cpu/cpufreq/boost|sys/devices/system/cpu/intel_pstate/no_turbo"
     r"|sys/devices/system/cpu/cpu[0-9]+/power/pm_qos_resume_latency_us"
@@ -90,6 +91,9 @@ def _untemp(rel: str) -> str | None:
     return None
 
 
+AFFINITY = re.compile(r"proc/[1-9][0-9]{0,9}/status")  # a kernel thread's CPUs (host.affinity)
+
+
 def is_knob(rel: str) -> bool:
     return KNOBS.fullmatch(rel) is not None
 
@@ -116,7 +120,7 @@ def _is_staged(rel: str) -> bool:
 
 
 def allows(op: str, rel: str) -> bool:
-    """Whether ``op`` on ``rel`` is kvmtune's to do. ops: knob, file, shared, dir, remove, mount."""
+    """Whether ``op`` on ``rel`` is kvmtune's to do. ops: knob, file, shared, dir, remove, mount, affinity."""
     if op == "knob":
         return is_knob(rel)
     if op == "file":
@@ -129,9 +133,12 @@ def allows(op: str, rel: str) -> bool:
         return is_mount_dir(rel)
     if op == "pci":
         return PCI_BINDING.fullmatch(rel) is not None
+    if op == "affinity":
+        return AFFINITY.fullmatch(rel) is not None
     if op == "remove":
         inner = _untemp(rel)
         if inner is not None:
-            return is_knob(inner) or is_file(inner) or is_shared(inner) or PCI_BINDING.fullmatch(inner) is not None
+            return is_knob(inner) or is_file(inner) or is_shared(inner) or PCI_BINDING.fullmatch(inner) is not None \
+                or AFFINITY.fullmatch(inner) is not None
         return is_file(rel) or rel in SHARED_FILES
     return False

@@ -20,6 +20,13 @@ from kvmtune.grammar import digits
 # stat field 9: PF_KTHREAD, and PF_USER_WORKER, which since Linux 6.4 marks the vhost and
 # kvm-nx-lpage-recovery tasks the kernel starts inside a VMM's thread group (include/linux/sched.h)
 PF_KERNEL_WORKER = 0x00200000 | 0x00004000
+PF_KTHREAD = 0x00200000
+PF_NO_SETAFFINITY = 0x04000000  # userland may not move it: a per-CPU kthread (every kworker too)
+
+
+def movable(flags: int, allowed) -> bool:
+    """A kernel thread sched_setaffinity may move: not per-CPU, and not bound to one CPU by design."""
+    return not flags & PF_NO_SETAFFINITY and len(allowed) > 1
 
 
 class ProcessGone(Exception):
@@ -52,6 +59,23 @@ class HostProcs:
         if not out and not self.exists(f"proc/{pid}"):
             raise ProcessGone(pid)
         return out
+
+    def kernel_thread(self, pid: int) -> tuple[str, int, tuple[int, ...]] | None:
+        """(comm, stat flags, CPUs allowed) of a kernel thread (PF_KTHREAD); None for a user
+        task or one that exited. Read again just before its affinity is written: a PID may be reused."""
+        try:
+            stat = self.read_optional(f"proc/{pid}/stat")
+            if stat is None:
+                return None
+            comm, fields = _stat_fields(stat)
+            flags = int(fields[6]) if len(fields) > 6 and digits(fields[6]) else 0
+            if not flags & PF_KTHREAD:
+                return None
+            return comm, flags, self._allowed(f"proc/{pid}", pid)
+        except HostError as exc:
+            if exc.errno in (errno.ENOENT, errno.ESRCH):
+                return None
+            raise
 
     def _thread(self, pid: int, tid: int) -> Thread | None:
         """One thread, or None if it exited while it was read."""

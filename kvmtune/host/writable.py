@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from kvmtune.host.door import Host
 from kvmtune.host.changes import HostChanges
+from kvmtune.host.affinity import HostAffinity
 from kvmtune.host.mounts import HostMounts
 from kvmtune.host.pci_writes import HostPciWrites
 
 
-class WritableHost(Host, HostChanges, HostMounts, HostPciWrites):
+class WritableHost(Host, HostChanges, HostMounts, HostPciWrites, HostAffinity):
     """A machine kvmtune may change, within what kvmtune.host.owned allows."""

@@ -11,6 +11,7 @@ when something is isolated: a host without isolation pays for none of it.
 from __future__ import annotations
 
 from kvmtune.errors import HostError
+from kvmtune.host.procs import movable
 from kvmtune.probe import parse
 from kvmtune.probe.system import cmdline_values, read_noting
 from kvmtune.record import record
@@ -19,6 +20,10 @@ from kvmtune.grammar import digits
 CPU_DIR = "sys/devices/system/cpu"
 ARGS = ("isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity")
 MAX_IRQS = 8192
+MAX_TASKS = 65536
+# The sysctls tuned's real-time profiles set (profiles/network-latency and realtime, tuned.conf).
+QUIET_SYSCTLS = ("kernel.timer_migration", "kernel.nmi_watchdog", "kernel.hung_task_timeout_secs",
+                 "vm.stat_interval", "kernel.sched_rt_runtime_us")
 IRQBALANCE = ("etc/default/irqbalance", "etc/sysconfig/irqbalance")
 
 
@@ -35,6 +40,11 @@ class IsolationFacts:
     irqbalance: tuple | None  # (file, banned CPUs) if irqbalance is configured here
     systemd_affinity: tuple | None  # (file, CPUs)
     problems: tuple = ()
+    # Read only when something is isolated (tune.kthreads and tuned's profiles set these):
+    sysctls: dict = {}  # QUIET_SYSCTLS name -> value (None: absent)
+    writeback: tuple | None = None  # the writeback workqueue's cpumask
+    kthreads: tuple = ()  # (pid, name, CPUs) of movable kernel threads that may run on isolated CPUs
+    rcu_offloaded: tuple | None = None  # CPUs with an rcuop/rcuos kthread: rcu_nocbs= in effect
 
     @property
     def all_isolated(self) -> tuple:
@@ -57,6 +67,10 @@ class IsolationFacts:
             "systemd_cpu_affinity": None if self.systemd_affinity is None else
             {"file": "/" + self.systemd_affinity[0], "cpus": fmt(list(self.systemd_affinity[1]))},
             "problems": list(self.problems),
+            "sysctls": dict(self.sysctls),
+            "writeback_cpumask": None if self.writeback is None else fmt(list(self.writeback)),
+            "kthreads_on_isolated": [{"pid": p, "name": n, "cpus": fmt(list(c))} for p, n, c in self.kthreads],
+            "rcu_offloaded": None if self.rcu_offloaded is None else fmt(list(self.rcu_offloaded)),
         }
 
 
@@ -97,8 +111,38 @@ def read_isolation(host, cmdline: list[tuple[str, str | None]], systemd_conf=Non
                            _irqbalance(host, problems), _systemd(host, problems, systemd_conf))
     isolated = set(facts.all_isolated)
     if isolated:
-        facts = facts._replace(irqs=_irqs_on(host, isolated, problems))
+        kthreads, offloaded = _kthreads(host, isolated)
+        facts = facts._replace(irqs=_irqs_on(host, isolated, problems), kthreads=kthreads, rcu_offloaded=offloaded,
+                               writeback=cpus("sys/devices/virtual/workqueue/writeback/cpumask", mask=True),
+                               sysctls={n: _strip(host.read_optional("proc/sys/" + n.replace(".", "/")))
+                                        for n in QUIET_SYSCTLS})
     return facts._replace(problems=tuple(problems))
+
+
+def _strip(text: str | None) -> str | None:
+    return None if text is None else text.strip()
+
+
+def _kthreads(host, isolated: set[int]) -> tuple[tuple, tuple]:
+    """Movable kernel threads that may run on isolated CPUs, and the CPUs whose RCU callbacks
+    an rcuop/N (or rcuos/N) kthread takes: rcu_nocbs= in effect, not only on the command line."""
+    moved, offloaded = [], set()
+    for entry in host.listdir("proc")[:MAX_TASKS]:
+        if not digits(entry) or entry in ("0", "1"):
+            continue
+        try:
+            found = host.kernel_thread(int(entry))
+        except HostError:
+            continue
+        if found is None:
+            continue
+        comm, flags, allowed = found
+        head, _, cpu = comm.partition("/")
+        if head in ("rcuop", "rcuos") and digits(cpu):
+            offloaded.add(int(cpu))
+        if movable(flags, allowed) and set(allowed) & isolated:
+            moved.append((int(entry), comm, tuple(allowed)))
+    return tuple(sorted(moved)), tuple(sorted(offloaded))
 
 
 def _partitions(host, problems: list[str]) -> tuple:

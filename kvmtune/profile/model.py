@@ -70,6 +70,7 @@ class Profile:
     sriov: dict = {}  # PF (PCI address or netdev name) -> SriovRequest
     vfio: tuple = ()  # (PCI address or vendor:device ids, Node) to bind to vfio-pci (tune.vfio)
     ksm_policy: object = None  # tune.ksm_decide.Policy: run and pages_to_scan decided under pressure
+    boot: dict = {}  # kernel argument -> (value text or True for a bare flag, Node) (kvmtune.profile.schema_boot)
 
 
 @record
@@ -84,6 +85,8 @@ class CpusRequest:
     systemd: bool
     workqueue: bool
     src: object  # the section's Node
+    writeback: bool = False  # the writeback workqueue's own cpumask (opt-in: older profiles keep their plan)
+    kthreads: bool = False  # movable kernel threads' affinity onto housekeeping CPUs (opt-in)
 
 
 @record

@@ -19,7 +19,7 @@ from kvmtune.profile.source import Node
 
 TOP_KEYS = ("extends", "description", "sysctl", "hugepages", "hugetlbfs", "ksm", "thp", "cpus", "power",
             "kvm_modules", "intents",
-            "iommu", "sriov")
+            "iommu", "sriov", "boot")
 TOP_KEYS += ("vfio",)
 POOL_KEYS = ("count", "size", "percent", "per_node", "spread", "boot")
 MOUNT_KEYS = ("path", "pagesize", "size", "min_size", "mode", "owner", "group")
@@ -111,6 +111,7 @@ def validate(root: Node, name: str, chain: tuple) -> Profile:
                    cpus_section(top["cpus"]) if "cpus" in top else None,
                    power_section(top["power"]) if "power" in top else {},
                    _intents(top["intents"]) if "intents" in top else (),
+                   boot=_boot(top["boot"]) if "boot" in top else {},
                    **iommu_sriov_sections(top), ksm_policy=policy,
                    vfio=_vfio(top["vfio"]) if "vfio" in top else ())
 
@@ -119,6 +120,12 @@ def _vfio(node: Node) -> tuple:
     from kvmtune.profile.schema_vfio import vfio_section
 
     return vfio_section(node)
+
+
+def _boot(node: Node) -> dict:
+    from kvmtune.profile.schema_boot import boot_section
+
+    return boot_section(node)
 
 
 def _intents(node: Node) -> tuple:

@@ -15,7 +15,9 @@ from kvmtune.profile.shapes import _bool, _int, _kind, expect_mapping, unknown_k
 from kvmtune.profile.source import Node
 
 CPUS_FLAGS = ("nohz_full", "rcu_nocbs", "managed_irq", "irqaffinity", "irqbalance", "systemd", "workqueue")
-CPUS_KEYS = ("isolated", "housekeeping", *CPUS_FLAGS)
+# Off unless asked: a cpus: section written before them keeps its plan.
+CPUS_OPT_IN = ("writeback", "kthreads")
+CPUS_KEYS = ("isolated", "housekeeping", *CPUS_FLAGS, *CPUS_OPT_IN)
 GOVERNOR = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 POWER_KEYS = ("governor", "energy_performance_preference", "boost", "max_wakeup_latency_us")
 
@@ -73,6 +75,7 @@ def cpus_section(node: Node) -> CpusRequest:
             raise spec["housekeeping"].error("expected per_node: N (whole cores kept for the host on every node)")
         per_node = _int(hk["per_node"], 1, 64)
     flags = {k: _bool(spec[k]) if k in spec else True for k in CPUS_FLAGS}
+    flags.update({k: _bool(spec[k]) for k in CPUS_OPT_IN if k in spec})
     return CpusRequest(isolated, per_node, src=node, **flags)
 
 

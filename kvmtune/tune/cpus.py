@@ -1,6 +1,7 @@
 """CPU partitioning: the split, what moves now (IRQs, default_smp_affinity, the workqueue
-cpumask) and what only a reboot applies (isolcpus, nohz_full, rcu_nocbs, irqaffinity, systemd's
-CPUAffinity). The split is computed by kvmtune.cpus.split from the host's cores and nodes.
+and writeback cpumasks; kernel threads in tune.kthreads) and what only a reboot applies
+(isolcpus, nohz_full, rcu_nocbs, irqaffinity, systemd's CPUAffinity). The split is computed
+by kvmtune.cpus.split from the host's cores and nodes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from kvmtune.tune.knob import KnobChange, TableKnob, table_field
 from kvmtune.tune.registry import Field, integer, kind
 from kvmtune.tune.sections import section
 
-MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask"}
+# writeback: the flusher workqueue has its own cpumask, which the unbound one does not cover
+# (tuned sets both: profiles/cpu-partitioning/tuned.conf and profiles/realtime/tuned.conf, [sysfs]).
+# tuned names it /sys/bus/workqueue/devices/writeback/cpumask, a link to this file; kvmtune writes
+# through no link, so it names the device itself.
+MASKS = {"default_smp_affinity": "proc/irq/default_smp_affinity", "workqueue": "sys/devices/virtual/workqueue/cpumask",
+         "writeback": "sys/devices/virtual/workqueue/writeback/cpumask"}
 SYSTEMD_DETAIL = "CPUAffinity= of system services: from the next boot (or 'systemctl daemon-reexec')"
 
 
@@ -122,12 +128,14 @@ def plan_cpus(profile, facts, split, warnings: list[str]) -> list:
         for irq, (affinity, effective) in sorted(facts.irqs.items()):
             if affinity & isolated:
                 changes.append(IrqChange(irq, parse.format_cpulist(sorted(affinity)), wanted))
-    if req.workqueue:
-        current = facts.masks.get("workqueue")
-        if current is None:
-            warnings.append("no /sys/devices/virtual/workqueue/cpumask here: unbound workqueues keep all CPUs")
-        else:
-            changes.append(MaskChange("workqueue", current, mask(housekeeping), detail="unbound workqueues"))
+    # (flag, mask, what keeps its CPUs without the file, what the mask steers)
+    for on, knob, absent, what in ((req.workqueue, "workqueue", "unbound workqueues keep all CPUs", "unbound workqueues"),
+                                   (req.writeback, "writeback", "writeback keeps its CPUs", "the writeback workqueue")):
+        current = facts.masks.get(knob) if on else None
+        if on and current is None:
+            warnings.append(f"no /{MASKS[knob]} here: {absent}")
+        elif on:
+            changes.append(MaskChange(knob, current, mask(housekeeping), detail=what))
     return [c for c in changes if c.status != OK or isinstance(c, MaskChange)]
 
 

@@ -53,6 +53,9 @@ class TuneFacts:
     ksm_last: dict | None = None  # the KSM policy's last decision, as the journal holds it
     fragmentation: object = None  # probe.buddy.Fragmentation (pool growth is warned against it)
     read_at: str = ""  # when the policy's facts were read (its decision records it)
+    cpu: object = None  # probe.cpu.CpuFacts, for the boot section (vendor, invariant TSC)
+    itlb_multihit: str | None = None  # the kernel's iTLB multihit verdict, for boot's kvm.nx_huge_pages
+    kthreads: tuple = ()  # (pid, comm, CPUs allowed) of movable kernel threads (tune.kthreads)
 
 
 def read_for_profile(host, profile, persist: bool = True) -> TuneFacts:

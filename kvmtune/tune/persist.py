@@ -155,8 +155,8 @@ def _plan(profile, facts, ctx) -> list:
     if ctx.persist:
         return plan_files(profile, facts, ctx.changes, ctx.warnings, ctx.shared.get("modprobe"),
                           ctx.shared.get("split"), ctx.shared.get("boot_groups", ()))
-    if profile.kvm_modules or profile.cpus is not None:
-        ctx.warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus and "
+    if profile.kvm_modules or profile.cpus is not None or profile.boot:
+        ctx.warnings.append("--no-persist: the kernel arguments, module options and systemd settings of cpus, boot and "
                             "kvm_modules apply only at boot, so they are not set")
     return []
 

@@ -16,7 +16,8 @@ import struct
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 MUTATORS = ("write", "rename", "replace", "unlink", "remove", "mkdir", "rmdir", "chmod", "fchmod",
-            "chown", "fchown", "lchown", "setxattr", "removexattr", "symlink", "truncate", "ftruncate")
+            "chown", "fchown", "lchown", "setxattr", "removexattr", "symlink", "truncate", "ftruncate",
+            "sched_setaffinity")  # a live kernel thread's CPUs (host.affinity)
 
 
 def _install(kill_at, when, pause_at, pause_fds, counter):
