@@ -23,7 +23,7 @@ from tests.conftest import ALL_HOSTS, build_root
 
 PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 PART_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-FIXED = ["ready", "ready-passthrough", "ready-sriov", "ready-migration", "kvm-functional", "cpu-model", "tsc-khz",
+FIXED = ["ready", "ready-passthrough", "ready-sriov", "ready-migration", "ready-pinned", "kvm-functional", "cpu-model", "tsc-khz",
          "hugepages-2M-free", "hugepages-1G-free", "isolated-cpus"]
 
 

@@ -146,7 +146,7 @@ def root(tmp_path):
                   "boot/loader/entries/a.conf": BLS, "etc/default/irqbalance": "OPTIONS=\n",
                   "sys/bus/pci/devices/0000:01:00.0/sriov_numvfs": "2\n",
                   "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs": "8\n",
-                  f"{GPU}/driver_override": "(null)\n", "sys/bus/pci/drivers_probe": ""})
+                  f"{GPU}/driver_override": "(null)\n", "sys/bus/pci/drivers_probe": "",
                   "proc/40/stat": KSMD_STAT, "proc/40/status": "Name:\tksmd\nCpus_allowed:\tff\nCpus_allowed_list:\t0-7\n"})
     return write_tree(str(tmp_path / "host"), files)
 
