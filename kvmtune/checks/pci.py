@@ -6,10 +6,10 @@ adds them or --only names them, so plain check reads no PCI device.
 
 from __future__ import annotations
 
+from kvmtune.checks.boot_hint import kernel_args_here as _args
 from kvmtune.checks.facts import Facts
 from kvmtune.checks.model import FAIL, INFO, PASS, TITLES, UNKNOWN, WARN, Check
 
-GRUB = "GRUB_CMDLINE_LINUX in /etc/default/grub, then 'update-grub' (or 'grubby --update-kernel=ALL --args=...') and reboot"
 ACS_OVERRIDE = ("the out-of-tree 'pcie_acs_override=' patch splits groups only by pretending isolation the "
                 "hardware lacks: devices can still reach each other by peer-to-peer DMA")
 
@@ -30,8 +30,9 @@ def check_iommu_groups(facts: Facts) -> Check:
         return Check("iommu.groups", FAIL, title,
                      f"{len(pci.functions)} PCI functions, none in an IOMMU group: the kernel set up no IOMMU, "
                      "so no device can be passed to a guest",
-                     "Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware; on Intel also add "
-                     f"'intel_iommu=on' to {GRUB} (AMD's IOMMU is on by default unless 'amd_iommu=off').",
+                     "Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware (AMD's IOMMU is then on "
+                     "unless 'amd_iommu=off'); on Intel also add 'intel_iommu=on' (or apply a profile's "
+                     f"'iommu:' section): {_args(facts)}.",
                      {"groups": {}})
     found = verdicts(pci, needs)
     data = {"groups": {g: list(m) for g, m in pci.groups.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kvmtune.checks.boot_hint import kernel_args_here as _args
 from kvmtune.checks.facts import Facts
 from kvmtune.checks.model import INFO, PASS, TITLES, UNKNOWN, WARN, Check
 from kvmtune.probe.cgroups import V1_NEEDED, V2_NEEDED
@@ -9,8 +10,6 @@ from kvmtune.probe.cgroups import V1_NEEDED, V2_NEEDED
 AMD_VENDORS = ("AuthenticAMD", "HygonGenuine")
 # A group's default domain type says how the kernel runs the IOMMU (Documentation/ABI/testing/sysfs-kernel-iommu_groups).
 MODES = {"identity": "pt (identity: iommu=pt)", "DMA-FQ": "lazy (DMA-FQ)", "DMA": "strict (DMA)"}
-GRUB = ("add it to GRUB_CMDLINE_LINUX in /etc/default/grub, run 'update-grub' "
-        "(or 'grubby --update-kernel=ALL --args=...'), and reboot")
 
 
 def check_cgroups(facts: Facts) -> Check:
@@ -61,14 +60,14 @@ def check_iommu(facts: Facts) -> Check:
     if off:
         words = " ".join(f"{k}={v}" for k, v in off.items())
         return Check("iommu", WARN, title, f"the kernel command line turns the IOMMU off: {words}",
-                     f"Remove '{words}' from the kernel command line: {GRUB}.", data)
+                     f"Remove '{words}' from the kernel command line: {_args(facts)}.", data)
     if table in io.tables or ("DMAR" in io.tables or "IVRS" in io.tables):
         if amd:
             hint = ("AMD-Vi is on by default when the IVRS table exists: check that the kernel has "
                     "CONFIG_AMD_IOMMU and that nothing on the command line disables it (reboot needed).")
         else:
             hint = (f"Add 'intel_iommu=on' (kernels before 6.8 or built without "
-                    f"CONFIG_INTEL_IOMMU_DEFAULT_ON): {GRUB}.")
+                    f"CONFIG_INTEL_IOMMU_DEFAULT_ON): {_args(facts)}.")
         return Check("iommu", WARN, title,
                      f"firmware has an {table} table but the kernel set up no IOMMU groups", hint, data)
     if facts.cpu.hypervisor:  # a guest: its IOMMU is whatever its hypervisor gives it
@@ -103,7 +102,7 @@ def check_secure_guest(facts: Facts) -> Check:
             return Check("secure_guest", PASS, title, "Intel TDX enabled (kvm_intel.tdx=Y)", None, data)
         return Check("secure_guest", WARN, title,
                      f"CPU and firmware support TDX but kvm_intel.tdx={tdx or 'absent'}",
-                     f"Add 'kvm_intel.tdx=Y': {GRUB}.", data)
+                     f"Add 'kvm_intel.tdx=Y': {_args(facts)}.", data)
     return Check("secure_guest", INFO, title,
                  "CPU reports no TDX (tdx_host_platform); confidential guests unavailable", None,
                  {"sev": False, "tdx": False})
@@ -125,7 +124,7 @@ def _sev(facts: Facts, title: str) -> Check:
         return Check("secure_guest", INFO, title, "CPU supports SEV; kvm_amd is not loaded", None, data)
     if not _on(gens["sev"]):
         return Check("secure_guest", WARN, title, f"CPU supports SEV but kvm_amd.sev={gens['sev']}",
-                     f"Add 'kvm_amd.sev=1': {GRUB}.", data)
+                     f"Add 'kvm_amd.sev=1': {_args(facts)}.", data)
     if not dev.exists:
         return Check("secure_guest", WARN, title,
                      "kvm_amd.sev is on but /dev/sev is missing: the PSP firmware did not initialise",

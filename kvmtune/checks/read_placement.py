@@ -53,12 +53,18 @@ def _boot_args(host, got):
     return read_boot_args(host)
 
 
+def _boot_loader(host, got):
+    from kvmtune.probe.boot_loader import read_boot_loader
+    return read_boot_loader(host)
+
+
 PLACEMENT_READERS = {
     "cores": (_cores, ("cpu",)),
     "isolation": (_isolation, ("cmdline", "systemd_conf")),
     "isolated_cores": (_isolated_cores, ("cpu", "isolation")),
     "power": (_power, ("cmdline", "isolation")),
     "boot_args": (_boot_args, ()),
+    "boot_loader": (_boot_loader, ()),
     "guests": (_guests, ("mounts", "numa")),
     "applied_profiles": (_applied_profiles, ("guests",)),
 }
