@@ -95,3 +95,22 @@ class SriovRequest:
     autoprobe: bool | None  # sriov_drivers_autoprobe; None: left as it is
     src: object  # the PF's Node (its key names the PF)
     numvfs_src: object = None  # the numvfs value's Node, for a count the PF cannot take
+
+
+# The KSM pressure policy a profile asks for (tune.ksm_decide decides by it).
+DEFAULT_THRESHOLD = 20.0  # % of MemTotal
+DEFAULT_HYSTERESIS = 6.25  # % of MemTotal (1/16)
+DEFAULT_PAGES = (64, 1250)  # ksmtuned KSM_NPAGES_MIN / KSM_NPAGES_MAX
+
+
+@record
+class Policy:
+    threshold: float = DEFAULT_THRESHOLD  # percent of MemTotal
+    hysteresis: float = DEFAULT_HYSTERESIS  # percent of MemTotal
+    pages_min: int = DEFAULT_PAGES[0]
+    pages_max: int = DEFAULT_PAGES[1]
+    src: object = None  # the profile's Node (None in tests)
+
+    def describe(self) -> str:
+        return (f"pressure: on below {self.threshold:g}% of RAM available, off above "
+                f"{self.threshold + self.hysteresis:g}%, pages_to_scan {self.pages_min}..{self.pages_max}")

@@ -20,8 +20,8 @@ DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def ksm_policy(node: Node):
-    """(tune.ksm_decide.Policy or None, the keys it took out of the section)."""
-    from kvmtune.tune.ksm_decide import DEFAULT_HYSTERESIS, DEFAULT_PAGES, DEFAULT_THRESHOLD, Policy
+    """(profile.model.Policy or None, the keys it took out of the section)."""
+    from kvmtune.profile.model import DEFAULT_HYSTERESIS, DEFAULT_PAGES, DEFAULT_THRESHOLD, Policy
 
     spec = expect_mapping(node, "knobs to values")
     if "policy" not in spec:

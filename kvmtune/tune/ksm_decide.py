@@ -24,24 +24,9 @@ come in, decisions go out, and the journal keeps the last one (``to_record``/``c
 
 from __future__ import annotations
 
+# The policy is declared with the profile (its defaults are the profile's); decided here.
+from kvmtune.profile.model import DEFAULT_HYSTERESIS, DEFAULT_PAGES, DEFAULT_THRESHOLD, Policy  # noqa: F401
 from kvmtune.record import record
-
-DEFAULT_THRESHOLD = 20.0  # % of MemTotal
-DEFAULT_HYSTERESIS = 6.25  # % of MemTotal (1/16)
-DEFAULT_PAGES = (64, 1250)  # ksmtuned KSM_NPAGES_MIN / KSM_NPAGES_MAX
-
-
-@record
-class Policy:
-    threshold: float = DEFAULT_THRESHOLD  # percent of MemTotal
-    hysteresis: float = DEFAULT_HYSTERESIS  # percent of MemTotal
-    pages_min: int = DEFAULT_PAGES[0]
-    pages_max: int = DEFAULT_PAGES[1]
-    src: object = None  # the profile's Node (None in tests)
-
-    def describe(self) -> str:
-        return (f"pressure: on below {self.threshold:g}% of RAM available, off above "
-                f"{self.threshold + self.hysteresis:g}%, pages_to_scan {self.pages_min}..{self.pages_max}")
 
 
 @record
