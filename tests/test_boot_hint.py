@@ -35,3 +35,10 @@ def test_the_iommu_hint_speaks_the_hosts_boot_loader(loader, tmp_path, check_jso
     assert check["status"] == "fail"
     assert said in check["hint"] and not_said not in check["hint"], check["hint"]
     assert "intel_iommu=on" in check["hint"]
+
+
+def test_the_boot_loaders_directory_is_the_one_kvmtune_edits():
+    from kvmtune.host.owned import BLS_DIR
+    from kvmtune.probe.boot_loader import ENTRIES_DIR
+
+    assert ENTRIES_DIR == BLS_DIR

@@ -12,10 +12,10 @@ edit: the arguments are for the operator to add by hand.
 
 from __future__ import annotations
 
-from kvmtune.host.owned import BLS_DIR, BLS_ENTRY
 from kvmtune.record import record
 
 GRUB_DEFAULTS = "etc/default/grub"
+ENTRIES_DIR = "boot/loader/entries"  # host.owned.BLS_DIR, without importing its grammars
 GENERATORS = ("update-grub", "grub2-mkconfig", "grub-mkconfig")
 # The directories a root shell's PATH holds on the distributions kvmtune knows, under the root.
 PATH_DIRS = ("usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin")
@@ -35,18 +35,24 @@ class BootLoader:
 
 
 def read_boot_loader(host) -> BootLoader:
-    entries = [n for n in host.listdir(BLS_DIR) if BLS_ENTRY.fullmatch(n)]
-    if entries:
-        return BootLoader("bls", f"{len(entries)} boot entries in /{BLS_DIR}")
+    # host.owned (its grammars compiled at import) only where there are entries to hold to them:
+    # check reads the boot loader on every host, for its hints.
+    names = host.listdir(ENTRIES_DIR)
+    if names:
+        from kvmtune.host.owned import BLS_ENTRY
+
+        entries = [n for n in names if BLS_ENTRY.fullmatch(n)]
+        if entries:
+            return BootLoader("bls", f"{len(entries)} boot entries in /{ENTRIES_DIR}")
     generator = next((f"/{d}/{g}" for g in GENERATORS for d in PATH_DIRS if host.exists(f"{d}/{g}")), None)
     has_defaults = host.exists(GRUB_DEFAULTS)
     if generator and has_defaults:
         return BootLoader("grub", f"/{GRUB_DEFAULTS} and {generator}")
     loader = next((f"/{p}" for p in SYSTEMD_BOOT if host.exists(p)), None)
     if loader:
-        return BootLoader("systemd-boot", f"{loader}, with no entries in /{BLS_DIR} for kvmtune to edit")
+        return BootLoader("systemd-boot", f"{loader}, with no entries in /{ENTRIES_DIR} for kvmtune to edit")
     if has_defaults:
         return BootLoader(None, f"/{GRUB_DEFAULTS}, but no GRUB configuration generator on PATH")
     if generator:
         return BootLoader(None, f"{generator}, but no /{GRUB_DEFAULTS}")
-    return BootLoader(None, f"no GRUB, no /{BLS_DIR}, no systemd-boot")
+    return BootLoader(None, f"no GRUB, no /{ENTRIES_DIR}, no systemd-boot")
