@@ -56,8 +56,10 @@ def context(host) -> dict:
             "nohz_full_arg": facts.args.get("nohz_full"), "kernel_nohz_full": has_file}
 
 
-def measure_noise(host, cpus: list[int], seconds: float, how: str, progress=None, sleep=time.sleep) -> tuple[dict, list[str]]:
-    """The noise section's JSON, and what did not read back as found afterwards."""
+def measure_noise(host, cpus: list[int], seconds: float, how: str, progress=None, sleep=time.sleep,
+                  journal=None) -> tuple[dict, list[str]]:
+    """The noise section's JSON, and what did not read back as found afterwards. ``journal``: where
+    the osnoise tracer's files are journaled before they are written (bench.undo.Undo.tracer)."""
     from kvmtune.bench.detour import run_loops, summarise
     from kvmtune.bench.noise_judge import conclusion, findings
     from kvmtune.bench.tsc import Tsc, calibrate
@@ -96,14 +98,14 @@ def measure_noise(host, cpus: list[int], seconds: float, how: str, progress=None
     noise = {"cpus": rows, "osnoise": None, "osnoise_skipped": None, "chosen": how, "duration_s": seconds,
              "threshold_us": THRESHOLD_US, "tsc_mhz": clock["tsc_mhz"], "tsc_calibration": clock["tsc_calibration"],
              "problems": before.problems + [p for p in after.problems if p not in before.problems]}
-    problems = _osnoise(host, cpus, seconds, noise, progress, sleep)
+    problems = _osnoise(host, cpus, seconds, noise, progress, sleep, journal)
     facts = context(host)
     noise["findings"] = findings(noise, facts)
     noise["conclusion"] = conclusion(noise)
     return noise, problems
 
 
-def _osnoise(host, cpus, seconds, noise: dict, progress, sleep) -> list[str]:
+def _osnoise(host, cpus, seconds, noise: dict, progress, sleep, journal) -> list[str]:
     from kvmtune.bench.osnoise import find_tracefs, measure_osnoise
 
     base, why = find_tracefs(host)
@@ -114,6 +116,6 @@ def _osnoise(host, cpus, seconds, noise: dict, progress, sleep) -> list[str]:
         noise["osnoise_skipped"] = "a read-only host: the tracer cannot be switched on"
         return []
     progress(f"noise: the kernel's osnoise tracer, {seconds:g} s")
-    figures, why, problems = measure_osnoise(host, base, cpus, seconds, sleep)
+    figures, why, problems = measure_osnoise(host, base, cpus, seconds, sleep, journal)
     noise["osnoise"], noise["osnoise_skipped"] = figures, why
     return problems

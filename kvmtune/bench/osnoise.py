@@ -9,8 +9,10 @@ window, not during it: each would count the other's busy thread as noise.
 
 Only a tracefs nobody is using is touched (``current_tracer`` is ``nop`` and no event is
 enabled), because switching tracers empties the ring buffer. Every file written is read
-first and written back afterwards, newest first, also on Ctrl-C, and read back; what does
-not read back as found is reported. A tracefs that is not mounted is not mounted for the
+first, its text journaled before the write (``journal``: bench.undo, the journal's bench
+section, so that rollback puts it back after a kill -9), and written back afterwards, newest
+first, also on Ctrl-C, and read back; what does not read back as found is reported and
+stays journaled. A tracefs that is not mounted is not mounted for the
 run: the section says so.
 """
 
@@ -22,8 +24,7 @@ import time
 
 from kvmtune.errors import HostError
 from kvmtune.host.cpulist import format_cpulist
-
-PLACES = ("sys/kernel/tracing", "sys/kernel/debug/tracing")
+from kvmtune.tune.journal_bench import TRACEFS as PLACES, put_back_tracer
 # TASK-PID [CPU] flags TIMESTAMP: RUNTIME NOISE %AVAILABLE MAX-SINGLE HW NMI IRQ SIRQ THREAD
 LINE = re.compile(r"\[(\d{1,5})\]\s+\S+\s+[0-9.]+:\s+(\d+)\s+(\d+)\s+([0-9.]+)\s+(\d+)"
                   r"\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$")
@@ -74,9 +75,12 @@ def parse_trace(text: str) -> dict[int, dict]:
     return out
 
 
-def measure_osnoise(host, base: str, cpus: list[int], seconds: float, sleep=time.sleep) -> tuple[dict | None, str | None, list[str]]:
+def measure_osnoise(host, base: str, cpus: list[int], seconds: float, sleep=time.sleep,
+                    journal=None) -> tuple[dict | None, str | None, list[str]]:
     """Run the tracer on ``cpus`` for ``seconds``: (figures, None, problems) or (None, why not,
-    problems). problems: what did not read back as found afterwards."""
+    problems). problems: what did not read back as found afterwards. ``journal(saved)`` keeps
+    the files written so far and their texts before on disk (an empty list: all are back)."""
+    journal = journal or (lambda saved: None)
     try:
         tracer = host.read(f"{base}/current_tracer").strip()
         events = (host.read_optional(f"{base}/set_event") or "").strip()
@@ -88,15 +92,18 @@ def measure_osnoise(host, base: str, cpus: list[int], seconds: float, sleep=time
     saved: list[tuple[str, str]] = []  # (file, its text before), in the order written
     failure, text = None, ""
     try:
-        _set(host, saved, f"{base}/osnoise/cpus", format_cpulist(cpus))
-        _set(host, saved, f"{base}/tracing_on", "1")
-        _set(host, saved, f"{base}/current_tracer", "osnoise")
+        _set(host, saved, f"{base}/osnoise/cpus", format_cpulist(cpus), journal)
+        _set(host, saved, f"{base}/tracing_on", "1", journal)
+        _set(host, saved, f"{base}/current_tracer", "osnoise", journal)
         sleep(seconds)
         text = host.read(f"{base}/trace", limit=64 << 20)
     except HostError as exc:
         failure = f"the osnoise tracer could not run: {exc.reason}"
     finally:
+        written = bool(saved)
         problems = restore(host, saved)
+        if written and not problems:  # all back as found: nothing left to remember
+            journal([])
     if failure:
         return None, failure, problems
     rows = parse_trace(text)
@@ -105,30 +112,20 @@ def measure_osnoise(host, base: str, cpus: list[int], seconds: float, sleep=time
     return figures, None, problems
 
 
-def _set(host, saved: list, rel: str, value: str) -> None:
+def _set(host, saved: list, rel: str, value: str, journal) -> None:
     before = host.read(rel)
     if before.strip() == value:
         return
     saved.append((rel, before))
+    journal(saved)  # the text before is on disk before the write
     host.write(rel, value)
 
 
 def restore(host, saved: list) -> list[str]:
-    """Write back what ``saved`` holds, newest first (the tracer stops before its CPUs change), with
-    Ctrl-C held off until done; each file is read back. Empties ``saved``; problems as sentences."""
-    problems = []
+    """Write back what ``saved`` holds (tune.journal_bench.put_back_tracer), with Ctrl-C held
+    off until done. Empties ``saved``; problems as sentences."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
-        while saved:
-            rel, before = saved.pop()
-            try:
-                host.write(rel, before.rstrip("\n"))
-                now = host.read(rel)
-            except HostError as exc:
-                problems.append(f"/{rel} could not be put back to {before.strip()!r}: {exc.reason}")
-                continue
-            if now != before:
-                problems.append(f"/{rel} was {before.strip()!r} before the run and is {now.strip()!r} now")
+        return put_back_tracer(host, saved)[1]
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return problems

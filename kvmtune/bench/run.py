@@ -3,7 +3,8 @@
 Every backing lives in the same VM and every round measures all of them in a fresh
 shuffled order, so a ratio compares two walks taken moments apart (back-to-back runs
 of one backing after another drift too much on a host that is itself a guest).
-Whatever the run changed (pool sizes with --grow-pools, KSM with --ksm) is journaled
+Whatever the run changed (pool sizes with --grow-pools, KSM with --ksm, the osnoise
+tracer's files with the noise section) is journaled
 before it is written, put back in ``finally``, also on Ctrl-C, and read back; after a
 kill -9, rollback or the next bench puts it back.
 """
@@ -86,9 +87,10 @@ class BenchInterrupted(Exception):
 def run_bench(host, settings: Settings, progress=None) -> dict:
     """Measure; the result as the JSON contract. Refused if the memory is not there.
 
-    A run that may change pools or KSM holds the engine's lock throughout, and puts back
-    first what a killed bench left, before it reads anything (bench.undo)."""
-    undo = Undo(host, settings.grow_pools or "ksm" in settings.sections)
+    A run that may change pools, KSM or the osnoise tracer holds the engine's lock throughout,
+    and puts back first what a killed bench left, before it reads anything (bench.undo)."""
+    tracer = "noise" in settings.sections and hasattr(host, "write")  # a read-only host runs no tracer
+    undo = Undo(host, settings.grow_pools or "ksm" in settings.sections or tracer)
     undo.start()
     try:
         return _run(host, settings, progress or (lambda text, done=None, total=None: None), undo)
@@ -163,7 +165,7 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
     from kvmtune.bench.native import Native
 
     if "noise" in settings.sections:
-        _noise(host, settings, result, progress)
+        _noise(host, settings, result, progress, guard.undo)
     window = Window(host)  # before the first walk; ksmd's own work below is not interference
     progress("preparing host memory")
     mappings, skips = (backings(host, settings, guard, held, result["host"]) if _needs_backings(settings)
@@ -211,13 +213,14 @@ def _measure(host, settings: Settings, result: dict, guard: HostGuard, held: lis
             result["skipped"]["ksm"] = reason
 
 
-def _noise(host, settings: Settings, result: dict, progress) -> None:
+def _noise(host, settings: Settings, result: dict, progress, undo: Undo) -> None:
     """The noise window comes first, while the bench has built nothing. It counts within the run's
     budget, which bounds a run's length whatever is measured (a quick full run: 3 of its 10 s)."""
     from kvmtune.bench.noise import choose_cpus, measure_noise
 
     cpus, how = choose_cpus(host, settings.cpus)
-    result["noise"], problems = measure_noise(host, cpus, settings.duration, how, progress)
+    result["noise"], problems = measure_noise(host, cpus, settings.duration, how, progress,
+                                              journal=undo.tracer if undo.journaled else None)
     if problems:
         result["warnings"] += problems
         result["host_restored"] = False

@@ -1,4 +1,5 @@
-"""bench's undo on disk: the engine's lock and journal, held while a run changes pools or KSM.
+"""bench's undo on disk: the engine's lock and journal, held while a run changes pools, KSM or
+the osnoise tracer's files.
 
 Opened before the run reads the host, it takes the lock apply and rollback take, puts
 back first what a killed bench left (the journal names it: a kill -9 runs no
@@ -80,6 +81,8 @@ class Undo:
             if journal.bench is None:
                 raise Busy(interrupted_message(journal))
             done, problems = restore(self.host, journal.bench["records"])
+            tracer, more = journal_bench.put_back_tracer(self.host, journal_bench.tracer_saved(journal.bench))
+            done, problems = done + tracer, problems + more
             if problems:
                 raise Busy(f"{journal.interrupted} was interrupted, and what it changed cannot be put back "
                            f"({'; '.join(problems)}): run 'kvmtune rollback'")
@@ -89,19 +92,32 @@ class Undo:
             journal, found = journal_mod.load_found(self.host)
         self.journal, self.found = journal, found
 
+    def _section(self) -> None:
+        """The journal with this run's bench section, begun at the first change."""
+        if not self.journaled:
+            raise RuntimeError("a bench that was not opened to change the host changed it")
+        if self.journal is None or self.journal.bench is None:
+            self.journal = self.journal or journal_mod.Journal()
+            journal_bench.begin(self.journal, self.found)
+
     def write(self, change) -> None:
         """Journal the change's original (bench's section, and ``records`` where it has none
         yet), save, and only then make the change."""
-        if not self.journaled:
-            raise RuntimeError("a bench that was not opened to change the host changed it")
         with shielded():
-            if self.journal is None or self.journal.bench is None:
-                self.journal = self.journal or journal_mod.Journal()
-                journal_bench.begin(self.journal, self.found)
+            self._section()
             if journal_bench.record(self.journal, change) or not self.saved:
                 journal_mod.save(self.host, self.journal)  # the original is on disk before the write
                 self.saved = True
             change.execute(self.host, Context())
+
+    def tracer(self, saved: list) -> None:
+        """Journal the osnoise files written so far and their texts before (bench.osnoise), and
+        save, before the next is written; an empty list: all are back, the record goes."""
+        with shielded():
+            self._section()
+            journal_bench.journal_tracer(self.journal, saved)
+            journal_mod.save(self.host, self.journal)
+            self.saved = True
 
     def close(self) -> list[str]:
         """Put back this run's changes, newest first; problems, as sentences. The state file
@@ -109,6 +125,7 @@ class Undo:
         if not self.saved:
             return []
         _, problems = restore(self.host, self.journal.bench["records"], newest_first=True)
+        problems += journal_bench.put_back_tracer(self.host, journal_bench.tracer_saved(self.journal.bench))[1]
         if problems:
             return problems + ["the journal keeps what is not back: 'kvmtune rollback' or the next bench puts "
                                "it back"]

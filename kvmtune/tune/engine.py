@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 
 from kvmtune.errors import Busy, HostError, Refused
-from kvmtune.tune import journal as journal_mod
+from kvmtune.tune import journal as journal_mod, journal_bench
 from kvmtune.tune.binding import hold_unbound
 from kvmtune.tune.change import BLOCKED, CHANGED, FAILED, OK, PENDING, UNDONE, Plan
 from kvmtune.tune.created_dirs import CreatedDirs
@@ -243,6 +243,7 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         debris = journal_mod.clear_debris(host, journal)
         if journal is None:
             return None, debris
+        debris += journal_bench.rollback_tracer(host, journal)  # the bench section goes with begin
         journal.begin("rollback")
         journal_mod.save(host, journal)
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
