@@ -53,11 +53,18 @@ def _kill_in_window(root: Path) -> None:
 def test_rollback_after_a_kill_in_the_tracer_window_puts_the_files_back_exactly(tree, run_cli):
     before = _files(tree)
     _kill_in_window(tree)
+    running = _files(tree)
+    code, out, err = run_cli("--root", str(tree), "rollback", "--check", "--json")
+    assert code == 0 and _files(tree) == running, err
+    assert json.loads(out)["warnings"][0] == ("would put back the osnoise tracer a killed bench left: "
+                                              "/sys/kernel/tracing/current_tracer 'osnoise' -> 'nop'")
     code, out, err = run_cli("--root", str(tree), "rollback", "--json")
     assert code == 0, err
     assert _files(tree) == before  # fails when the tracer's files are not journaled
     assert not (tree / STATE).exists()  # there was no state before the bench: none after
-    assert "current_tracer 'osnoise' -> 'nop'" in json.loads(out)["msg"]
+    assert [w.rpartition(": ")[2] for w in json.loads(out)["warnings"]] == [
+        "/sys/kernel/tracing/current_tracer 'osnoise' -> 'nop'", "/sys/kernel/tracing/tracing_on '1' -> '0'",
+        "/sys/kernel/tracing/osnoise/cpus '1,3' -> '0-3'"]
     code, out, err = run_cli("--root", str(tree), "rollback", "--json")
     assert code == 0 and "nothing to roll back" in json.loads(out)["msg"]
 

@@ -236,6 +236,7 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
             return None, []
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
         hold_unbound(host, plan)
+        plan.warnings += journal_bench.tracer_pending(host, journal)
         return plan, []
     preflight(host)
     with Locked(host, wait):
@@ -243,10 +244,11 @@ def rollback(host, *, wait: bool = False, check: bool = False) -> tuple[Plan | N
         debris = journal_mod.clear_debris(host, journal)
         if journal is None:
             return None, debris
-        debris += journal_bench.rollback_tracer(host, journal)  # the bench section goes with begin
+        tracer = journal_bench.rollback_tracer(host, journal)  # the bench section goes with begin
         journal.begin("rollback")
         journal_mod.save(host, journal)
         plan = plan_rollback(journal.records, read_for_rollback(host, journal.records))
+        plan.warnings += tracer
         hold_unbound(host, plan)
         for c in plan.pending:
             c.execute(host, Context())

@@ -116,7 +116,18 @@ def rollback_tracer(host, journal) -> list[str]:
     done, problems = put_back_tracer(host, saved)
     if problems:
         raise HostError(first, "the osnoise tracer could not be put back: " + "; ".join(problems))
-    return [f"the osnoise tracer's {d}" for d in done]
+    return [f"put back the osnoise tracer a killed bench left: {d}" for d in done]
+
+
+def tracer_pending(host, journal) -> list[str]:
+    """What rollback would put back of the osnoise files a killed bench left (rollback --check)."""
+    out = []
+    for rel, before in tracer_saved(journal.bench or {}):
+        now = host.read_optional(rel)
+        if now != before:
+            out.append(f"would put back the osnoise tracer a killed bench left: /{rel} "
+                       f"{(now or '').strip()!r} -> {before.strip()!r}")
+    return out[::-1]  # newest first, as it would be written
 
 
 def tracer_saved(section: dict) -> list:
