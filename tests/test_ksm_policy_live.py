@@ -103,9 +103,33 @@ def cycle(host) -> str | None:
     return None
 
 
+def follows_an_allocation() -> str | None:
+    """None when MemAvailable drops by (most of) a touched allocation and comes back when it is
+    freed; else what it did. On this VM it sometimes does neither (a first allocation made the
+    kernel give up 1 GiB that MemAvailable had counted, and kept it; a later one moved it by
+    0.1 GiB): no threshold can then be crossed on purpose, and the test has nothing to drive."""
+    start = meminfo()["MemAvailable"]
+    area = touched(ALLOCATE)
+    held = meminfo()["MemAvailable"]
+    area.close()
+    time.sleep(0.5)
+    back = meminfo()["MemAvailable"]
+    if start - held < ALLOCATE * 0.8 or back - held < ALLOCATE * 0.8:
+        return (f"MemAvailable does not follow a {ALLOCATE // MIB} MiB allocation here: {start // MIB} MiB, "
+                f"{held // MIB} MiB with it, {back // MIB} MiB after freeing it")
+    return None
+
+
 def test_a_real_allocation_turns_ksm_on_and_freeing_it_turns_it_off():
     from kvmtune.host.writable import WritableHost
     from kvmtune.tune.engine import rollback
+
+    for _ in range(3):  # the first allocation may settle what the kernel reclaims
+        why = follows_an_allocation()
+        if why is None:
+            break
+    if why is not None:
+        pytest.skip(why)
 
     saved = ksm_state()
     host = WritableHost("/")
